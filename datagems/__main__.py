@@ -1,0 +1,3 @@
+from datagems.cli import main
+
+raise SystemExit(main())

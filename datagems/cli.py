@@ -1,0 +1,46 @@
+"""``datagems <command>``: one binary for the replica and its development companions.
+
+Each command lives in its own module, which provides ``add_arguments(parser)`` and
+``main(args) -> int``. A ``DatagemsError`` (a bad setting, say) ends the process with one
+line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from datagems.errors import DatagemsError
+
+COMMANDS = {
+    "replica": ("datagems.replica", "run one replica (web app + workers) for one peer id"),
+    "devnode": ("datagems.devnode", "serve the CStore and R1FS APIs of an edge node on loopback"),
+    "mock-llm": ("datagems.inference.mock_server", "serve a mock LLM gateway on loopback"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="datagems",
+        description="DataGems: synthetic datasets, one validated LLM call per record.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.module.main(args) or 0)
+    except DatagemsError as exc:
+        print(f"datagems {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

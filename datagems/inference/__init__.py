@@ -1,0 +1,1 @@
+"""Inference: the gateway client, providers, prompts and the mock gateway."""

@@ -1,0 +1,217 @@
+"""The JSON shapes of the DataGems contract, as pydantic models.
+
+Field names are snake_case in Python and camelCase on the wire (``model_dump(by_alias=True)``).
+Unknown fields written by the original app (or a newer replica) are kept on round trip
+(``extra="allow"``); missing optional fields get their defaults. Timestamps are ISO 8601
+UTC strings with milliseconds and ``Z`` (``now_iso()``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def now_iso() -> str:
+    """Now as ``2026-11-22T02:34:00.314Z``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    """Parse a contract timestamp; ``None`` for missing or malformed values."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class WireModel(BaseModel):
+    """camelCase on the wire, unknown fields kept, built by field name or alias."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="allow", frozen=False
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The camelCase dict written to CStore / R1FS (``None`` fields dropped)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class Range(WireModel):
+    start: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        return max(0, self.end - self.start)
+
+
+class JobBase(WireModel):
+    """``datagen:jobs`` field value: a cache of the job, refreshed by any peer."""
+
+    id: str
+    owner: str
+    title: str = ""
+    status: str = "queued"
+    total_records: int = 0
+    dataset_mode: str | None = None
+    peers: list[str] = Field(default_factory=list)
+    peer_count: int = 0
+    total_generated: int = 0
+    total_ok: int = 0
+    total_failed: int = 0
+    job_details_cid: str | None = None
+    created_at: str | None = None
+    schema_generated_at: str | None = None
+    job_started_at: str | None = None
+    job_finished_at: str | None = None
+    schema_duration_ms: float = 0
+    records_duration_ms: float | None = None
+    schema_refreshes: int = 0
+    updated_at: str | None = None
+
+
+class InFlightRecord(WireModel):
+    """One record being worked on, as shown in the peer state (ours)."""
+
+    i: int
+    attempt: int = 1
+    state: str = "calling"  # calling | validating | retrying
+    started_at: str | None = None
+    reason: str | None = None  # why the last attempt failed, while retrying
+
+
+class ErrorEntry(WireModel):
+    index: int
+    message: str
+
+
+class PeerState(WireModel):
+    """``datagen:job:{id}:peers`` field value, written only by that peer."""
+
+    peer_id: str
+    assigned: int = 0
+    range: Range = Field(default_factory=lambda: Range(start=0, end=0))
+    generated_ok: int = 0
+    generated_failed: int = 0
+    last_update_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    result_cid: str | None = None
+    errors_cid: str | None = None
+    errors: list[ErrorEntry] | None = None
+    # ours
+    in_flight: list[InFlightRecord] = Field(default_factory=list)
+    failure_reasons: dict[str, int] = Field(default_factory=dict)
+    retries: int = 0
+    duplicates: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms_total: float = 0
+    cancelled_at: str | None = None
+
+    @property
+    def done(self) -> int:
+        return self.generated_ok + self.generated_failed
+
+    @property
+    def complete(self) -> bool:
+        return self.done >= self.assigned and bool(self.result_cid)
+
+
+class InferenceSpec(WireModel):
+    use_external_api: bool | None = None
+    profile_id: str | None = None
+    base_url: str | None = None
+    path: str | None = None
+    model: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class JobDetails(WireModel):
+    """Job details in R1FS (JSON; CID in ``jobDetailsCid``)."""
+
+    id: str
+    owner: str
+    title: str = ""
+    description: str = ""
+    instructions: str = ""
+    json_schema: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    inference: InferenceSpec = Field(default_factory=InferenceSpec)
+    dataset_mode: str | None = None
+    total_records: int | None = None
+    created_at: str | None = None
+    schema_generated_at: str | None = None
+    schema_duration_ms: float = 0
+    schema_refreshes: int = 0
+    meta: dict[str, Any] | None = None
+
+
+class JobSummary(WireModel):
+    """``datagen:user:{username}:jobs`` field value."""
+
+    id: str
+    title: str = ""
+    status: str = "queued"
+    total_records: int = 0
+    created_at: str | None = None
+
+
+class UserIndexEntry(WireModel):
+    """``datagen:users`` field value."""
+
+    username: str
+    email: str | None = None
+    name: str | None = None
+    country: str | None = None
+    created_at: str | None = None
+    job_count: int | None = None
+
+
+class InferenceProfile(WireModel):
+    """A user's saved OpenAI-compatible endpoint."""
+
+    id: str
+    name: str = ""
+    base_url: str = ""
+    path: str = "/chat/completions"
+    model: str | None = None
+    api_key: str | None = None
+
+
+class UserSettings(WireModel):
+    """``datagen:user:{username}:settings``."""
+
+    profiles: list[InferenceProfile] = Field(default_factory=list)
+    active_profile_id: str | None = None
+
+
+class CancelRequest(WireModel):
+    """``datagen:cancels`` field value (ours): a user asked to stop the job."""
+
+    job_id: str
+    requested_by: str
+    requested_at: str
+
+
+def split_ranges(total: int, peers: list[str]) -> list[tuple[str, Range]]:
+    """Contiguous ranges in peer order: ``floor(N/P)`` each, the first ``N % P`` one more."""
+    if not peers:
+        raise ValueError("a job needs at least one peer")
+    base, extra = divmod(total, len(peers))
+    ranges: list[tuple[str, Range]] = []
+    start = 0
+    for position, peer in enumerate(peers):
+        size = base + (1 if position < extra else 0)
+        ranges.append((peer, Range(start=start, end=start + size)))
+        start += size
+    return ranges

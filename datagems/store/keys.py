@@ -1,0 +1,20 @@
+"""Every CStore key name DataGems reads or writes (see datagems-contract.md)."""
+
+JOBS = "datagen:jobs"
+USERS = "datagen:users"
+EMAIL_INDEX = "datagen:user-email-index"
+METRICS = "datagen:metrics"
+CANCELS = "datagen:cancels"  # ours: job id -> cancel request
+DRAFTS_USED = "datagen:drafts-used"  # ours: draft token id -> job id (confirm once)
+
+
+def job_peers(job_id: str) -> str:
+    return f"datagen:job:{job_id}:peers"
+
+
+def user_jobs(username: str) -> str:
+    return f"datagen:user:{username}:jobs"
+
+
+def user_settings(username: str) -> str:
+    return f"datagen:user:{username}:settings"

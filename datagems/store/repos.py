@@ -1,0 +1,192 @@
+"""Repositories: the only code that knows key names and JSON shapes.
+
+Each one wraps a ``CStore`` (or ``R1FS``) and speaks the pydantic models of
+``datagems.models``. A stored value that does not parse (a plain string, a shape from an
+unknown writer) is logged at WARNING and skipped: one bad field never breaks a listing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from datagems.models import (
+    CancelRequest,
+    JobBase,
+    JobDetails,
+    JobSummary,
+    PeerState,
+    UserIndexEntry,
+    UserSettings,
+    WireModel,
+)
+from datagems.store import keys
+from datagems.store.base import R1FS, CStore
+
+logger = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], value: Any, where: str) -> M | None:
+    """A stored value as ``model``, or ``None`` (logged) when it has another shape."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        logger.warning("ignoring %s: not a JSON object", where)
+        return None
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        logger.warning("ignoring %s: %s", where, exc.errors()[0].get("msg", "bad shape"))
+        return None
+
+
+def _wire(model: WireModel) -> dict[str, Any]:
+    return model.wire()
+
+
+class JobsRepo:
+    """``datagen:jobs``: job id -> job base."""
+
+    def __init__(self, cstore: CStore) -> None:
+        self.cstore = cstore
+
+    def get(self, job_id: str) -> JobBase | None:
+        return parse(JobBase, self.cstore.hget(keys.JOBS, job_id), f"job {job_id}")
+
+    def put(self, job: JobBase) -> None:
+        self.cstore.hset(keys.JOBS, job.id, _wire(job))
+
+    def all(self) -> dict[str, JobBase]:
+        jobs = {}
+        for job_id, value in self.cstore.hgetall(keys.JOBS).items():
+            job = parse(JobBase, value, f"job {job_id}")
+            if job is not None:
+                jobs[job_id] = job
+        return jobs
+
+
+class PeersRepo:
+    """``datagen:job:{id}:peers``: peer id -> peer state (one writer per field)."""
+
+    def __init__(self, cstore: CStore) -> None:
+        self.cstore = cstore
+
+    def all(self, job_id: str) -> dict[str, PeerState]:
+        states = {}
+        for peer_id, value in self.cstore.hgetall(keys.job_peers(job_id)).items():
+            state = parse(PeerState, value, f"peer {peer_id} of job {job_id}")
+            if state is not None:
+                states[peer_id] = state
+        return states
+
+    def get(self, job_id: str, peer_id: str) -> PeerState | None:
+        value = self.cstore.hget(keys.job_peers(job_id), peer_id)
+        return parse(PeerState, value, f"peer {peer_id} of job {job_id}")
+
+    def put(self, job_id: str, state: PeerState) -> None:
+        self.cstore.hset(keys.job_peers(job_id), state.peer_id, _wire(state))
+
+
+class DetailsRepo:
+    """Job details in R1FS, addressed by ``jobDetailsCid``."""
+
+    def __init__(self, r1fs: R1FS, secret: str | None = None) -> None:
+        self.r1fs = r1fs
+        self.secret = secret
+
+    def put(self, details: JobDetails) -> str:
+        return self.r1fs.add_json(
+            _wire(details), filename=f"{details.id}_details.json", secret=self.secret
+        )
+
+    def get(self, cid: str) -> JobDetails:
+        return JobDetails.model_validate(self.r1fs.get_json(cid, secret=self.secret))
+
+
+class UserJobsRepo:
+    """``datagen:user:{username}:jobs``: job id -> summary."""
+
+    def __init__(self, cstore: CStore) -> None:
+        self.cstore = cstore
+
+    def put(self, owner: str, summary: JobSummary) -> None:
+        self.cstore.hset(keys.user_jobs(owner), summary.id, _wire(summary))
+
+    def all(self, owner: str) -> dict[str, JobSummary]:
+        found = {}
+        for job_id, value in self.cstore.hgetall(keys.user_jobs(owner)).items():
+            summary = parse(JobSummary, value, f"job summary {job_id} of {owner}")
+            if summary is not None:
+                found[job_id] = summary
+        return found
+
+
+class UsersRepo:
+    """``datagen:users`` (username -> index entry) and the e-mail index."""
+
+    def __init__(self, cstore: CStore) -> None:
+        self.cstore = cstore
+
+    def get(self, username: str) -> UserIndexEntry | None:
+        return parse(UserIndexEntry, self.cstore.hget(keys.USERS, username), f"user {username}")
+
+    def put(self, entry: UserIndexEntry) -> None:
+        self.cstore.hset(keys.USERS, entry.username, _wire(entry))
+        if entry.email:
+            self.cstore.hset(keys.EMAIL_INDEX, entry.email.strip().lower(), entry.username)
+
+    def delete(self, username: str) -> None:
+        entry = self.get(username)
+        self.cstore.hset(keys.USERS, username, None)
+        if entry and entry.email:
+            self.cstore.hset(keys.EMAIL_INDEX, entry.email.strip().lower(), None)
+
+    def all(self) -> dict[str, UserIndexEntry]:
+        found = {}
+        for username, value in self.cstore.hgetall(keys.USERS).items():
+            entry = parse(UserIndexEntry, value, f"user {username}")
+            if entry is not None:
+                found[username] = entry
+        return found
+
+    def username_for_email(self, email: str) -> str | None:
+        value = self.cstore.hget(keys.EMAIL_INDEX, email.strip().lower())
+        return value if isinstance(value, str) and value else None
+
+
+class UserSettingsRepo:
+    """``datagen:user:{username}:settings``: the user's inference profiles."""
+
+    def __init__(self, cstore: CStore) -> None:
+        self.cstore = cstore
+
+    def get(self, username: str) -> UserSettings:
+        value = self.cstore.get(keys.user_settings(username))
+        return parse(UserSettings, value, f"settings of {username}") or UserSettings()
+
+    def put(self, username: str, settings: UserSettings) -> None:
+        self.cstore.set(keys.user_settings(username), _wire(settings))
+
+
+class CancelsRepo:
+    """``datagen:cancels`` (ours): job id -> cancel request, written by the web layer."""
+
+    def __init__(self, cstore: CStore) -> None:
+        self.cstore = cstore
+
+    def request(self, request: CancelRequest) -> None:
+        self.cstore.hset(keys.CANCELS, request.job_id, _wire(request))
+
+    def get(self, job_id: str) -> CancelRequest | None:
+        return parse(CancelRequest, self.cstore.hget(keys.CANCELS, job_id), f"cancel {job_id}")
+
+    def all(self) -> dict[str, CancelRequest]:
+        found = {}
+        for job_id, value in self.cstore.hgetall(keys.CANCELS).items():
+            request = parse(CancelRequest, value, f"cancel {job_id}")
+            if request is not None:
+                found[job_id] = request
+        return found

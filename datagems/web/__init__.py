@@ -1,0 +1,1 @@
+"""The web app every replica serves: JSON API, dashboard, live updates."""
