@@ -1,0 +1,145 @@
+"""A local fleet on 127.0.0.1: a devnode, a mock LLM gateway and replica processes.
+
+    with Fleet(tmp_path, peers=["a", "b", "c"]) as fleet:
+        fleet.start_replicas()
+        ...fleet.replicas["a"].url, fleet.cstore (an HttpCStore on the devnode)...
+
+Every process is a real ``python -m datagems ...``; logs land in tests/artifacts/logs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from datagems.store.http import HttpCStore, HttpR1FS
+from tests.servers import ServerProcess, base_env, datagems_command, free_port
+
+SESSION_SECRET = "test-session-secret-0123456789abcdef"
+AUTH_PEPPER = "test-pepper-ßecret"
+ADMIN_PASSWORD = "admin-Passw0rd-for-tests"
+TEST_SECRETS = (SESSION_SECRET, AUTH_PEPPER, ADMIN_PASSWORD)
+
+
+class Replica:
+    def __init__(self, fleet: Fleet, peer: str, env: dict[str, str]) -> None:
+        self.peer = peer
+        self.port = int(env["DATAGEN_APP_PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = env
+        self.process = ServerProcess(
+            f"replica-{peer}",
+            datagems_command("replica", "--peer-id", peer),
+            env=env,
+            ready_url=f"{self.url}/api/health",
+        )
+
+    def start(self) -> Replica:
+        self.process = ServerProcess(
+            self.process.name, self.process.command, env=self.env, ready_url=self.process.ready_url
+        )
+        self.process.start(timeout=40)
+        return self
+
+    def stop(self) -> int | None:
+        return self.process.stop()
+
+    def kill(self) -> None:
+        self.process.kill()
+
+
+class Fleet:
+    """devnode + mock-llm + replicas sharing the devnode's CStore and R1FS."""
+
+    def __init__(
+        self,
+        root: Path,
+        peers: list[str] | tuple[str, ...] = ("a",),
+        *,
+        mock_args: tuple[str, ...] = (),
+        replica_env: dict[str, Any] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.peers = list(peers)
+        self.cstore_port, self.r1fs_port, self.llm_port = free_port(), free_port(), free_port()
+        self.cstore_url = f"http://127.0.0.1:{self.cstore_port}"
+        self.r1fs_url = f"http://127.0.0.1:{self.r1fs_port}"
+        self.llm_url = f"http://127.0.0.1:{self.llm_port}"
+        self.devnode = ServerProcess(
+            "devnode",
+            datagems_command(
+                "devnode",
+                "--cstore-port",
+                str(self.cstore_port),
+                "--r1fs-port",
+                str(self.r1fs_port),
+                "--data-dir",
+                str(self.root / "devnode"),
+            ),
+            ready_url=f"{self.cstore_url}/get_status",
+        )
+        self.mock_llm = ServerProcess(
+            "mock-llm",
+            datagems_command("mock-llm", "--port", str(self.llm_port), *mock_args),
+            ready_url=f"{self.llm_url}/stats",
+        )
+        self.replica_env = dict(replica_env or {})
+        self.replicas: dict[str, Replica] = {}
+        self.cstore = HttpCStore(self.cstore_url, peers=self.peers, timeout=10)
+        self.r1fs = HttpR1FS(self.r1fs_url, timeout=10)
+
+    def env_for(self, peer: str) -> dict[str, str]:
+        settings: dict[str, Any] = {
+            "R1EN_HOST_ADDR": peer,
+            "R1EN_CHAINSTORE_PEERS": orjson.dumps(self.peers).decode(),
+            "EE_CHAINSTORE_API_URL": self.cstore_url,
+            "EE_R1FS_API_URL": self.r1fs_url,
+            "DATAGEN_INFERENCE_BASE_URL": self.llm_url,
+            "DATAGEN_DATA_DIR": str(self.root / f"replica-{peer}"),
+            "DATAGEN_APP_PORT": free_port(),
+            "DATAGEN_SESSION_SECRET": SESSION_SECRET,
+            "R1EN_CSTORE_AUTH_SECRET": AUTH_PEPPER,
+            "R1EN_CSTORE_AUTH_BOOTSTRAP_ADMIN_PWD": ADMIN_PASSWORD,
+            "DATAGEN_JOB_POLL_SECONDS": "0.2",
+            "DATAGEN_PROGRESS_FLUSH_SECONDS": "0.2",
+            "DATAGEN_ALLOW_PRIVATE_URLS": "true",
+            "DATAGEN_MAX_RECORDS_PER_JOB": "100000",
+            "DATAGEN_SHUTDOWN_GRACE_SECONDS": "3",
+        }
+        settings.update(self.replica_env)
+        return base_env(**settings)
+
+    def start(self) -> Fleet:
+        self.devnode.start()
+        self.mock_llm.start()
+        return self
+
+    def start_replicas(self, peers: list[str] | None = None) -> Fleet:
+        for peer in peers or self.peers:
+            replica = self.replicas.get(peer) or Replica(self, peer, self.env_for(peer))
+            self.replicas[peer] = replica
+            replica.start()
+        return self
+
+    def llm_stats(self) -> dict[str, Any]:
+        return httpx.get(f"{self.llm_url}/stats", timeout=5).json()
+
+    def llm_config(self, **changes: Any) -> None:
+        httpx.post(f"{self.llm_url}/config", json=changes, timeout=5).raise_for_status()
+
+    def stop(self) -> None:
+        for replica in self.replicas.values():
+            replica.stop()
+        self.mock_llm.stop()
+        self.devnode.stop()
+        self.cstore.close()
+        self.r1fs.close()
+
+    def __enter__(self) -> Fleet:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
