@@ -90,6 +90,17 @@ class InFlightRecord(WireModel):
     reason: str | None = None  # why the last attempt failed, while retrying
 
 
+class RecentRecord(WireModel):
+    """A record that just finished, kept in the peer state for the dashboard (ours)."""
+
+    i: int
+    ok: bool
+    attempts: int = 1
+    reason: str | None = None
+    message: str | None = None
+    finished_at: str | None = None
+
+
 class ErrorEntry(WireModel):
     index: int
     message: str
@@ -111,6 +122,7 @@ class PeerState(WireModel):
     errors: list[ErrorEntry] | None = None
     # ours
     in_flight: list[InFlightRecord] = Field(default_factory=list)
+    recent: list[RecentRecord] = Field(default_factory=list)
     failure_reasons: dict[str, int] = Field(default_factory=dict)
     retries: int = 0
     duplicates: int = 0

@@ -1,0 +1,235 @@
+"""Export: merge the peers' result slices by index and stream JSON, JSONL or CSV.
+
+Slices are read from R1FS as streams and merged with ``heapq.merge`` (each slice is sorted
+by index when it is uploaded), so memory stays flat in N. One result per index is kept: an
+ok result wins over a failed one, so a record produced twice (a takeover, a crash) is
+harmless.
+
+- JSON: an array by global index, ``null`` for failed or missing records (as the original);
+- JSONL: one line per ok record's data;
+- CSV: the union of the records' keys as header (first seen first), nested values as JSON
+  text, RFC 4180 quoting, and text cells starting with ``= + - @``, tab or CR prefixed with
+  ``'`` against spreadsheet formula injection.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import io
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import orjson
+
+from datagems.errors import BadRequest, Conflict, NotFound
+from datagems.jobs import load_job
+from datagems.models import TERMINAL_STATUSES
+from datagems.services import Services
+
+FORMATS = ("json", "jsonl", "csv")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+CHUNK_RECORDS = 256
+
+
+def _slice_entries(chunks: Iterator[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
+    tail = b""
+    for chunk in chunks:
+        tail += chunk
+        *lines, tail = tail.split(b"\n")
+        for line in lines:
+            if line.strip():
+                entry = orjson.loads(line)
+                yield entry["i"], entry
+    if tail.strip():
+        entry = orjson.loads(tail)
+        yield entry["i"], entry
+
+
+def merged_entries(services: Services, job_id: str, *, partial: bool = False) -> Iterator[dict]:
+    """Every record of the job's uploaded slices, by index, one per index."""
+    view = load_job(services, job_id)
+    if view is None:
+        raise NotFound("job not found")
+    if view.job.status not in TERMINAL_STATUSES and not partial:
+        raise Conflict("the job is still running; ask for partial=true to get what is done")
+    cids = [s.result_cid for s in view.peers.values() if s.result_cid]
+    with ExitStack() as stack:
+        streams = [
+            _slice_entries(
+                stack.enter_context(services.r1fs.open_file(cid, secret=services.r1fs_secret))
+            )
+            for cid in cids
+        ]
+        previous: dict[str, Any] | None = None
+        for _, entry in heapq.merge(*streams, key=lambda pair: pair[0]):
+            if previous is not None and previous["i"] == entry["i"]:
+                if entry.get("ok") and not previous.get("ok"):
+                    previous = entry
+                continue
+            if previous is not None:
+                yield previous
+            previous = entry
+        if previous is not None:
+            yield previous
+
+
+def export_chunks(
+    services: Services, job_id: str, fmt: str, *, partial: bool = False
+) -> Iterator[bytes]:
+    if fmt not in FORMATS:
+        raise BadRequest(f"format must be one of {', '.join(FORMATS)}")
+    view = load_job(services, job_id)
+    if view is None:
+        raise NotFound("job not found")
+    total = view.job.total_records
+    if fmt == "json":
+        return _json(merged_entries(services, job_id, partial=partial), total)
+    if fmt == "jsonl":
+        return _jsonl(merged_entries(services, job_id, partial=partial))
+    header = _csv_header(merged_entries(services, job_id, partial=partial))
+    return _csv(merged_entries(services, job_id, partial=partial), header)
+
+
+def _json(entries: Iterator[dict], total: int) -> Iterator[bytes]:
+    buffer = bytearray(b"[")
+    next_index = 0
+
+    def item(value: bytes) -> None:
+        nonlocal next_index
+        if next_index:
+            buffer.extend(b",")
+        buffer.extend(value)
+        next_index += 1
+
+    for entry in entries:
+        while next_index < entry["i"]:
+            item(b"null")
+        if entry["i"] < next_index:
+            continue
+        item(orjson.dumps(entry["data"]) if entry.get("ok") else b"null")
+        if len(buffer) > 65536:
+            yield bytes(buffer)
+            buffer.clear()
+    while next_index < total:
+        item(b"null")
+    buffer.extend(b"]")
+    yield bytes(buffer)
+
+
+def _jsonl(entries: Iterator[dict]) -> Iterator[bytes]:
+    buffer = bytearray()
+    for entry in entries:
+        if entry.get("ok"):
+            buffer.extend(orjson.dumps(entry["data"]))
+            buffer.extend(b"\n")
+        if len(buffer) > 65536:
+            yield bytes(buffer)
+            buffer.clear()
+    yield bytes(buffer)
+
+
+def _csv_header(entries: Iterator[dict]) -> list[str]:
+    seen: dict[str, None] = {}
+    for entry in entries:
+        data = entry.get("data") if entry.get("ok") else None
+        if isinstance(data, dict):
+            for key in data:
+                seen.setdefault(str(key), None)
+        elif data is not None:
+            seen.setdefault("value", None)
+    return list(seen)
+
+
+def csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return "'" + value if value.startswith(FORMULA_START) else value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return orjson.dumps(value).decode()
+    text = orjson.dumps(value).decode()
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def _csv(entries: Iterator[dict], header: list[str]) -> Iterator[bytes]:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([csv_cell(name) for name in header])
+    for count, entry in enumerate(entries, 1):
+        if not entry.get("ok"):
+            continue
+        data = entry["data"] if isinstance(entry.get("data"), dict) else {"value": entry["data"]}
+        writer.writerow([csv_cell(data.get(name)) for name in header])
+        if count % CHUNK_RECORDS == 0:
+            yield out.getvalue().encode()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue().encode()
+
+
+def records_page(services: Services, job_id: str, *, offset: int, limit: int) -> dict[str, Any]:
+    """In-flight and finished records of ``[offset, offset + limit)`` with their state."""
+    view = load_job(services, job_id)
+    if view is None:
+        raise NotFound("job not found")
+    offset, limit = max(0, offset), max(1, min(limit, 500))
+    end = offset + limit
+    known: dict[int, dict[str, Any]] = {}
+    in_flight: list[dict[str, Any]] = []
+    for peer_id, state in view.peers.items():
+        for record in state.recent:
+            if offset <= record.i < end:
+                known[record.i] = {
+                    "i": record.i,
+                    "state": "ok" if record.ok else "failed",
+                    "attempt": record.attempts,
+                    "reason": record.reason,
+                    "message": record.message,
+                    "peer": peer_id,
+                }
+        for flying in state.in_flight:
+            item = {
+                "i": flying.i,
+                "state": flying.state,
+                "attempt": flying.attempt,
+                "reason": flying.reason,
+                "startedAt": flying.started_at,
+                "peer": peer_id,
+            }
+            in_flight.append(item)
+            if offset <= flying.i < end:
+                known[flying.i] = item
+    if any(s.result_cid for s in view.peers.values()):
+        ranges = [(s.range.start, s.range.end, p) for p, s in view.peers.items()]
+
+        def peer_of(index: int) -> str | None:
+            return next((p for start, stop, p in ranges if start <= index < stop), None)
+
+        for entry in merged_entries(services, job_id, partial=True):
+            index = entry["i"]
+            if index >= end:
+                break
+            if index < offset:
+                continue
+            known[index] = {
+                "i": index,
+                "state": "ok" if entry.get("ok") else "failed",
+                "attempt": entry.get("attempts", 1),
+                "reason": entry.get("reason"),
+                "message": entry.get("error"),
+                "data": entry.get("data"),
+                "peer": peer_of(index),
+            }
+    records = [{k: v for k, v in known[i].items() if v is not None} for i in sorted(known)]
+    in_flight.sort(key=lambda item: item["i"])
+    return {
+        "total": view.job.total_records,
+        "offset": offset,
+        "limit": limit,
+        "records": records,
+        "inFlight": [{k: v for k, v in item.items() if v is not None} for item in in_flight],
+    }

@@ -1,0 +1,229 @@
+"""A job's life seen from the store: create, read (with derived totals), cancel, finalize.
+
+The stored job base is a cache: its totals and status are derived from the peer states
+whenever they are read (``derive``), and any peer may write the derived base back once the
+job is finished (``refresh``), idempotently. Used by the web layer and the actors alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from datagems.errors import NotFound
+from datagems.models import (
+    TERMINAL_STATUSES,
+    CancelRequest,
+    InferenceSpec,
+    JobBase,
+    JobDetails,
+    JobSummary,
+    PeerState,
+    now_iso,
+    parse_iso,
+    split_ranges,
+)
+from datagems.services import Services
+
+if TYPE_CHECKING:
+    from datagems.inference import Provider
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobView:
+    job: JobBase  # status and totals derived from the peer states
+    peers: dict[str, PeerState]
+    cancel: CancelRequest | None
+
+
+def create_job(services: Services, *, owner: str, draft: dict[str, Any], job_id: str) -> JobBase:
+    """Write a confirmed job: details to R1FS, one state per peer, the base, the summary.
+
+    Idempotent for one ``job_id``: a second confirm of the same draft returns the job.
+    """
+    existing = services.jobs.get(job_id)
+    if existing is not None:
+        return existing
+    now = now_iso()
+    total = int(draft["totalRecords"])
+    peers = list(services.settings.chainstore_peers)
+    details = JobDetails(
+        id=job_id,
+        owner=owner,
+        title=draft.get("title", ""),
+        description=draft.get("description", ""),
+        instructions=draft.get("instructions", ""),
+        json_schema=draft["schema"],
+        inference=InferenceSpec.model_validate(draft.get("inference") or {}),
+        dataset_mode=draft.get("datasetMode"),
+        total_records=total,
+        created_at=now,
+        schema_generated_at=draft.get("schemaGeneratedAt"),
+        schema_duration_ms=draft.get("schemaDurationMs") or 0,
+        schema_refreshes=draft.get("schemaRefreshes") or 0,
+    )
+    cid = services.details.put(details)
+    for peer, assigned in split_ranges(total, peers):
+        services.peers.put(job_id, PeerState(peer_id=peer, assigned=assigned.size, range=assigned))
+    job = JobBase(
+        id=job_id,
+        owner=owner,
+        title=details.title,
+        status="queued",
+        total_records=total,
+        dataset_mode=details.dataset_mode,
+        peers=peers,
+        peer_count=len(peers),
+        job_details_cid=cid,
+        created_at=now,
+        schema_generated_at=details.schema_generated_at,
+        schema_duration_ms=details.schema_duration_ms,
+        schema_refreshes=details.schema_refreshes,
+        updated_at=now,
+    )
+    services.jobs.put(job)
+    services.user_jobs.put(owner, summary_of(job))
+    logger.info("job %s created: %d records over %d peers", job_id, total, len(peers))
+    return job
+
+
+def summary_of(job: JobBase) -> JobSummary:
+    return JobSummary(
+        id=job.id,
+        title=job.title,
+        status=job.status,
+        total_records=job.total_records,
+        created_at=job.created_at,
+    )
+
+
+def derive(job: JobBase, peers: dict[str, PeerState], cancel: CancelRequest | None) -> JobBase:
+    """The job base with totals and status computed from the peer states."""
+    derived = job.model_copy(deep=True)
+    if job.status in TERMINAL_STATUSES and not peers:
+        return derived
+    states = [peers[p] for p in job.peers if p in peers] or list(peers.values())
+    derived.total_ok = sum(s.generated_ok for s in states)
+    derived.total_failed = sum(s.generated_failed for s in states)
+    derived.total_generated = derived.total_ok + derived.total_failed
+    started = [s.started_at for s in states if s.started_at]
+    derived.job_started_at = min(started) if started else job.job_started_at
+    complete = bool(job.peers) and all(p in peers and peers[p].complete for p in job.peers)
+    if job.status in TERMINAL_STATUSES:
+        pass
+    elif cancel is not None:
+        derived.status = "cancelled"
+    elif complete:
+        derived.status = "succeeded" if derived.total_ok > 0 else "failed"
+    elif derived.total_generated > 0 or started:
+        derived.status = "running"
+    else:
+        derived.status = "queued"
+    if derived.status in TERMINAL_STATUSES and not derived.job_finished_at:
+        finished = [s.finished_at or s.cancelled_at for s in states]
+        derived.job_finished_at = max((f for f in finished if f), default=None) or now_iso()
+    if derived.job_started_at and derived.job_finished_at:
+        begin, end = parse_iso(derived.job_started_at), parse_iso(derived.job_finished_at)
+        if begin and end:
+            derived.records_duration_ms = max(0.0, (end - begin).total_seconds() * 1000)
+    return derived
+
+
+def load_job(services: Services, job_id: str) -> JobView | None:
+    """The job as the user sees it; writes the finished base back when it changed."""
+    job = services.jobs.get(job_id)
+    if job is None:
+        return None
+    peers = services.peers.all(job_id)
+    cancel = services.cancels.get(job_id) if job.status not in TERMINAL_STATUSES else None
+    derived = derive(job, peers, cancel)
+    if derived.status in TERMINAL_STATUSES and job.status not in TERMINAL_STATUSES:
+        write_back(services, derived)
+    return JobView(derived, peers, cancel)
+
+
+def write_back(services: Services, job: JobBase) -> None:
+    """Store a derived (finished) base and the owner's summary; any peer may do it."""
+    job.updated_at = now_iso()
+    services.jobs.put(job)
+    services.user_jobs.put(job.owner, summary_of(job))
+    logger.info(
+        "job %s is %s (%d ok, %d failed)", job.id, job.status, job.total_ok, job.total_failed
+    )
+
+
+def refresh(services: Services, job_id: str) -> JobBase | None:
+    """Finalize the job if every peer is done (or it was cancelled)."""
+    view = load_job(services, job_id)
+    return view.job if view else None
+
+
+def list_jobs(services: Services, owner: str | None) -> list[JobBase]:
+    """The owner's jobs (every job for ``None``), newest first, running ones derived."""
+    jobs = [j for j in services.jobs.all().values() if owner is None or j.owner == owner]
+    cancels = services.cancels.all() if any(j.status not in TERMINAL_STATUSES for j in jobs) else {}
+    listed = []
+    for job in jobs:
+        if job.status not in TERMINAL_STATUSES:
+            job = derive(job, services.peers.all(job.id), cancels.get(job.id))
+        listed.append(job)
+    listed.sort(key=lambda j: j.created_at or "", reverse=True)
+    return listed
+
+
+def request_cancel(services: Services, job_id: str, username: str) -> None:
+    job = services.jobs.get(job_id)
+    if job is None:
+        raise NotFound("job not found")
+    if job.status in TERMINAL_STATUSES:
+        return
+    services.cancels.request(
+        CancelRequest(job_id=job_id, requested_by=username, requested_at=now_iso())
+    )
+    logger.info("job %s: cancel requested by %s", job_id, username)
+
+
+def metrics(services: Services) -> dict[str, Any]:
+    """The contract's metrics, derived from the jobs (single-writer by construction)."""
+    jobs = list_jobs(services, None)
+    return {
+        "totalJobs": len(jobs),
+        "totalRecordsRequested": sum(j.total_records for j in jobs),
+        "totalRecordsGenerated": sum(j.total_generated for j in jobs),
+        "activeJobs": sum(1 for j in jobs if j.status in ("queued", "running")),
+        "failedJobs": sum(1 for j in jobs if j.status == "failed"),
+        "lastJobAt": max((j.created_at for j in jobs if j.created_at), default=None),
+    }
+
+
+def provider_for(services: Services, spec: InferenceSpec, owner: str) -> Provider:
+    """The provider a job's records go to: the owner's OpenAI profile, or the gateway."""
+    from datagems.inference import GatewayProvider, OpenAIProvider
+
+    settings = services.settings
+    if spec.use_external_api and spec.profile_id:
+        from datagems.ssrf import check_public_url
+
+        user_settings = services.user_settings.get(owner)
+        profile = next((p for p in user_settings.profiles if p.id == spec.profile_id), None)
+        if profile is None:
+            raise NotFound("inference profile not found")
+        base_url = check_public_url(profile.base_url, allow_private=settings.allow_private_urls)
+        return OpenAIProvider(
+            base_url,
+            api_key=profile.api_key,
+            model=spec.model or profile.model,
+            path=spec.path or profile.path or "/chat/completions",
+            timeout=settings.inference_timeout_seconds,
+            log_requests=settings.log_inference_requests,
+        )
+    token = settings.inference_token.get_secret_value() if settings.inference_token else None
+    return GatewayProvider(
+        services.gateway_url,
+        token=token,
+        timeout=settings.inference_timeout_seconds,
+        log_requests=settings.log_inference_requests,
+    )
