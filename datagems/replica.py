@@ -1,7 +1,8 @@
 """``datagems replica``: one process per peer id, serving the web app and running workers.
 
-Start order: settings -> stores -> (built-in mock gateway) -> actors -> web. Stop order is
-the reverse, on SIGTERM or SIGINT, and the process exits 0.
+Start order: settings -> stores -> built-in mock gateway (when no gateway is configured)
+-> bootstrap admin -> actors -> web. Stop order is the reverse, on SIGTERM or SIGINT,
+and the process exits 0.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from aiohttp import web
 from datagems import logs
 from datagems.services import Services, with_local_secrets
 from datagems.settings import Settings
-from datagems.web.app import create_app
 
 logger = logging.getLogger(__name__)
 
@@ -40,25 +40,69 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+def bootstrap_admin(services: Services) -> str | None:
+    """Create the ``admin`` account once; returns a generated password to print once."""
+    from datagems.accounts.users import Accounts
+
+    settings = services.settings
+    assert settings.auth_secret is not None
+    accounts = Accounts(
+        services.cstore, settings.auth_hkey, settings.auth_secret.get_secret_value()
+    )
+    given = settings.bootstrap_admin_password
+    return accounts.bootstrap_admin(given.get_secret_value() if given else None)
+
+
 async def serve(settings: Settings) -> None:
+    from datagems.actors.engine import Engine
+    from datagems.web.app import create_app
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    gateway_url = settings.inference_base_url or ""
-    services = Services.open(settings, gateway_url)
+    mock_runner = None
+    gateway_url = settings.inference_base_url
+    if gateway_url is None:
+        from datagems.inference.mock_server import start_mock
+
+        mock_runner, gateway_url = await start_mock("127.0.0.1", 0, latency_ms=400, jitter_ms=300)
+        logger.info("built-in mock inference gateway at %s", gateway_url)
+
+    services = await asyncio.to_thread(Services.open, settings, gateway_url)
+    generated = await asyncio.to_thread(bootstrap_admin, services)
+    engine = await asyncio.to_thread(Engine(services).start)
     runner = web.AppRunner(create_app(services), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.app_host, settings.app_port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await asyncio.to_thread(engine.stop, 0)
+        await runner.cleanup()
+        raise SystemExit(
+            f"datagems replica: cannot listen on {settings.app_host}:"
+            f"{settings.app_port}: {exc.strerror}"
+        ) from None
     print(
-        f"DataGems replica {settings.host_addr} at http://{settings.app_host}:{settings.app_port}",
+        f"DataGems replica {settings.host_addr} serving at "
+        f"http://{settings.app_host}:{settings.app_port}",
         flush=True,
     )
+    if generated:
+        print(
+            f"First start: the admin account was created. Sign in as 'admin' with password: "
+            f"{generated}  (shown only this once)",
+            flush=True,
+        )
     try:
         await stop.wait()
     finally:
-        logger.info("stopping")
+        logger.info("stopping: web, then workers")
         await runner.cleanup()
+        await asyncio.to_thread(engine.stop)
+        if mock_runner is not None:
+            await mock_runner.cleanup()
         services.close()
+        logger.info("stopped")

@@ -1,0 +1,88 @@
+"""What every actor shares: ``ping()``, cleanup on both stop paths, and a ticker thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import pykka
+
+logger = logging.getLogger(__name__)
+
+
+class Actor(pykka.ThreadingActor):
+    """Base actor. Cleanup lives in ``cleanup()``, called from ``on_stop`` and ``on_failure``
+    (pykka skips ``on_stop`` when an actor dies from an exception)."""
+
+    use_daemon_thread = True
+
+    def ping(self) -> str:
+        return "pong"
+
+    def cleanup(self) -> None:
+        """Release what the actor holds. Must be safe to call twice."""
+
+    def on_stop(self) -> None:
+        self.cleanup()
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        self.cleanup()
+
+
+class Ticker:
+    """A daemon thread that ``tell``s an actor a message every ``interval`` seconds."""
+
+    def __init__(self, ref: pykka.ActorRef[Any], message: Any, interval: float) -> None:
+        self._ref = ref
+        self._message = message
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="ticker")
+
+    def start(self) -> Ticker:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._ref.tell(self._message)
+            except pykka.ActorDeadError:
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class Slots:
+    """The replica-wide cap on records in flight (``DATAGEN_MAX_IN_FLIGHT``), thread-safe.
+
+    Job actors take a slot before starting a record and give it back with the outcome;
+    nothing ever blocks on it except ``wait_idle`` at shutdown.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._used = 0
+        self._cond = threading.Condition()
+
+    def try_acquire(self) -> bool:
+        with self._cond:
+            if self._used >= self.capacity:
+                return False
+            self._used += 1
+            return True
+
+    def release(self, count: int = 1) -> None:
+        with self._cond:
+            self._used = max(0, self._used - count)
+            self._cond.notify_all()
+
+    @property
+    def used(self) -> int:
+        return self._used
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._used == 0, timeout)

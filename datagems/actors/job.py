@@ -1,0 +1,270 @@
+"""JobActor: works this replica's slice of one job, then uploads it and stops.
+
+Start: load the job base, details (R1FS) and own peer state; compile the schema once;
+resume from the local result file (indices already there are never called again).
+Run: keep up to the in-flight cap of RecordActors busy (per job and replica-wide);
+append every outcome to the local file before it counts; tell the writer.
+End: sort the slice, upload it (and its failures) to R1FS, tell the writer the CID
+(it writes the state and finalizes the job), tell the supervisor, stop. A failed upload
+is retried on later ticks; a cancel request uploads what is done and stops at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+import time
+from typing import Any
+
+import orjson
+import pykka
+
+from datagems.actors.base import Actor, Slots, Ticker
+from datagems.actors.messages import (
+    CancelJob,
+    JobDropped,
+    JobEnded,
+    JobOpened,
+    RecordDone,
+    RecordOutcome,
+    SliceUploaded,
+    Tick,
+)
+from datagems.actors.record import ProviderPool, RecordActor, RecordJob
+from datagems.errors import StoreError
+from datagems.models import TERMINAL_STATUSES
+from datagems.results import ResultFile
+from datagems.services import Services
+
+logger = logging.getLogger(__name__)
+TICK_SECONDS = 0.2
+UPLOAD_RETRY_CAP_SECONDS = 30.0
+
+
+class JobActor(Actor):
+    def __init__(
+        self,
+        services: Services,
+        job_id: str,
+        *,
+        supervisor: pykka.ActorRef[Any],
+        writer: pykka.ActorRef[Any],
+        slots: Slots,
+    ) -> None:
+        super().__init__()
+        self.services = services
+        self.settings = services.settings
+        self.job_id = job_id
+        self.peer = services.settings.host_addr
+        self.supervisor = supervisor
+        self.writer = writer
+        self.slots = slots
+        self.in_flight: set[int] = set()
+        self.pending: list[int] = []  # indices still to start, popped from the end
+        self.seen: set[bytes] = set()
+        self.draining = False
+        self.cancelled = False
+        self.finished = False
+        self.upload_failures = 0
+        self.upload_retry_at = 0.0
+        self.abandon = threading.Event()
+        self.providers: ProviderPool | None = None
+        self.results: ResultFile | None = None
+        self.work: RecordJob | None = None
+        self._ticker: Ticker | None = None
+
+    # -- life --------------------------------------------------------------------------
+    def on_start(self) -> None:
+        from datagems.jobs import provider_for
+        from datagems.schema_tools import compile_validator
+
+        services = self.services
+        job = services.jobs.get(self.job_id)
+        state = services.peers.get(self.job_id, self.peer)
+        if job is None or state is None or state.result_cid or job.status in TERMINAL_STATUSES:
+            self._end("nothing to do here")
+            return
+        details = services.details.get(job.job_details_cid or "")
+        self.range = state.range
+        self.results = ResultFile(
+            self.settings.local_cache_dir / f"{self.job_id}_{self.peer}.jsonl"
+        )
+        done = self.results.resume(state.range.start, state.range.end)
+        state.generated_ok, state.generated_failed = done.ok_count, done.failed_count
+        state.in_flight = []
+        self.pending = [
+            i for i in range(state.range.end - 1, state.range.start - 1, -1) if i not in done.ok
+        ]
+        self.providers = ProviderPool(lambda: provider_for(services, details.inference, job.owner))
+        self.work = RecordJob(
+            job_id=self.job_id,
+            details=details,
+            validator=compile_validator(details.json_schema),
+            total=job.total_records,
+            attempts=self.settings.attempts_per_record,
+            providers=self.providers,
+            abandon=self.abandon,
+            job=self.actor_ref,
+            writer=self.writer,
+        )
+        logger.info(
+            "job %s: working [%d, %d), %d left",
+            self.job_id,
+            state.range.start,
+            state.range.end,
+            len(self.pending),
+        )
+        self.writer.tell(JobOpened(job_id=self.job_id, state=state))
+        self._ticker = Ticker(self.actor_ref, Tick(), TICK_SECONDS).start()
+        if services.cancels.get(self.job_id) is not None:
+            self._cancel()
+        else:
+            self._fill()
+
+    def cleanup(self) -> None:
+        self.abandon.set()
+        if self._ticker:
+            self._ticker.stop()
+        if self.in_flight:
+            self.slots.release(len(self.in_flight))
+            self.in_flight.clear()
+        if self.results:
+            self.results.close()
+        if self.providers:
+            self.providers.close()
+        if not self.finished:
+            with contextlib.suppress(pykka.ActorDeadError):
+                self.writer.tell(JobDropped(job_id=self.job_id))
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        super().on_failure(exception_type, exception_value, traceback)
+        from datagems.actors.messages import ChildFailed
+
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.supervisor.tell(
+                ChildFailed(kind="job", job_id=self.job_id, error=str(exception_value)[:200])
+            )
+
+    def on_receive(self, message: Any) -> None:
+        match message:
+            case RecordOutcome():
+                self._outcome(message)
+            case Tick():
+                self._tick()
+            case CancelJob():
+                self._cancel()
+            case "drain":
+                self.draining = True
+            case _:
+                logger.warning("job actor: unexpected message %r", type(message).__name__)
+
+    def in_flight_count(self) -> int:
+        return len(self.in_flight)
+
+    # -- work --------------------------------------------------------------------------
+    def _fill(self) -> None:
+        cap = self.settings.max_in_flight_per_job
+        while (
+            self.pending
+            and not self.draining
+            and not self.cancelled
+            and len(self.in_flight) < cap
+            and self.slots.try_acquire()
+        ):
+            index = self.pending.pop()
+            self.in_flight.add(index)
+            RecordActor.start(self.work, index)
+        if not self.pending and not self.in_flight and not self.finished:
+            self._finish()
+
+    def _outcome(self, outcome: RecordOutcome) -> None:
+        if outcome.i not in self.in_flight:
+            return
+        self.in_flight.discard(outcome.i)
+        self.slots.release()
+        if outcome.abandoned:
+            if not self.cancelled:
+                self.pending.append(outcome.i)
+            self._fill()
+            return
+        entry: dict[str, Any] = {"i": outcome.i, "ok": outcome.ok}
+        duplicate = False
+        if outcome.ok:
+            entry["data"] = outcome.data
+            digest = hashlib.blake2b(
+                orjson.dumps(outcome.data, option=orjson.OPT_SORT_KEYS), digest_size=16
+            ).digest()
+            duplicate = digest in self.seen
+            self.seen.add(digest)
+        else:
+            entry.update(error=outcome.error, reason=outcome.reason)
+        if outcome.attempts > 1:
+            entry["attempts"] = outcome.attempts
+        assert self.results is not None
+        self.results.append(entry)  # on disk before it counts as done
+        self.writer.tell(RecordDone(job_id=self.job_id, outcome=outcome, duplicate=duplicate))
+        self._fill()
+
+    def _tick(self) -> None:
+        if self.finished:
+            return
+        if self.pending and not self.draining and not self.cancelled:
+            self._fill()
+        elif self.upload_failures and time.monotonic() >= self.upload_retry_at:
+            self._finish()
+
+    def _cancel(self) -> None:
+        if self.cancelled or self.finished:
+            return
+        logger.info("job %s: cancelled; uploading what is done", self.job_id)
+        self.cancelled = True
+        self.pending.clear()
+        self.abandon.set()
+        self.slots.release(len(self.in_flight))
+        self.in_flight.clear()
+        self._finish()
+
+    def _finish(self) -> None:
+        """Upload the sorted slice and its failures; retried on ticks while R1FS fails."""
+        assert self.results is not None
+        r1fs, secret = self.services.r1fs, self.services.r1fs_secret
+        name = f"{self.job_id}_{self.peer}"
+        try:
+            path, failures = self.results.write_slice(
+                self.results.path.with_name(f"{name}.slice.jsonl"),
+                self.range.start,
+                self.range.end,
+            )
+            result_cid = r1fs.add_path(path, f"{name}.jsonl", secret=secret)
+            errors_cid = None
+            if failures:
+                errors_cid = r1fs.add_file(
+                    orjson.dumps(failures), f"{name}_errors.json", secret=secret
+                )
+        except (StoreError, OSError) as exc:
+            self.upload_failures += 1
+            delay = min(UPLOAD_RETRY_CAP_SECONDS, 0.5 * 2**self.upload_failures)
+            self.upload_retry_at = time.monotonic() + delay
+            logger.warning(
+                "job %s: slice upload failed (%s); retry in %.1fs", self.job_id, exc, delay
+            )
+            return
+        self.finished = True
+        self.writer.tell(
+            SliceUploaded(
+                job_id=self.job_id,
+                result_cid=result_cid,
+                errors_cid=errors_cid,
+                cancelled=self.cancelled,
+            )
+        )
+        self._end("slice uploaded" if not self.cancelled else "cancelled")
+
+    def _end(self, why: str) -> None:
+        self.finished = True
+        logger.info("job %s: %s", self.job_id, why)
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.supervisor.tell(JobEnded(job_id=self.job_id))
+        self.stop()

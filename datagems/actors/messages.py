@@ -1,0 +1,87 @@
+"""Messages between actors: frozen pydantic models (events go up by ``tell``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from datagems.models import PeerState
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+
+class Tick(Message):
+    """Time passed: flush, poll, retry — whatever the receiver does periodically."""
+
+
+# -- supervisor ------------------------------------------------------------------------
+class StartJob(Message):
+    job_id: str
+
+
+class CancelJob(Message):
+    job_id: str
+
+
+class JobEnded(Message):
+    job_id: str
+
+
+class ChildFailed(Message):
+    kind: str  # "job" | "poller"
+    job_id: str | None = None
+    error: str = ""
+
+
+# -- job <- record ---------------------------------------------------------------------
+class RecordOutcome(Message):
+    """A record is finished (ok or failed with a reason), or abandoned (``abandoned``)."""
+
+    i: int
+    ok: bool
+    data: Any = None
+    error: str | None = None
+    reason: str | None = None
+    attempts: int = 1
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: float = 0.0
+    abandoned: bool = False
+
+
+# -- writer <- job / record ------------------------------------------------------------
+class JobOpened(Message):
+    """A job actor took its slice: the peer state to keep and flush from now on."""
+
+    job_id: str
+    state: PeerState
+
+
+class RecordStateChanged(Message):
+    job_id: str
+    i: int
+    attempt: int
+    state: str  # calling | validating | retrying
+    reason: str | None = None
+
+
+class RecordDone(Message):
+    job_id: str
+    outcome: RecordOutcome
+    duplicate: bool = False
+
+
+class SliceUploaded(Message):
+    job_id: str
+    result_cid: str
+    errors_cid: str | None = None
+    cancelled: bool = False
+
+
+class JobDropped(Message):
+    """The job actor stopped without finishing (shutdown): flush and forget the job."""
+
+    job_id: str

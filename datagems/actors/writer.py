@@ -1,0 +1,202 @@
+"""CStoreWriter: the only actor that writes progress to CStore.
+
+It keeps the latest peer state of every job this replica works on, and writes it:
+- when ``K`` more records have finished (``DATAGEN_UPDATE_EVERY_K_REQUESTS``);
+- on a tick, when something changed and the last write is older than
+  ``DATAGEN_PROGRESS_FLUSH_SECONDS`` (so in-flight records stay visible), or when the
+  heartbeat (``lastUpdateAt``) would otherwise grow older than a third of the lease;
+- when a job opens, when its slice is uploaded (then it finalizes the job), and on stop.
+A failed write keeps the state dirty and is retried with backoff on later ticks: the
+latest state is never lost, and a record's critical path never waits for CStore.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from datagems import jobs
+from datagems.actors.base import Actor, Ticker
+from datagems.actors.messages import (
+    JobDropped,
+    JobOpened,
+    RecordDone,
+    RecordStateChanged,
+    SliceUploaded,
+    Tick,
+)
+from datagems.errors import StoreError
+from datagems.models import InFlightRecord, PeerState, RecentRecord, now_iso
+from datagems.services import Services
+
+logger = logging.getLogger(__name__)
+RECENT_KEPT = 20
+MAX_BACKOFF_SECONDS = 30.0
+
+
+@dataclass
+class _Tracked:
+    state: PeerState
+    dirty: bool = True
+    finished_since_write: int = 0
+    last_write: float = 0.0
+    failures: int = 0
+    retry_at: float = 0.0
+    finalize: bool = False
+    in_flight: dict[int, InFlightRecord] = field(default_factory=dict)
+
+
+class CStoreWriter(Actor):
+    def __init__(self, services: Services) -> None:
+        super().__init__()
+        self.services = services
+        self.settings = services.settings
+        self.tracked: dict[str, _Tracked] = {}
+        self.writes = 0
+        self._ticker: Ticker | None = None
+
+    def on_start(self) -> None:
+        interval = min(self.settings.progress_flush_seconds, 1.0) / 2
+        self._ticker = Ticker(self.actor_ref, Tick(), max(0.05, interval)).start()
+
+    def cleanup(self) -> None:
+        if self._ticker:
+            self._ticker.stop()
+
+    def on_stop(self) -> None:
+        super().on_stop()
+        for job_id in list(self.tracked):
+            self._write(job_id, force=True)
+
+    def on_receive(self, message: Any) -> None:
+        match message:
+            case RecordStateChanged():
+                self._record_state(message)
+            case RecordDone():
+                self._record_done(message)
+            case Tick():
+                self._tick()
+            case JobOpened():
+                self.tracked[message.job_id] = _Tracked(state=message.state.model_copy(deep=True))
+                self._write(message.job_id, force=True)
+            case SliceUploaded():
+                self._slice_uploaded(message)
+            case JobDropped():
+                if message.job_id in self.tracked:
+                    self._write(message.job_id, force=True)
+                    self.tracked.pop(message.job_id, None)
+            case _:
+                logger.warning("writer: unexpected message %r", type(message).__name__)
+
+    def write_count(self) -> int:
+        return self.writes
+
+    # -- events ------------------------------------------------------------------------
+    def _record_state(self, message: RecordStateChanged) -> None:
+        tracked = self.tracked.get(message.job_id)
+        if tracked is None:
+            return
+        current = tracked.in_flight.get(message.i)
+        tracked.in_flight[message.i] = InFlightRecord(
+            i=message.i,
+            attempt=message.attempt,
+            state=message.state,
+            started_at=current.started_at if current else now_iso(),
+            reason=message.reason,
+        )
+        tracked.dirty = True
+
+    def _record_done(self, message: RecordDone) -> None:
+        tracked = self.tracked.get(message.job_id)
+        if tracked is None:
+            return
+        outcome = message.outcome
+        state = tracked.state
+        tracked.in_flight.pop(outcome.i, None)
+        if outcome.ok:
+            state.generated_ok += 1
+        else:
+            state.generated_failed += 1
+            reason = outcome.reason or "failed"
+            state.failure_reasons[reason] = state.failure_reasons.get(reason, 0) + 1
+        state.retries += max(0, outcome.attempts - 1)
+        state.tokens_in += outcome.tokens_in
+        state.tokens_out += outcome.tokens_out
+        state.latency_ms_total += outcome.latency_ms
+        state.duplicates += 1 if message.duplicate else 0
+        state.recent = [
+            *state.recent[-(RECENT_KEPT - 1) :],
+            RecentRecord(
+                i=outcome.i,
+                ok=outcome.ok,
+                attempts=outcome.attempts,
+                reason=outcome.reason,
+                message=(outcome.error or "")[:200] or None,
+                finished_at=now_iso(),
+            ),
+        ]
+        tracked.dirty = True
+        tracked.finished_since_write += 1
+        if tracked.finished_since_write >= self.settings.update_every_k:
+            self._write(message.job_id)
+
+    def _slice_uploaded(self, message: SliceUploaded) -> None:
+        tracked = self.tracked.get(message.job_id)
+        if tracked is None:
+            return
+        state = tracked.state
+        state.result_cid = message.result_cid
+        state.errors_cid = message.errors_cid
+        tracked.in_flight.clear()
+        if message.cancelled:
+            state.cancelled_at = now_iso()
+        else:
+            state.finished_at = now_iso()
+        tracked.finalize = True
+        tracked.dirty = True
+        self._write(message.job_id, force=True)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        heartbeat = self.settings.peer_lease_seconds / 3
+        for job_id, tracked in list(self.tracked.items()):
+            since = now - tracked.last_write
+            due = tracked.dirty and since >= self.settings.progress_flush_seconds
+            if due or since >= heartbeat or (tracked.failures and now >= tracked.retry_at):
+                self._write(job_id)
+
+    # -- the one place that writes -----------------------------------------------------
+    def _write(self, job_id: str, *, force: bool = False) -> None:
+        tracked = self.tracked.get(job_id)
+        if tracked is None:
+            return
+        now = time.monotonic()
+        if tracked.failures and now < tracked.retry_at and not force:
+            return
+        state = tracked.state
+        state.in_flight = sorted(tracked.in_flight.values(), key=lambda r: r.i)
+        state.last_update_at = now_iso()
+        state.started_at = state.started_at or state.last_update_at
+        try:
+            self.services.peers.put(job_id, state)
+        except StoreError as exc:
+            tracked.failures += 1
+            delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(tracked.failures, 8))
+            tracked.retry_at = now + delay
+            logger.warning(
+                "progress of job %s not written (%s); retry in %.1fs", job_id, exc, delay
+            )
+            return
+        self.writes += 1
+        tracked.failures = 0
+        tracked.dirty = False
+        tracked.finished_since_write = 0
+        tracked.last_write = now
+        if tracked.finalize:
+            self.tracked.pop(job_id, None)
+            try:
+                jobs.refresh(self.services, job_id)
+            except StoreError as exc:
+                logger.warning("job %s not finalized yet (%s); a reader will", job_id, exc)
