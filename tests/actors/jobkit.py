@@ -1,0 +1,78 @@
+"""Helpers for engine tests: confirm a job through the store layer, wait, read the export."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+
+from datagems import export, jobs
+from datagems.services import Services
+from datagems.settings import Settings
+from tests.fleet import Fleet
+from tests.servers import wait_until
+
+PERSON_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "age": {"type": "integer", "minimum": 18, "maximum": 90},
+        "email": {"type": "string", "format": "email"},
+        "plan": {"enum": ["free", "pro", "team"]},
+    },
+    "required": ["name", "age", "email", "plan"],
+    "additionalProperties": False,
+}
+
+
+def fleet_services(fleet: Fleet) -> Services:
+    """Services over the fleet's devnode, as a replica of the fleet would have them."""
+    settings = Settings.from_env(
+        {
+            "R1EN_CHAINSTORE_PEERS": orjson.dumps(fleet.peers).decode(),
+            "R1EN_HOST_ADDR": fleet.peers[0],
+            "DATAGEN_DATA_DIR": str(fleet.root / "client"),
+        }
+    )
+    return Services(settings, fleet.cstore, fleet.r1fs, fleet.llm_url)
+
+
+def confirm_job(services: Services, total: int, schema: dict[str, Any] | None = None) -> str:
+    job_id = str(uuid.uuid4())
+    jobs.create_job(
+        services,
+        owner="alice",
+        job_id=job_id,
+        draft={
+            "title": "People",
+            "totalRecords": total,
+            "description": "Customers of a software company",
+            "instructions": "Realistic, varied people.",
+            "schema": schema or PERSON_SCHEMA,
+        },
+    )
+    return job_id
+
+
+def wait_for_status(services: Services, job_id: str, statuses: set[str], timeout: float = 90):
+    def done() -> Any:
+        view = jobs.load_job(services, job_id)
+        return view if view and view.job.status in statuses else None
+
+    return wait_until(done, timeout=timeout, interval=0.2, what=f"job {job_id} in {statuses}")
+
+
+def exported_entries(services: Services, job_id: str, partial: bool = False) -> list[dict]:
+    return list(export.merged_entries(services, job_id, partial=partial))
+
+
+def all_slice_lines(services: Services, job_id: str) -> list[dict]:
+    """Every line of every uploaded slice (duplicates included)."""
+    lines = []
+    for state in services.peers.all(job_id).values():
+        if state.result_cid:
+            body = services.r1fs.get_file(state.result_cid)
+            lines += [orjson.loads(line) for line in body.splitlines() if line.strip()]
+    return lines
