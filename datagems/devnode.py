@@ -52,7 +52,6 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from datagems import __version__ as VERSION
 from datagems import logs
 from datagems.errors import StoreRejected
 from datagems.store.embedded import CHUNK, FolderR1FS, SqliteCStore
@@ -68,7 +67,7 @@ NODE_META = {
     "ee_node_address": "0xai_devnode",
     "ee_node_eth_address": "0x0000000000000000000000000000000000000000",
     "ee_node_network": "devnet",
-    "ee_node_ver": f"datagems-devnode-{VERSION}",
+    "ee_node_ver": "datagems-devnode",
 }
 
 
@@ -308,7 +307,7 @@ class DevNode:
                 "ID": "12D3KooWDevnode",
                 "PublicKey": "",
                 "Addresses": [],
-                "AgentVersion": f"datagems-devnode/{VERSION}",
+                "AgentVersion": "datagems-devnode",
                 "Protocols": [],
             }
         )
