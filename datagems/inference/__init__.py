@@ -1,1 +1,31 @@
-"""Inference: the gateway client, providers, prompts and the mock gateway."""
+"""Inference: the providers (Ratio1 gateway, OpenAI-compatible), prompts and the mock gateway.
+
+The engine builds one provider per in-flight slot and calls ``complete`` from actor threads;
+``extract_json`` pulls the JSON out of the answer text; ``prompts`` builds the messages.
+"""
+
+from datagems.inference.extract import extract_json
+from datagems.inference.providers import (
+    CREATE_CHAT_COMPLETION_PATH,
+    INFERENCE_BASE_URL,
+    OPENAI_CHAT_PATH,
+    Completion,
+    GatewayProvider,
+    OpenAIProvider,
+    Provider,
+    list_models,
+    redact,
+)
+
+__all__ = [
+    "CREATE_CHAT_COMPLETION_PATH",
+    "INFERENCE_BASE_URL",
+    "OPENAI_CHAT_PATH",
+    "Completion",
+    "GatewayProvider",
+    "OpenAIProvider",
+    "Provider",
+    "extract_json",
+    "list_models",
+    "redact",
+]

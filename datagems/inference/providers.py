@@ -1,0 +1,494 @@
+"""Inference providers: one chat completion per call, over one keep-alive ``httpx.Client``.
+
+Two wire forms:
+
+- ``GatewayProvider``: a Ratio1 node's ``POST /create_chat_completion`` (the token is a
+  body field ``authorization``; the answer is wrapped in the node envelope);
+- ``OpenAIProvider``: an OpenAI-compatible ``POST /chat/completions`` (bearer key, model).
+
+Both raise ``InferenceError`` with one of the named reasons:
+
+==============================================  ==================  =========
+what happened                                   reason              retryable
+==============================================  ==================  =========
+connect / read / protocol error                 ``transport``       yes
+timeout                                         ``timeout``         yes
+HTTP 429, ``result.status == "rate_limited"``   ``rate_limited``    yes
+HTTP 5xx                                        ``http_<code>``     yes
+other HTTP 4xx                                  ``http_<code>``     no
+200 with ``result.error``                       ``provider_error``  no (``status: timeout``
+                                                                    -> ``timeout``, yes)
+200 whose envelope has no answer text           ``provider_error``  yes
+==============================================  ==================  =========
+
+A provider is used by one thread at a time (the engine keeps one per in-flight slot);
+``close()`` releases its connections. With ``log_requests`` every call is logged at INFO
+(method, URL, status, latency, body) with tokens and keys replaced by ``***``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+import orjson
+
+from datagems.errors import InferenceError, UpstreamError
+
+logger = logging.getLogger("datagems.inference")
+
+INFERENCE_BASE_URL = "http://127.0.0.1:8765"
+"""Default gateway base: a node's paired inference API is ``http://<host ip>:$API_PORT``."""
+CREATE_CHAT_COMPLETION_PATH = "/create_chat_completion"
+OPENAI_CHAT_PATH = "/chat/completions"
+
+SECRET_KEYS = frozenset(
+    {"authorization", "api_key", "apikey", "token", "access_token", "secret", "password", "key"}
+)
+MAX_LOGGED_BODY = 4000
+MAX_DETAIL = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One answer: its text, token counts when the provider reports them, and latency."""
+
+    text: str
+    tokens_in: int | None
+    tokens_out: int | None
+    latency_ms: float
+    model: str | None
+
+
+class Provider(Protocol):
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        schema: dict | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> Completion: ...
+
+    def close(self) -> None: ...
+
+
+def redact(value: Any) -> Any:
+    """A copy of a JSON value with every secret-looking field replaced by ``***``."""
+    if isinstance(value, dict):
+        return {
+            key: (
+                "***"
+                if str(key).lower().replace("-", "_") in SECRET_KEYS and item
+                else redact(item)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
+def _join(base_url: str, path: str) -> str:
+    if not path:
+        return base_url.rstrip("/")
+    return base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def _detail(response: httpx.Response) -> str:
+    """A short, secret-free hint of why the server refused (its ``detail`` / ``error``)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    found: Any = None
+    if isinstance(body, dict):
+        found = body.get("detail") or body.get("error") or body.get("message")
+        if isinstance(found, dict):
+            found = found.get("error") or found.get("detail") or found.get("message")
+        if isinstance(found, list) and found and isinstance(found[0], dict):
+            found = found[0].get("msg")
+    if not isinstance(found, str):
+        return ""
+    return ": " + (found if len(found) <= MAX_DETAIL else found[:MAX_DETAIL] + "…")
+
+
+def _first(value: Any) -> Any:
+    """Some gateway versions wrap ``TEXT_RESPONSE`` / ``FULL_OUTPUT`` in a one-element list."""
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
+def _content_text(content: Any) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}]
+        parts = [p.get("text") for p in content if isinstance(p, dict)]
+        text = "".join(p for p in parts if isinstance(p, str))
+        return text or None
+    if isinstance(content, dict):  # a server that parsed the JSON answer for us
+        return orjson.dumps(content).decode()
+    return None
+
+
+def _chat_text(full: Any) -> str | None:
+    if not isinstance(full, dict):
+        return None
+    choices = full.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    message = choices[0].get("message")
+    if isinstance(message, dict):
+        return _content_text(message.get("content"))
+    return _content_text(choices[0].get("text"))
+
+
+def _usage(full: Any) -> tuple[int | None, int | None]:
+    usage = full.get("usage") if isinstance(full, dict) else None
+    if not isinstance(usage, dict):
+        return None, None
+    tokens_in = usage.get("prompt_tokens")
+    tokens_out = usage.get("completion_tokens")
+    return (
+        tokens_in if isinstance(tokens_in, int) else None,
+        tokens_out if isinstance(tokens_out, int) else None,
+    )
+
+
+class _HttpProvider:
+    """The shared part: one client, the POST, timing, logging and HTTP error mapping."""
+
+    kind = "inference"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        headers: dict[str, str] | None,
+        log_requests: bool,
+        transport: httpx.BaseTransport | None,
+    ) -> None:
+        self.url = url
+        self.log_requests = log_requests
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            headers=headers,
+            limits=httpx.Limits(
+                max_connections=4, max_keepalive_connections=2, keepalive_expiry=60
+            ),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> _HttpProvider:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _post(self, body: dict[str, Any]) -> tuple[Any, float]:
+        """POST ``body``; returns the parsed 2xx JSON and the latency, or raises."""
+        started = time.perf_counter()
+        status: int | str = "error"
+        try:
+            response = self._client.post(
+                self.url,
+                content=orjson.dumps(body),
+                headers={"Content-Type": "application/json"},
+            )
+            status = response.status_code
+        except httpx.TimeoutException as exc:
+            status = "timeout"
+            raise InferenceError(
+                "timeout", f"{self.kind} call timed out ({type(exc).__name__})", retryable=True
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise InferenceError(
+                "transport", f"{self.kind} call failed: {type(exc).__name__}", retryable=True
+            ) from exc
+        finally:
+            latency_ms = (time.perf_counter() - started) * 1000
+            if self.log_requests:
+                self._log(body, status, latency_ms)
+        code = response.status_code
+        if code == 429:
+            raise InferenceError(
+                "rate_limited",
+                f"{self.kind} rate limited (HTTP 429){_detail(response)}",
+                retryable=True,
+            )
+        if code >= 500:
+            raise InferenceError(
+                f"http_{code}",
+                f"{self.kind} answered HTTP {code}{_detail(response)}",
+                retryable=True,
+            )
+        if code >= 300:
+            raise InferenceError(
+                f"http_{code}",
+                f"{self.kind} answered HTTP {code}{_detail(response)}",
+                retryable=False,
+            )
+        try:
+            payload = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise InferenceError(
+                "provider_error", f"{self.kind} answered a body that is not JSON", retryable=True
+            ) from exc
+        return payload, latency_ms
+
+    def _log(self, body: dict[str, Any], status: int | str, latency_ms: float) -> None:
+        text = orjson.dumps(redact(body)).decode()
+        if len(text) > MAX_LOGGED_BODY:
+            text = text[:MAX_LOGGED_BODY] + "…"
+        logger.info("POST %s -> %s in %.1f ms body=%s", self.url, status, latency_ms, text)
+
+
+class GatewayProvider(_HttpProvider):
+    """A Ratio1 node's ``/create_chat_completion`` (or the mock gateway)."""
+
+    kind = "gateway"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 120.0,
+        path: str = CREATE_CHAT_COMPLETION_PATH,
+        log_requests: bool = False,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(
+            _join(base_url, path),
+            timeout=timeout,
+            headers=None,
+            log_requests=log_requests,
+            transport=transport,
+        )
+        self._token = token
+
+    def body(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        schema: dict | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"messages": messages}
+        if temperature is not None:
+            body["temperature"] = temperature
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        body["response_format"] = (
+            {"type": "json_object", "schema": schema}
+            if schema is not None
+            else {"type": "json_object"}
+        )
+        body["metadata"] = {"seed": seed} if seed is not None else {}
+        if self._token:
+            body["authorization"] = self._token
+        return body
+
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        schema: dict | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> Completion:
+        body = self.body(
+            messages, schema=schema, temperature=temperature, max_tokens=max_tokens, seed=seed
+        )
+        payload, latency_ms = self._post(body)
+        result = payload.get("result") if isinstance(payload, dict) else None
+        if not isinstance(result, dict):
+            raise InferenceError(
+                "provider_error", "gateway answer has no result object", retryable=True
+            )
+        status = result.get("status")
+        error = result.get("error")
+        if status == "rate_limited":
+            raise InferenceError(
+                "rate_limited", f"gateway rate limited: {_clip(error)}", retryable=True
+            )
+        if error:
+            if status == "timeout":
+                raise InferenceError(
+                    "timeout", f"gateway timed out: {_clip(error)}", retryable=True
+                )
+            raise InferenceError(
+                "provider_error",
+                f"gateway error{f' ({status})' if status else ''}: {_clip(error)}",
+                retryable=False,
+            )
+        full = _first(result.get("FULL_OUTPUT"))
+        text = _chat_text(full)
+        if text is None:
+            text = _content_text(_first(result.get("TEXT_RESPONSE")))
+        if text is None:
+            raise InferenceError("provider_error", "gateway answer carries no text", retryable=True)
+        tokens_in, tokens_out = _usage(full)
+        model = result.get("MODEL_NAME") or (full.get("model") if isinstance(full, dict) else None)
+        return Completion(
+            text=text,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            latency_ms=latency_ms,
+            model=model if isinstance(model, str) else None,
+        )
+
+
+class OpenAIProvider(_HttpProvider):
+    """An OpenAI-compatible ``/chat/completions`` with a bearer key and a model."""
+
+    kind = "provider"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None,
+        model: str | None,
+        path: str = OPENAI_CHAT_PATH,
+        timeout: float = 120.0,
+        log_requests: bool = False,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        super().__init__(
+            _join(base_url, path),
+            timeout=timeout,
+            headers=headers,
+            log_requests=log_requests,
+            transport=transport,
+        )
+        self.model = model
+
+    def body(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        schema: dict | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if self.model:
+            body["model"] = self.model
+        body["messages"] = messages
+        if temperature is not None:
+            body["temperature"] = temperature
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        if seed is not None:
+            body["seed"] = seed
+        body["response_format"] = (
+            {"type": "json_schema", "json_schema": {"name": "record", "schema": schema}}
+            if schema is not None
+            else {"type": "json_object"}
+        )
+        return body
+
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        schema: dict | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> Completion:
+        body = self.body(
+            messages, schema=schema, temperature=temperature, max_tokens=max_tokens, seed=seed
+        )
+        payload, latency_ms = self._post(body)
+        if not isinstance(payload, dict):
+            raise InferenceError(
+                "provider_error", "provider answer is not an object", retryable=True
+            )
+        error = payload.get("error")
+        if error:
+            message = error.get("message") if isinstance(error, dict) else error
+            code = error.get("code") if isinstance(error, dict) else None
+            if code in ("rate_limited", "rate_limit_exceeded", 429):
+                raise InferenceError(
+                    "rate_limited", f"provider rate limited: {_clip(message)}", retryable=True
+                )
+            raise InferenceError(
+                "provider_error", f"provider error: {_clip(message)}", retryable=False
+            )
+        text = _chat_text(payload)
+        if text is None:
+            raise InferenceError(
+                "provider_error", "provider answer carries no text", retryable=True
+            )
+        tokens_in, tokens_out = _usage(payload)
+        model = payload.get("model")
+        return Completion(
+            text=text,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            latency_ms=latency_ms,
+            model=model if isinstance(model, str) else self.model,
+        )
+
+
+def _clip(value: Any) -> str:
+    text = value if isinstance(value, str) else orjson.dumps(value).decode() if value else ""
+    return text if len(text) <= MAX_DETAIL else text[:MAX_DETAIL] + "…"
+
+
+def list_models(
+    base_url: str,
+    api_key: str | None,
+    *,
+    timeout: float = 15.0,
+    transport: httpx.BaseTransport | None = None,
+) -> list[str]:
+    """The model ids of an OpenAI-compatible provider (``GET {base}/models``), sorted.
+
+    Raises ``UpstreamError`` (never carrying the key) on a transport error, a non-2xx
+    answer or a body that is not a model list.
+    """
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    url = _join(base_url, "/models")
+    try:
+        with httpx.Client(timeout=timeout, transport=transport, follow_redirects=False) as client:
+            response = client.get(url, headers=headers)
+    except httpx.TimeoutException as exc:
+        raise UpstreamError("the provider did not answer in time") from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"could not reach the provider ({type(exc).__name__})") from exc
+    if not response.is_success:
+        raise UpstreamError(f"the provider answered HTTP {response.status_code}{_detail(response)}")
+    try:
+        payload = orjson.loads(response.content)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError("the provider's model list is not JSON") from exc
+    items = payload.get("data", payload.get("models")) if isinstance(payload, dict) else payload
+    if not isinstance(items, list):
+        raise UpstreamError("the provider's answer is not a model list")
+    names: set[str] = set()
+    for item in items:
+        if isinstance(item, str):
+            names.add(item)
+        elif isinstance(item, dict):
+            name = item.get("id") or item.get("name")
+            if isinstance(name, str):
+                names.add(name)
+    return sorted(names)
