@@ -1,0 +1,178 @@
+"""Session and draft tokens (JWT, HS256, ``DATAGEN_SESSION_SECRET``) and the draft ledger.
+
+The original DataGems signs both kinds with one secret and no claim telling them apart.
+Here a session carries ``typ: "session"`` and a draft ``typ: "draft"``, and the readers
+also look at the payload itself, so a token of one kind is never accepted as the other:
+
+- ``read_session`` refuses ``typ == "draft"`` and anything carrying draft fields (the
+  original's drafts have no ``typ``: a payload with ``schema`` or ``totalRecords`` is a
+  draft, never a session). A session of the original (``{username, role}``, no ``typ``) is
+  accepted.
+- ``read_draft`` accepts only ``typ == "draft"`` bound (``sub``) to the calling user, with
+  a ``jti`` for the confirm-once ledger.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from datagems.errors import BadRequest, Unauthorized
+from datagems.models import now_iso
+from datagems.store import keys
+from datagems.store.base import CStore
+
+SESSION_COOKIE = "datagen_session"
+SESSION_TTL_SECONDS = 7 * 24 * 3600
+DRAFT_TTL_SECONDS = 30 * 60
+ALGORITHM = "HS256"
+LEEWAY_SECONDS = 30  # clock skew between replicas
+DRAFT_MARKERS = frozenset({"schema", "totalRecords"})
+RESERVED_CLAIMS = frozenset({"typ", "sub", "jti", "iat", "exp", "nbf", "username", "role"})
+INVALID_DRAFT = "Invalid or expired draft"
+INVALID_SESSION = "invalid or expired session"
+# A fixed namespace: the job id of a draft is the same on every replica.
+DRAFT_JOB_NAMESPACE = uuid.UUID("6f1d2c3e-8a4b-5c6d-9e0f-0a1b2c3d4e5f")
+
+
+@dataclass(frozen=True)
+class Session:
+    username: str
+    role: str
+
+
+def _key(secret: str) -> bytes:
+    if not secret:
+        raise ValueError("the session secret is empty")
+    return secret.encode("utf-8")
+
+
+def _now(now: float | None) -> int:
+    return int(time.time() if now is None else now)
+
+
+def _decode(secret: str, token: str) -> dict[str, Any]:
+    """Verified payload (signature, ``exp`` required, ``iat`` not in the future)."""
+    if not isinstance(token, str) or not token:
+        raise jwt.InvalidTokenError("no token")
+    payload = jwt.decode(
+        token,
+        _key(secret),
+        algorithms=[ALGORITHM],
+        options={"require": ["exp"]},
+        leeway=LEEWAY_SECONDS,
+    )
+    if not isinstance(payload, dict):
+        raise jwt.InvalidTokenError("payload is not an object")
+    return payload
+
+
+def issue_session(secret: str, username: str, role: str, *, now: float | None = None) -> str:
+    """A 7-day session token ``{username, role, typ: "session", iat, exp}``."""
+    issued = _now(now)
+    payload = {
+        "username": username,
+        "role": role,
+        "typ": "session",
+        "iat": issued,
+        "exp": issued + SESSION_TTL_SECONDS,
+    }
+    return jwt.encode(payload, _key(secret), algorithm=ALGORITHM)
+
+
+def read_session(secret: str, token: str) -> Session:
+    """The session in a token; ``Unauthorized`` for anything that is not a valid session."""
+    try:
+        payload = _decode(secret, token)
+    except (jwt.InvalidTokenError, ValueError):
+        raise Unauthorized(INVALID_SESSION) from None
+    typ = payload.get("typ")
+    if typ not in (None, "session") or DRAFT_MARKERS & payload.keys():
+        raise Unauthorized(INVALID_SESSION)
+    username = payload.get("username")
+    role = payload.get("role")
+    if not isinstance(username, str) or not username or not isinstance(role, str):
+        raise Unauthorized(INVALID_SESSION)
+    return Session(username=username, role=role)
+
+
+def issue_draft(
+    secret: str, username: str, draft: dict[str, Any], *, now: float | None = None
+) -> str:
+    """A 30-minute draft token: the draft fields plus ``typ``, ``sub``, ``jti``, ``iat``, ``exp``.
+
+    Reserved claims in ``draft`` (``typ``, ``sub``, ``jti``, ``iat``, ``exp``, ``nbf``,
+    ``username``, ``role``) are dropped: a draft never looks like a session.
+    """
+    issued = _now(now)
+    payload = {name: value for name, value in draft.items() if name not in RESERVED_CLAIMS}
+    payload.update(
+        {
+            "typ": "draft",
+            "sub": username,
+            "jti": secrets.token_urlsafe(16),
+            "iat": issued,
+            "exp": issued + DRAFT_TTL_SECONDS,
+        }
+    )
+    return jwt.encode(payload, _key(secret), algorithm=ALGORITHM)
+
+
+def read_draft(secret: str, token: str, username: str) -> dict[str, Any]:
+    """The draft payload (with its ``jti``), or ``BadRequest("Invalid or expired draft")``."""
+    try:
+        payload = _decode(secret, token)
+    except (jwt.InvalidTokenError, ValueError):
+        raise BadRequest(INVALID_DRAFT) from None
+    jti = payload.get("jti")
+    if (
+        payload.get("typ") != "draft"
+        or payload.get("sub") != username
+        or not isinstance(jti, str)
+        or not jti
+    ):
+        raise BadRequest(INVALID_DRAFT)
+    return payload
+
+
+def job_id_for_draft(jti: str) -> str:
+    """The job id a draft becomes: the same on every replica (uuid5 of the draft's ``jti``)."""
+    return str(uuid.uuid5(DRAFT_JOB_NAMESPACE, jti))
+
+
+class DraftLedger:
+    """Confirm-once across replicas: ``datagen:drafts-used`` maps a draft's ``jti`` to its job.
+
+    ``claim`` refuses a ``jti`` already in the hash, writes ``{"jobId", "at"}`` and reads it
+    back. CStore has no compare-and-set, so two replicas confirming the same draft within a
+    replication delay can both pass; the job id is therefore derived from the ``jti``
+    (``job_id_for_draft``), and both create the *same* job with the same split: the double
+    confirm is idempotent instead of producing two jobs.
+    """
+
+    def __init__(self, cstore: CStore) -> None:
+        self.cstore = cstore
+
+    def claimed(self, jti: str) -> dict[str, Any] | None:
+        value = self.cstore.hget(keys.DRAFTS_USED, jti)
+        if value is None:
+            return None
+        return value if isinstance(value, dict) else {"jobId": value}
+
+    def claim(self, jti: str, job_id: str) -> None:
+        """Mark the draft used by ``job_id``; ``BadRequest`` if it was already used."""
+        if not jti or self.claimed(jti) is not None:
+            raise BadRequest(INVALID_DRAFT)
+        self.cstore.hset(keys.DRAFTS_USED, jti, {"jobId": job_id, "at": now_iso()})
+        back = self.claimed(jti)
+        if back is None or back.get("jobId") != job_id:
+            raise BadRequest(INVALID_DRAFT)
+
+    def release(self, jti: str) -> None:
+        """Forget a claim, when the job it was for could not be created at all."""
+        self.cstore.hset(keys.DRAFTS_USED, jti, None)
