@@ -21,22 +21,27 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the selected command's module is imported (all of them for help),
+    so one command never breaks because another one's module does not import."""
     parser = argparse.ArgumentParser(
         prog="datagems",
         description="DataGems: synthetic datasets, one validated LLM call per record.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(sub)
-        sub.set_defaults(module=module)
+        if selected in (None, name):
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub)
+            sub.set_defaults(module=module)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    selected = argv[0] if argv and argv[0] in COMMANDS else None
+    args = build_parser(selected).parse_args(argv)
     try:
         return int(args.module.main(args) or 0)
     except DatagemsError as exc:

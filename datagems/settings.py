@@ -128,6 +128,8 @@ def parse_peer_list(name: str, value: str) -> list[str]:
             raise SettingsError(f"{name}={value} is not a valid JSON array") from None
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             raise SettingsError(f"{name}={value} must be an array of strings")
+    elif text.startswith("{"):
+        raise SettingsError(f"{name}={value} must be a JSON array or a comma-separated list")
     else:
         items = text.split(",")
     peers: list[str] = []

@@ -1,20 +1,103 @@
-"""App factory: ``create_app(services)`` builds the aiohttp application."""
+"""App factory: ``create_app(services)`` builds the aiohttp application.
+
+Middlewares, outermost first: errors (one JSON shape for every failure), then auth
+(session from the cookie or a Bearer token, the same-origin rule). Resources live in a
+``cleanup_ctx``: built when the app starts, released when it stops. Every response carries
+a strict Content-Security-Policy (no inline script): user strings are only ever inserted
+as text, and even a slip could not run.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 
+from datagems.accounts.mailer import Mailer
+from datagems.accounts.ratelimit import LoginThrottle, WindowLimiter
+from datagems.accounts.users import Accounts
 from datagems.services import Services
-from datagems.web.keys import SERVICES
+from datagems.web.auth import auth_middleware
+from datagems.web.keys import ACCOUNTS, LIMITERS, MAILER, SERVICES, STATE, THROTTLE
+from datagems.web.middleware import error_middleware
+from datagems.web.routes import setup_routes
+from datagems.web.state import Limiters, WebState
+
+TEMPLATES = Path(__file__).parent / "templates"
+PREVIEW_WINDOW_SECONDS = 600
+PREVIEW_MAX_PER_USER = 40
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 
 
-async def health(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    return web.json_response({"ok": True, "peerId": services.settings.host_addr})
+def _limiters(services: Services) -> Limiters:
+    s = services.settings
+    peer = s.host_addr
+
+    def limiter(scope: str, window: int, hits: int) -> WindowLimiter:
+        return WindowLimiter(
+            services.cstore, scope=scope, peer_id=peer, window_seconds=window, max_hits=hits
+        )
+
+    return Limiters(
+        register_ip=limiter("register-ip", s.register_window_seconds, s.register_max_per_ip),
+        register_email=limiter(
+            "register-email", s.register_window_seconds, s.register_max_per_email
+        ),
+        resend_ip=limiter("resend-ip", s.resend_window_seconds, s.resend_max_per_ip),
+        resend_email=limiter("resend-email", s.resend_window_seconds, s.resend_max_per_email),
+        preview_user=limiter("preview-user", PREVIEW_WINDOW_SECONDS, PREVIEW_MAX_PER_USER),
+    )
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    app[STATE] = WebState()
+    yield
+    app[STATE].stopping.set()
+
+
+async def _stop_streams(app: web.Application) -> None:
+    """Live event streams end at shutdown, so the server does not wait on them."""
+    app[STATE].stopping.set()
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Content-Security-Policy", CSP)
 
 
 def create_app(services: Services) -> web.Application:
-    app = web.Application(client_max_size=services.settings.max_body_bytes)
+    settings = services.settings
+    if settings.session_secret is None or settings.auth_secret is None:
+        raise RuntimeError("the session secret and the auth pepper must be set (with_local_secrets)")
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[error_middleware, auth_middleware],
+    )
     app[SERVICES] = services
-    app.router.add_get("/api/health", health)
+    app[ACCOUNTS] = Accounts(
+        services.cstore, settings.auth_hkey, settings.auth_secret.get_secret_value()
+    )
+    app[THROTTLE] = LoginThrottle()
+    app[MAILER] = Mailer(settings)
+    app[LIMITERS] = _limiters(services)
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        context_processors=[aiohttp_jinja2.request_processor],
+    )
+    app.cleanup_ctx.append(_resources)
+    app.on_shutdown.append(_stop_streams)
+    app.on_response_prepare.append(_security_headers)
+    setup_routes(app)
     return app

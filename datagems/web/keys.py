@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from datagems.accounts.mailer import Mailer
+from datagems.accounts.ratelimit import LoginThrottle
+from datagems.accounts.users import Accounts
 from datagems.services import Services
+from datagems.web.state import Limiters, WebState
 
 SERVICES = web.AppKey("services", Services)
+ACCOUNTS = web.AppKey("accounts", Accounts)
+THROTTLE = web.AppKey("throttle", LoginThrottle)
+MAILER = web.AppKey("mailer", Mailer)
+LIMITERS = web.AppKey("limiters", Limiters)
+STATE = web.AppKey("state", WebState)
+ROUTE_SPECS = web.AppKey("route_specs", dict)  # (method, path) -> routes.Route
