@@ -78,7 +78,9 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 def create_app(services: Services) -> web.Application:
     settings = services.settings
     if settings.session_secret is None or settings.auth_secret is None:
-        raise RuntimeError("the session secret and the auth pepper must be set (with_local_secrets)")
+        raise RuntimeError(
+            "the session secret and the auth pepper must be set (with_local_secrets)"
+        )
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[error_middleware, auth_middleware],

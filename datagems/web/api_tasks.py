@@ -1,0 +1,474 @@
+"""``/api/tasks*``: draft a schema, preview, confirm, list, view, cancel, records, export,
+and the live event stream of one job.
+
+Everything is read from CStore / R1FS through ``datagems.jobs`` and ``datagems.export``;
+store calls are sync and run in a worker thread so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from datagems import export, jobs
+from datagems.accounts.tokens import DraftLedger, issue_draft, job_id_for_draft, read_draft
+from datagems.errors import (
+    BadRequest,
+    DatagemsError,
+    InferenceError,
+    NotFound,
+    SchemaInvalid,
+    UpstreamError,
+)
+from datagems.inference import prompts
+from datagems.inference.extract import extract_json
+from datagems.models import TERMINAL_STATUSES, InferenceSpec, JobDetails, now_iso
+from datagems.schema_tools import check_schema, compile_validator, sanitize_schema
+from datagems.ssrf import check_public_url
+from datagems.web.auth import Caller, caller, session_secret
+from datagems.web.bodies import (
+    ConfirmBody,
+    InferenceOverrides,
+    PreviewBody,
+    SchemaBody,
+    read_body,
+)
+from datagems.web.keys import LIMITERS, SERVICES, STATE
+
+logger = logging.getLogger(__name__)
+DRAFT_ATTEMPTS = 3
+PREVIEW_RECORDS = 3
+EVENT_INTERVAL_SECONDS = 0.75
+HEARTBEAT_SECONDS = 15.0
+DRAFT_TEMPERATURE = 0.2
+DRAFT_MAX_TOKENS = 2048
+RECORD_MAX_TOKENS = 1024
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+async def _inference_spec(
+    request: web.Request, body: InferenceOverrides, base: dict[str, Any] | None = None
+) -> InferenceSpec:
+    """The inference choice of the form (over a draft's), user URLs SSRF-checked."""
+    spec = InferenceSpec.model_validate(base or {})
+    if body.use_external_api is not None:
+        spec.use_external_api = body.use_external_api
+    if body.profile_id is not None:
+        spec.profile_id = body.profile_id or None
+    if body.inference_base_url:
+        settings = request.app[SERVICES].settings
+        spec.base_url = await asyncio.to_thread(
+            check_public_url, body.inference_base_url, allow_private=settings.allow_private_urls
+        )
+    if body.inference_path is not None:
+        spec.path = body.inference_path or None
+    if body.inference_model is not None:
+        spec.model = body.inference_model or None
+    if body.inference_params is not None:
+        spec.parameters = body.inference_params
+    if spec.use_external_api and not spec.profile_id:
+        raise BadRequest("choose an inference profile to use an external API")
+    if not spec.use_external_api:
+        spec.profile_id = None
+    return spec
+
+
+def _provider(request: web.Request, spec: InferenceSpec, owner: str) -> Any:
+    return jobs.provider_for(request.app[SERVICES], spec, owner)
+
+
+def _read_draft(request: web.Request, token: str, who: Caller) -> dict[str, Any]:
+    return read_draft(session_secret(request), token, who.username)
+
+
+def _checked(schema: dict[str, Any]) -> dict[str, Any]:
+    """A user-edited schema: cleaned of the harmless mistakes, then checked field by field."""
+    check_schema(schema)
+    return schema
+
+
+def _temperature(spec: InferenceSpec, default: float) -> float:
+    value = (spec.parameters or {}).get("temperature")
+    return float(value) if isinstance(value, int | float) else default
+
+
+def _draft_once(provider: Any, messages: list[dict[str, str]], spec: InferenceSpec) -> dict:
+    completion = provider.complete(
+        messages,
+        schema=None,
+        temperature=_temperature(spec, DRAFT_TEMPERATURE),
+        max_tokens=DRAFT_MAX_TOKENS,
+    )
+    schema = sanitize_schema(extract_json(completion.text))
+    check_schema(schema)
+    return schema
+
+
+async def owned_job(request: web.Request, job_id: str) -> jobs.JobView:
+    """The job, when the caller may see it; 404 otherwise (never 403: no enumeration)."""
+    who = caller(request)
+    view = await asyncio.to_thread(jobs.load_job, request.app[SERVICES], job_id)
+    if view is None or (view.job.owner != who.username and not who.is_admin):
+        raise NotFound("job not found")
+    return view
+
+
+async def job_details(request: web.Request, view: jobs.JobView) -> JobDetails | None:
+    cid = view.job.job_details_cid
+    if not cid:
+        return None
+    state = request.app[STATE]
+    found = state.cached_details(cid)
+    if found is None:
+        services = request.app[SERVICES]
+        try:
+            found = await asyncio.to_thread(services.details.get, cid)
+        except DatagemsError as exc:
+            logger.warning("details of job %s not readable: %s", view.job.id, exc)
+            return None
+        state.remember_details(cid, found)
+    return found
+
+
+def view_payload(view: jobs.JobView, details: JobDetails | None) -> dict[str, Any]:
+    order = list(view.job.peers) + [p for p in view.peers if p not in view.job.peers]
+    return {
+        "job": view.job.wire(),
+        "peers": [view.peers[p].wire() for p in order if p in view.peers],
+        "details": details.wire() if details else None,
+        "cancel": view.cancel.wire() if view.cancel else None,
+    }
+
+
+# --------------------------------------------------------------------------- drafting
+
+
+async def draft_schema(request: web.Request) -> web.Response:
+    who = caller(request)
+    services = request.app[SERVICES]
+    body = await read_body(
+        request, SchemaBody, context={"max_records": services.settings.max_records_per_job}
+    )
+    refreshes = 0
+    if body.previous_draft_token:
+        try:
+            previous = _read_draft(request, body.previous_draft_token, who)
+            refreshes = int(previous.get("schemaRefreshes") or 0) + 1
+        except BadRequest:
+            refreshes = 0
+    spec = await _inference_spec(request, body)
+    provider = await asyncio.to_thread(_provider, request, spec, who.username)
+    messages = prompts.schema_draft_messages(
+        title=body.title,
+        description=body.description,
+        instructions=body.instructions,
+        total_records=body.total_records,
+        dataset_mode=body.dataset_mode,
+    )
+    started = time.perf_counter()
+    failed = 0
+    schema: dict[str, Any] | None = None
+    last_error: DatagemsError | None = None
+    try:
+        for _attempt in range(DRAFT_ATTEMPTS):
+            try:
+                schema = await asyncio.to_thread(_draft_once, provider, messages, spec)
+                break
+            except (InferenceError, SchemaInvalid) as exc:
+                failed += 1
+                last_error = exc
+                logger.warning("schema draft attempt %d failed: %s", failed, exc)
+                if isinstance(exc, InferenceError) and not exc.retryable:
+                    break
+    finally:
+        await asyncio.to_thread(provider.close)
+    state = request.app[STATE]
+    state.drafts += 1
+    state.drafts_failed_attempts += failed
+    if schema is None:
+        detail = last_error.message if last_error else "no answer"
+        raise UpstreamError(f"the model did not draft a valid schema ({detail})")
+    duration_ms = round((time.perf_counter() - started) * 1000, 1)
+    generated_at = now_iso()
+    draft = {
+        "title": body.title,
+        "totalRecords": body.total_records,
+        "description": body.description,
+        "instructions": body.instructions,
+        "schema": schema,
+        "schemaGeneratedAt": generated_at,
+        "schemaDurationMs": duration_ms,
+        "schemaRefreshes": refreshes,
+        "datasetMode": body.dataset_mode,
+        "inference": spec.wire(),
+    }
+    token = issue_draft(session_secret(request), who.username, draft)
+    return web.json_response(
+        {
+            "schema": schema,
+            "schemaGeneratedAt": generated_at,
+            "schemaDurationMs": duration_ms,
+            "schemaRefreshes": refreshes,
+            "draftToken": token,
+            "failedAttempts": failed,
+        }
+    )
+
+
+def _preview_one(
+    provider: Any, details: JobDetails, validator: Any, index: int, total: int
+) -> dict[str, Any]:
+    messages = prompts.record_messages(details=details, index=index, total=total)
+    started = time.perf_counter()
+    try:
+        completion = provider.complete(
+            messages,
+            schema=details.json_schema,
+            temperature=_temperature(details.inference, 0.8),
+            max_tokens=RECORD_MAX_TOKENS,
+        )
+        data = extract_json(completion.text)
+    except InferenceError as exc:
+        return {"i": index, "ok": False, "reason": exc.reason, "error": exc.message}
+    latency = round((time.perf_counter() - started) * 1000, 1)
+    errors = validator.errors(data)
+    if errors:
+        return {
+            "i": index,
+            "ok": False,
+            "reason": "schema_violation",
+            "error": "; ".join(errors[:3]),
+            "data": data,
+            "latencyMs": latency,
+        }
+    return {"i": index, "ok": True, "data": data, "latencyMs": latency}
+
+
+async def preview(request: web.Request) -> web.Response:
+    """Three sample records with the drafted (or edited) schema; not part of any job."""
+    who = caller(request)
+    body = await read_body(request, PreviewBody)
+    draft = _read_draft(request, body.draft_token, who)
+    schema = _checked(body.json_schema) if body.json_schema is not None else draft["schema"]
+    await asyncio.to_thread(request.app[LIMITERS].preview_user.hit, who.username)
+    spec = InferenceSpec.model_validate(draft.get("inference") or {})
+    details = JobDetails(
+        id="preview",
+        owner=who.username,
+        title=draft.get("title", ""),
+        description=draft.get("description", ""),
+        instructions=draft.get("instructions", ""),
+        json_schema=schema,
+        inference=spec,
+        dataset_mode=draft.get("datasetMode"),
+        total_records=int(draft.get("totalRecords") or PREVIEW_RECORDS),
+    )
+    validator = compile_validator(schema)
+    provider = await asyncio.to_thread(_provider, request, spec, who.username)
+    started = time.perf_counter()
+    total = max(PREVIEW_RECORDS, details.total_records or 0)
+    try:
+        records = await asyncio.gather(
+            *(
+                asyncio.to_thread(_preview_one, provider, details, validator, i, total)
+                for i in range(PREVIEW_RECORDS)
+            )
+        )
+    finally:
+        await asyncio.to_thread(provider.close)
+    state = request.app[STATE]
+    state.preview_calls += 1
+    state.preview_records_ok += sum(1 for r in records if r["ok"])
+    state.preview_records_failed += sum(1 for r in records if not r["ok"])
+    return web.json_response(
+        {
+            "records": records,
+            "schema": schema,
+            "durationMs": round((time.perf_counter() - started) * 1000, 1),
+        }
+    )
+
+
+async def confirm(request: web.Request) -> web.Response:
+    who = caller(request)
+    services = request.app[SERVICES]
+    body = await read_body(request, ConfirmBody)
+    draft = _read_draft(request, body.draft_token, who)
+    if body.json_schema is not None:
+        draft["schema"] = _checked(body.json_schema)
+    draft["inference"] = (await _inference_spec(request, body, draft.get("inference"))).wire()
+    jti = draft.get("jti")
+    if not jti:
+        raise BadRequest("Invalid or expired draft")
+    job_id = job_id_for_draft(jti)
+    ledger = DraftLedger(services.cstore)
+    await asyncio.to_thread(ledger.claim, jti, job_id)
+    job_fields = {k: v for k, v in draft.items() if k not in ("jti", "sub", "exp", "iat", "typ")}
+    try:
+        job = await asyncio.to_thread(
+            jobs.create_job, services, owner=who.username, draft=job_fields, job_id=job_id
+        )
+    except DatagemsError:
+        await asyncio.to_thread(ledger.release, jti)  # nothing was started: the draft may retry
+        raise
+    logger.info("%s confirmed job %s (%d records)", who.username, job.id, job.total_records)
+    return web.json_response({"jobId": job.id})
+
+
+# --------------------------------------------------------------------------- reading
+
+
+async def list_tasks(request: web.Request) -> web.Response:
+    who = caller(request)
+    everyone = who.is_admin and request.query.get("all", "") in ("1", "true")
+    listed = await asyncio.to_thread(
+        jobs.list_jobs, request.app[SERVICES], None if everyone else who.username
+    )
+    return web.json_response({"jobs": [job.wire() for job in listed]})
+
+
+async def get_task(request: web.Request) -> web.Response:
+    view = await owned_job(request, request.match_info["id"])
+    return web.json_response(view_payload(view, await job_details(request, view)))
+
+
+async def cancel_task(request: web.Request) -> web.Response:
+    who = caller(request)
+    view = await owned_job(request, request.match_info["id"])
+    if view.job.status in TERMINAL_STATUSES:
+        return web.json_response(
+            {"ok": True, "jobId": view.job.id, "status": view.job.status}, status=202
+        )
+    await asyncio.to_thread(jobs.request_cancel, request.app[SERVICES], view.job.id, who.username)
+    return web.json_response({"ok": True, "jobId": view.job.id, "status": "cancelling"}, status=202)
+
+
+def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number") from None
+    if value < low or value > high:
+        raise BadRequest(f"{name} must be between {low} and {high}")
+    return value
+
+
+async def task_records(request: web.Request) -> web.Response:
+    view = await owned_job(request, request.match_info["id"])
+    offset = _int_query(request, "offset", 0, 0, 10_000_000)
+    limit = _int_query(request, "limit", 50, 1, 500)
+    page = await asyncio.to_thread(
+        export.records_page, request.app[SERVICES], view.job.id, offset=offset, limit=limit
+    )
+    return web.json_response(page)
+
+
+CONTENT_TYPES = {
+    "json": "application/json",
+    "jsonl": "application/x-ndjson",
+    "csv": "text/csv; charset=utf-8",
+}
+
+
+async def export_task(request: web.Request) -> web.StreamResponse:
+    view = await owned_job(request, request.match_info["id"])
+    fmt = request.query.get("format", "json").lower()
+    if fmt not in export.FORMATS:
+        raise BadRequest(f"format must be one of {', '.join(export.FORMATS)}")
+    partial = request.query.get("partial", "").lower() in ("1", "true", "yes")
+    services = request.app[SERVICES]
+    chunks = await asyncio.to_thread(
+        export.export_chunks, services, view.job.id, fmt, partial=partial
+    )
+    try:
+        first = await asyncio.to_thread(next, chunks, None)  # errors surface before headers
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": CONTENT_TYPES[fmt],
+                "Content-Disposition": f'attachment; filename="{view.job.id}.{fmt}"',
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+            }
+        )
+        await response.prepare(request)
+        chunk = first
+        while chunk is not None:
+            if chunk:
+                await response.write(chunk)
+            chunk = await asyncio.to_thread(next, chunks, None)
+        await response.write_eof()
+        return response
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)
+
+
+# --------------------------------------------------------------------------- live events
+
+
+def _sse(event: str, data: bytes) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+
+
+async def task_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: the job view whenever it changes, read from CStore every ~0.75 s.
+
+    Ends after the job reaches a terminal state (``event: end``), when the client goes
+    away, or when the app stops.
+    """
+    view = await owned_job(request, request.match_info["id"])
+    services = request.app[SERVICES]
+    stopping = request.app[STATE].stopping
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    await response.write(b"retry: 3000\n\n")
+    details = await job_details(request, view)
+    last_digest = b""
+    last_write = time.monotonic()
+    try:
+        while True:
+            payload = orjson.dumps(view_payload(view, details))
+            digest = hashlib.blake2b(payload, digest_size=16).digest()
+            if digest != last_digest:
+                await response.write(_sse("job", payload))
+                last_digest, last_write = digest, time.monotonic()
+            elif time.monotonic() - last_write > HEARTBEAT_SECONDS:
+                await response.write(b": keep-alive\n\n")
+                last_write = time.monotonic()
+            if view.job.status in TERMINAL_STATUSES:
+                await response.write(_sse("end", orjson.dumps({"status": view.job.status})))
+                break
+            try:
+                await asyncio.wait_for(stopping.wait(), EVENT_INTERVAL_SECONDS)
+                break
+            except TimeoutError:
+                pass
+            try:
+                fresh = await asyncio.to_thread(jobs.load_job, services, view.job.id)
+            except DatagemsError as exc:  # the store hiccups: keep the stream, try again
+                logger.warning("events of job %s: %s", view.job.id, exc)
+                continue
+            if fresh is None:
+                break
+            view = fresh
+    except (ConnectionResetError, ConnectionError):
+        pass
+    return response

@@ -1,0 +1,183 @@
+"""``/api/user/*`` (inference profiles, model listing) and ``/api/admin/accounts``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import Any
+
+from aiohttp import web
+
+from datagems.errors import BadRequest, Conflict, NotFound
+from datagems.inference.providers import list_models
+from datagems.models import InferenceProfile, UserSettings
+from datagems.ssrf import check_public_url
+from datagems.web.auth import caller, require_admin
+from datagems.web.bodies import (
+    AccountDeleteBody,
+    ModelsBody,
+    ProfileBody,
+    ProfileDeleteBody,
+    parse_body,
+    read_body,
+)
+from datagems.web.keys import ACCOUNTS, SERVICES
+
+logger = logging.getLogger(__name__)
+MASK = "••••"
+
+
+def mask_key(key: str | None) -> str | None:
+    """A key as the user may see it again: never more than its last four characters."""
+    if not key:
+        return None
+    return MASK + key[-4:] if len(key) >= 12 else MASK
+
+
+def masked(settings: UserSettings, limit: int) -> dict[str, Any]:
+    profiles = []
+    for profile in settings.profiles:
+        shown = profile.wire()
+        shown.pop("apiKey", None)
+        shown["apiKeyMasked"] = mask_key(profile.api_key)
+        shown["hasApiKey"] = bool(profile.api_key)
+        shown["active"] = profile.id == settings.active_profile_id
+        profiles.append(shown)
+    return {
+        "profiles": profiles,
+        "activeProfileId": settings.active_profile_id,
+        "maxProfiles": limit,
+    }
+
+
+async def _checked_url(request: web.Request, url: str) -> str:
+    allow = request.app[SERVICES].settings.allow_private_urls
+    return await asyncio.to_thread(check_public_url, url, allow_private=allow)
+
+
+async def get_settings(request: web.Request) -> web.Response:
+    who = caller(request)
+    services = request.app[SERVICES]
+    current = await asyncio.to_thread(services.user_settings.get, who.username)
+    return web.json_response(masked(current, services.settings.max_external_api_configs))
+
+
+async def upsert_settings(request: web.Request) -> web.Response:
+    """Create or update a profile (``id`` names an existing one), or just activate one."""
+    who = caller(request)
+    services = request.app[SERVICES]
+    body = await read_body(request, ProfileBody)
+    current = await asyncio.to_thread(services.user_settings.get, who.username)
+    limit = services.settings.max_external_api_configs
+    profile = next((p for p in current.profiles if body.id and p.id == body.id), None)
+    only_activate = (
+        body.set_active
+        and profile is not None
+        and not any((body.name, body.base_url, body.api_key, body.model, body.path))
+    )
+    if body.id and profile is None:
+        raise NotFound("inference profile not found")
+    if not only_activate:
+        if profile is None:
+            if len(current.profiles) >= limit:
+                raise Conflict(f"at most {limit} inference profiles; delete one first")
+            if not body.base_url:
+                raise BadRequest("baseUrl is required")
+            profile = InferenceProfile(id=secrets.token_hex(6))
+            current.profiles.append(profile)
+        if body.base_url:
+            profile.base_url = await _checked_url(request, body.base_url)
+        if body.name is not None:
+            profile.name = body.name
+        if body.model is not None:
+            profile.model = body.model or None
+        if body.path is not None:
+            path = body.path or "/chat/completions"
+            profile.path = path if path.startswith("/") else "/" + path
+        if body.api_key and not body.api_key.startswith(MASK):
+            profile.api_key = body.api_key
+        if not profile.name:
+            profile.name = profile.base_url
+    if body.set_active:
+        current.active_profile_id = profile.id
+    await asyncio.to_thread(services.user_settings.put, who.username, current)
+    logger.info("%s saved inference profile %s", who.username, profile.id)
+    return web.json_response(masked(current, limit))
+
+
+async def delete_settings(request: web.Request) -> web.Response:
+    who = caller(request)
+    services = request.app[SERVICES]
+    if request.query.get("id"):
+        body = parse_body(ProfileDeleteBody, {"id": request.query["id"]})
+    else:
+        body = await read_body(request, ProfileDeleteBody)
+    current = await asyncio.to_thread(services.user_settings.get, who.username)
+    kept = [p for p in current.profiles if p.id != body.id]
+    if len(kept) == len(current.profiles):
+        raise NotFound("inference profile not found")
+    current.profiles = kept
+    if current.active_profile_id == body.id:
+        current.active_profile_id = None
+    await asyncio.to_thread(services.user_settings.put, who.username, current)
+    return web.json_response(masked(current, services.settings.max_external_api_configs))
+
+
+async def user_models(request: web.Request) -> web.Response:
+    who = caller(request)
+    services = request.app[SERVICES]
+    body = await read_body(request, ModelsBody)
+    if body.profile_id:
+        current = await asyncio.to_thread(services.user_settings.get, who.username)
+        profile = next((p for p in current.profiles if p.id == body.profile_id), None)
+        if profile is None:
+            raise NotFound("inference profile not found")
+        base_url, api_key = profile.base_url, profile.api_key
+    elif body.base_url:
+        base_url, api_key = body.base_url, body.api_key
+    else:
+        raise BadRequest("give profileId, or baseUrl and apiKey")
+    base_url = await _checked_url(request, base_url)
+    models = await asyncio.to_thread(list_models, base_url, api_key)
+    return web.json_response({"models": models})
+
+
+# --------------------------------------------------------------------------- admin
+
+
+async def admin_accounts(request: web.Request) -> web.Response:
+    require_admin(request)
+    services = request.app[SERVICES]
+    accounts = await asyncio.to_thread(request.app[ACCOUNTS].all)
+    index = await asyncio.to_thread(services.users.all)
+    listed = []
+    for account in accounts:
+        entry = index.get(account.username)
+        listed.append(
+            {
+                "username": account.username,
+                "role": account.role,
+                "createdAt": account.created_at,
+                "email": entry.email if entry else (account.metadata or {}).get("email"),
+                "name": entry.name if entry else (account.metadata or {}).get("name"),
+                "country": entry.country if entry else (account.metadata or {}).get("country"),
+            }
+        )
+    listed.sort(key=lambda a: (a["role"] != "admin", a["username"]))
+    return web.json_response({"accounts": listed})
+
+
+async def admin_delete_account(request: web.Request) -> web.Response:
+    who = require_admin(request)
+    body = await read_body(request, AccountDeleteBody)
+    username = body.username.strip().lower()
+    if username == who.username:
+        raise BadRequest("you cannot delete your own account")
+    accounts = request.app[ACCOUNTS]
+    if await asyncio.to_thread(accounts.get, username) is None:
+        raise NotFound("account not found")
+    await asyncio.to_thread(accounts.delete, username)
+    await asyncio.to_thread(request.app[SERVICES].users.delete, username)
+    logger.info("%s deleted account %s", who.username, username)
+    return web.json_response({"ok": True})

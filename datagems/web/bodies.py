@@ -1,0 +1,181 @@
+"""Pydantic models of the request bodies, and the one helper that reads them.
+
+Text fields are stripped before their bounds are checked, so whitespace-only text is empty.
+``totalRecords`` is bounded by ``settings.max_records_per_job``, passed in the validation
+context (``{"max_records": N}``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+import orjson
+from aiohttp import web
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from datagems.errors import BadRequest, PayloadTooLarge
+
+B = TypeVar("B", bound=BaseModel)
+
+
+def _text(max_length: int, min_length: int = 1) -> Any:
+    return Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)
+    ]
+
+
+Title = _text(200)
+Description = _text(2000)
+Instructions = _text(8000)
+ShortText = _text(200)
+OptionalText = _text(200, 0)
+
+
+class Body(BaseModel):
+    """camelCase on the wire; unknown fields ignored."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class LoginBody(Body):
+    username: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+
+
+class RegisterBody(Body):
+    name: _text(120)
+    email: Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True,
+            to_lower=True,
+            max_length=200,
+            pattern=r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$",
+        ),
+    ]
+    country: _text(120, 0) = ""
+
+
+class ResendBody(Body):
+    email: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=200)]
+
+
+class InferenceOverrides(Body):
+    """The inference choice of the original's form fields."""
+
+    use_external_api: bool | None = None
+    profile_id: OptionalText | None = None
+    inference_base_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    inference_path: OptionalText | None = None
+    inference_model: OptionalText | None = None
+    inference_params: dict[str, Any] | None = None
+
+
+class SchemaBody(InferenceOverrides):
+    title: Title
+    total_records: int = Field(ge=1)
+    description: Description
+    instructions: Instructions
+    dataset_mode: OptionalText | None = None
+    previous_draft_token: Annotated[str, StringConstraints(max_length=20000)] | None = None
+
+    @field_validator("total_records")
+    @classmethod
+    def _at_most_max(cls, value: int, info: ValidationInfo) -> int:
+        limit = (info.context or {}).get("max_records")
+        if limit is not None and value > limit:
+            raise ValueError(f"must be at most {limit}")
+        return value
+
+
+class PreviewBody(Body):
+    draft_token: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+
+
+class ConfirmBody(InferenceOverrides):
+    draft_token: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+
+
+class ProfileBody(Body):
+    id: OptionalText | None = None
+    name: OptionalText | None = None
+    base_url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = (
+        None
+    )
+    api_key: Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)] | None = None
+    model: OptionalText | None = None
+    path: OptionalText | None = None
+    set_active: bool | None = None
+
+
+class ProfileDeleteBody(Body):
+    id: ShortText
+
+
+class ModelsBody(Body):
+    profile_id: OptionalText | None = None
+    base_url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = (
+        None
+    )
+    api_key: Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)] | None = None
+
+
+class AccountDeleteBody(Body):
+    username: ShortText
+
+
+def describe(exc: ValidationError) -> str:
+    """One readable line for the first validation error (never echoing the input)."""
+    first = exc.errors(include_input=False, include_url=False)[0]
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "__root__")
+    kind = first.get("type", "")
+    ctx = first.get("ctx") or {}
+    if kind == "missing":
+        message = "is required"
+    elif kind == "string_too_short":
+        message = "must not be empty" if ctx.get("min_length") == 1 else str(first.get("msg"))
+    elif kind == "string_too_long":
+        message = f"must be at most {ctx.get('max_length')} characters"
+    elif kind == "string_pattern_mismatch":
+        message = "is not valid"
+    else:
+        message = str(first.get("msg", "is not valid")).removeprefix("Value error, ")
+    return f"{where} {message}" if where else message
+
+
+def parse_body(model: type[B], data: Any, *, context: dict[str, Any] | None = None) -> B:
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise BadRequest(describe(exc)) from None
+
+
+async def read_body(
+    request: web.Request, model: type[B], *, context: dict[str, Any] | None = None
+) -> B:
+    """The JSON body as ``model``: 400 when malformed or out of bounds, 413 when too big."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge("request body too large") from None
+    if not raw.strip():
+        data: Any = {}
+    else:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise BadRequest("malformed JSON body") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    return parse_body(model, data, context=context)

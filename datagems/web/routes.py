@@ -1,0 +1,275 @@
+"""Every route of the app, in one table: the router and the OpenAPI document are built
+from it, so they cannot drift apart.
+
+``public`` routes need no session; every other route answers 401 (API) or redirects to
+``/login`` (pages) without one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from datagems.web import api_auth, api_misc, api_tasks, api_user, openapi, pages
+from datagems.web.bodies import (
+    AccountDeleteBody,
+    ConfirmBody,
+    LoginBody,
+    ModelsBody,
+    PreviewBody,
+    ProfileBody,
+    ProfileDeleteBody,
+    RegisterBody,
+    ResendBody,
+    SchemaBody,
+)
+from datagems.web.keys import ROUTE_SPECS
+
+STATIC_DIR = Path(__file__).parent / "static"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    description: str
+    type: str = "string"
+    enum: tuple[str, ...] = ()
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    public: bool = False
+    body: type[BaseModel] | None = None
+    query: tuple[Param, ...] = ()
+    kind: str = "json"  # json | html | sse | file | text
+    status: int = 200
+    errors: tuple[int, ...] = field(default=())
+
+
+JOB_ID_ERRORS = (401, 404)
+FORMAT = Param("format", "export format", enum=("json", "jsonl", "csv"))
+PARTIAL = Param("partial", "true: export what is done of a running or cancelled job")
+
+ROUTES: tuple[Route, ...] = (
+    # health and auth
+    Route("GET", "/api/health", api_misc.health, "Liveness of this replica", "meta", public=True),
+    Route(
+        "POST",
+        "/api/auth/login",
+        api_auth.login,
+        "Sign in; sets the session cookie",
+        "auth",
+        public=True,
+        body=LoginBody,
+        errors=(400, 401, 429),
+    ),
+    Route("POST", "/api/auth/logout", api_auth.logout, "Sign out; clears the cookie", "auth"),
+    Route("GET", "/api/auth/me", api_auth.me, "The signed-in user", "auth", errors=(401,)),
+    Route(
+        "POST",
+        "/api/auth/register",
+        api_auth.register,
+        "Create an account; the password is e-mailed",
+        "auth",
+        public=True,
+        body=RegisterBody,
+        status=201,
+        errors=(400, 409, 429, 502, 503),
+    ),
+    Route(
+        "POST",
+        "/api/auth/register/resend",
+        api_auth.resend,
+        "E-mail a new password to a registered address",
+        "auth",
+        public=True,
+        body=ResendBody,
+        status=202,
+        errors=(400, 429, 502, 503),
+    ),
+    # tasks
+    Route(
+        "POST",
+        "/api/tasks/schema",
+        api_tasks.draft_schema,
+        "Draft a JSON Schema for one record (one LLM call, up to 3 attempts)",
+        "tasks",
+        body=SchemaBody,
+        errors=(400, 401, 502),
+    ),
+    Route(
+        "POST",
+        "/api/tasks/preview",
+        api_tasks.preview,
+        "Three sample records with the drafted or edited schema (not part of any job)",
+        "tasks",
+        body=PreviewBody,
+        errors=(400, 401, 429, 502),
+    ),
+    Route(
+        "POST",
+        "/api/tasks/confirm",
+        api_tasks.confirm,
+        "Confirm a draft: start the job",
+        "tasks",
+        body=ConfirmBody,
+        errors=(400, 401),
+    ),
+    Route(
+        "GET",
+        "/api/tasks",
+        api_tasks.list_tasks,
+        "The caller's jobs, newest first",
+        "tasks",
+        query=(Param("all", "admins: true lists every user's jobs"),),
+        errors=(401,),
+    ),
+    Route(
+        "GET",
+        "/api/tasks/{id}",
+        api_tasks.get_task,
+        "One job: base, peer states, details",
+        "tasks",
+        errors=JOB_ID_ERRORS,
+    ),
+    Route(
+        "POST",
+        "/api/tasks/{id}/cancel",
+        api_tasks.cancel_task,
+        "Ask every peer to stop the job",
+        "tasks",
+        status=202,
+        errors=JOB_ID_ERRORS,
+    ),
+    Route(
+        "GET",
+        "/api/tasks/{id}/records",
+        api_tasks.task_records,
+        "A page of records with their live state, attempt and failure reason",
+        "tasks",
+        query=(
+            Param("offset", "first global index", type="integer"),
+            Param("limit", "page size (1-500)", type="integer"),
+        ),
+        errors=(400, 401, 404),
+    ),
+    Route(
+        "GET",
+        "/api/tasks/{id}/export",
+        api_tasks.export_task,
+        "The merged dataset as a download",
+        "tasks",
+        query=(FORMAT, PARTIAL),
+        kind="file",
+        errors=(400, 401, 404, 409),
+    ),
+    Route(
+        "GET",
+        "/api/tasks/{id}/events",
+        api_tasks.task_events,
+        "Server-sent events: the job view whenever it changes",
+        "tasks",
+        kind="sse",
+        errors=JOB_ID_ERRORS,
+    ),
+    # metrics
+    Route("GET", "/api/metrics", api_misc.metrics_json, "Fleet-wide metrics", "metrics"),
+    Route(
+        "GET",
+        "/metrics",
+        api_misc.metrics_prometheus,
+        "Metrics in Prometheus text format",
+        "metrics",
+        kind="text",
+    ),
+    # user settings
+    Route(
+        "GET",
+        "/api/user/settings",
+        api_user.get_settings,
+        "Inference profiles, keys masked",
+        "settings",
+    ),
+    Route(
+        "POST",
+        "/api/user/settings",
+        api_user.upsert_settings,
+        "Create, update or activate an inference profile",
+        "settings",
+        body=ProfileBody,
+        errors=(400, 401, 404, 409),
+    ),
+    Route(
+        "DELETE",
+        "/api/user/settings",
+        api_user.delete_settings,
+        "Delete an inference profile",
+        "settings",
+        body=ProfileDeleteBody,
+        query=(Param("id", "the profile id"),),
+        errors=(400, 401, 404),
+    ),
+    Route(
+        "POST",
+        "/api/user/models",
+        api_user.user_models,
+        "Models listed by an OpenAI-compatible provider",
+        "settings",
+        body=ModelsBody,
+        errors=(400, 401, 404, 502),
+    ),
+    # admin
+    Route(
+        "GET",
+        "/api/admin/accounts",
+        api_user.admin_accounts,
+        "Every account (admins)",
+        "admin",
+        errors=(401, 403),
+    ),
+    Route(
+        "DELETE",
+        "/api/admin/accounts",
+        api_user.admin_delete_account,
+        "Delete an account (admins)",
+        "admin",
+        body=AccountDeleteBody,
+        errors=(400, 401, 403, 404),
+    ),
+    Route(
+        "GET",
+        "/api/openapi.json",
+        openapi.openapi_document,
+        "This document",
+        "meta",
+    ),
+    # pages
+    Route("GET", "/", pages.jobs_page, "Dashboard: your datasets", "pages", kind="html"),
+    Route("GET", "/new", pages.new_page, "Create a dataset", "pages", kind="html"),
+    Route("GET", "/jobs/{id}", pages.job_page, "One dataset, live", "pages", kind="html"),
+    Route("GET", "/stats", pages.stats_page, "Metrics", "pages", kind="html"),
+    Route("GET", "/settings", pages.settings_page, "Inference profiles", "pages", kind="html"),
+    Route("GET", "/admin", pages.admin_page, "Accounts (admins)", "pages", kind="html"),
+    Route("GET", "/login", pages.login_page, "Sign in", "pages", public=True, kind="html"),
+    Route("GET", "/register", pages.register_page, "Sign up", "pages", public=True, kind="html"),
+)
+
+
+def setup_routes(app: web.Application) -> None:
+    specs: dict[tuple[str, str], Route] = {}
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler, name=None)
+        specs[(route.method, route.path)] = route
+    app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
+    app[ROUTE_SPECS] = specs

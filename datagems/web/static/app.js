@@ -1,0 +1,669 @@
+/* DataGems dashboard. Vanilla JS, no build step.
+ * Rule: user data is only ever inserted with textContent (el() below), never innerHTML. */
+"use strict";
+
+const BOOT = JSON.parse(document.getElementById("boot").textContent || "{}");
+const $ = (sel, root) => (root || document).querySelector(sel);
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = String(value);
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); return node; }
+
+class ApiError extends Error {
+  constructor(status, message, errors) { super(message); this.status = status; this.errors = errors || []; }
+}
+
+async function api(method, path, body) {
+  const options = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  let response;
+  try { response = await fetch(path, options); }
+  catch (err) { throw new ApiError(0, "The server cannot be reached. Check your connection."); }
+  let data = null;
+  try { data = await response.json(); } catch (err) { data = null; }
+  if (response.status === 401 && BOOT.user) { location.href = "/login?next=" + encodeURIComponent(location.pathname); }
+  if (!response.ok) {
+    throw new ApiError(response.status, (data && data.error) || `Request failed (${response.status})`, data && data.errors);
+  }
+  return data;
+}
+
+function toast(message, isError) {
+  const box = $("#toast");
+  box.textContent = message;
+  box.classList.toggle("error", !!isError);
+  box.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { box.hidden = true; }, 4000);
+}
+
+function showError(node, message) {
+  if (!node) return;
+  node.textContent = message || "";
+  node.hidden = !message;
+}
+
+async function busy(button, work) {
+  button.disabled = true; button.classList.add("busy");
+  try { return await work(); } finally { button.disabled = false; button.classList.remove("busy"); }
+}
+
+/* ---------- formatting ---------- */
+const nf = new Intl.NumberFormat();
+function num(value) { return nf.format(value || 0); }
+function parseTime(iso) { const t = iso ? Date.parse(iso) : NaN; return Number.isNaN(t) ? null : t; }
+function fmtTime(iso) {
+  const t = parseTime(iso);
+  if (t === null) return "—";
+  const d = new Date(t);
+  const today = new Date().toDateString() === d.toDateString();
+  return today ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })
+    : d.toLocaleString([], { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+}
+function fmtAgo(iso) {
+  const t = parseTime(iso);
+  if (t === null) return "—";
+  const s = Math.max(0, (Date.now() - t) / 1000);
+  if (s < 60) return `${Math.round(s)}s ago`;
+  if (s < 3600) return `${Math.round(s / 60)}m ago`;
+  if (s < 86400) return `${Math.round(s / 3600)}h ago`;
+  return fmtTime(iso);
+}
+function fmtDuration(ms) {
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return "—";
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60), rest = Math.round(s % 60);
+  if (m < 60) return `${m}m ${rest}s`;
+  return `${Math.floor(m / 60)}h ${m % 60}m`;
+}
+function statusBadge(status) {
+  const known = ["queued", "running", "succeeded", "failed", "cancelled"];
+  return el("span", { class: "status status-" + (known.includes(status) ? status : "queued"), text: status || "unknown" });
+}
+const ACTIVE = (status) => status === "queued" || status === "running";
+
+function progressBar(ok, failed, total) {
+  const bar = el("div", { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": total, "aria-valuenow": ok + failed });
+  const pct = (n) => (total > 0 ? Math.min(100, (100 * n) / total) : 0) + "%";
+  const okBar = el("span", { class: "bar-ok" }); okBar.style.width = pct(ok);
+  const failedBar = el("span", { class: "bar-failed" }); failedBar.style.width = pct(failed);
+  bar.append(okBar, failedBar);
+  return bar;
+}
+
+function rate(job) {
+  const start = parseTime(job.jobStartedAt);
+  if (start === null || !job.totalGenerated) return null;
+  const end = parseTime(job.jobFinishedAt) || Date.now();
+  const seconds = Math.max(0.001, (end - start) / 1000);
+  return job.totalGenerated / seconds;
+}
+
+/* ---------- schema viewer ---------- */
+function schemaTable(schema) {
+  const props = (schema && schema.properties) || {};
+  const required = new Set((schema && schema.required) || []);
+  const names = Object.keys(props);
+  if (!names.length) return el("p", { class: "muted small", text: "No properties." });
+  const rows = names.map((name) => {
+    const sub = props[name] || {};
+    let type = Array.isArray(sub.type) ? sub.type.join(" | ") : sub.type || (sub.enum ? "enum" : "any");
+    if (sub.format) type += ` (${sub.format})`;
+    if (type === "array" && sub.items && sub.items.type) type = `array of ${sub.items.type}`;
+    const detail = [sub.description || ""];
+    if (Array.isArray(sub.enum)) detail.push("one of: " + sub.enum.map(String).join(", "));
+    return el("tr", {},
+      el("td", {}, el("code", { text: name }), required.has(name) ? el("span", { class: "req", title: "required", text: " *" }) : null),
+      el("td", {}, el("span", { class: "type", text: type })),
+      el("td", { class: "small", text: detail.filter(Boolean).join(" · ") }));
+  });
+  return el("table", { class: "table" },
+    el("thead", {}, el("tr", {}, el("th", { text: "Field" }), el("th", { text: "Type" }), el("th", { text: "Notes" }))),
+    el("tbody", {}, rows));
+}
+
+/* ---------- common ---------- */
+function initCommon() {
+  const logout = $("#logout");
+  if (logout) logout.addEventListener("click", async () => {
+    try { await api("POST", "/api/auth/logout"); } catch (err) { /* signed out anyway */ }
+    location.href = "/login";
+  });
+}
+
+/* ---------- login / register ---------- */
+function initLogin() {
+  const form = $("#login-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError($("#login-error"), "");
+    const data = Object.fromEntries(new FormData(form));
+    if (!data.username || !data.password) { showError($("#login-error"), "Enter your username and password."); return; }
+    await busy(form.querySelector("button[type=submit]"), async () => {
+      try {
+        await api("POST", "/api/auth/login", { username: data.username, password: data.password });
+        location.href = BOOT.next || "/";
+      } catch (err) { showError($("#login-error"), err.message); }
+    });
+  });
+}
+
+function initRegister() {
+  const form = $("#register-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError($("#register-error"), "");
+    const data = Object.fromEntries(new FormData(form));
+    await busy(form.querySelector("button[type=submit]"), async () => {
+      try {
+        const answer = await api("POST", "/api/auth/register", data);
+        const ok = $("#register-ok");
+        ok.textContent = `Account “${answer.username}” created. Your password is on its way to ${answer.email}.`;
+        ok.hidden = false;
+        form.reset();
+      } catch (err) { showError($("#register-error"), err.message); }
+    });
+  });
+  const resend = $("#resend-form");
+  resend.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = Object.fromEntries(new FormData(resend));
+    await busy(resend.querySelector("button"), async () => {
+      try {
+        await api("POST", "/api/auth/register/resend", data);
+        $("#resend-msg").textContent = "If that address has an account, a new password is on its way.";
+      } catch (err) { $("#resend-msg").textContent = err.message; }
+    });
+  });
+}
+
+/* ---------- poller: SSE first, polling as the fallback ---------- */
+function livePoll(fetcher, onData, isActive, label) {
+  let timer = null;
+  async function tick() {
+    let active = true;
+    try { const data = await fetcher(); onData(data); active = isActive(data); }
+    catch (err) { if (err.status === 404) return; }
+    const seconds = active ? BOOT.activePollSeconds : BOOT.idlePollSeconds;
+    if (label) label(seconds);
+    timer = setTimeout(tick, seconds * 1000);
+  }
+  tick();
+  return () => clearTimeout(timer);
+}
+
+/* ---------- jobs list ---------- */
+function jobCard(job) {
+  const ok = job.totalOk || 0, failed = job.totalFailed || 0, total = job.totalRecords || 0;
+  const r = rate(job);
+  const meta = [el("span", { text: `Created ${fmtAgo(job.createdAt)}` })];
+  if (BOOT.user && BOOT.user.role === "admin" && job.owner !== BOOT.user.username) meta.push(el("span", { text: `by ${job.owner}` }));
+  if (job.recordsDurationMs) meta.push(el("span", { text: `took ${fmtDuration(job.recordsDurationMs)}` }));
+  if (r && ACTIVE(job.status)) meta.push(el("span", { text: `${r.toFixed(1)} rec/s` }));
+  const numbers = `${num(ok + failed)} / ${num(total)} records` + (BOOT.showFailures || failed ? ` · ${num(ok)} ok · ${num(failed)} failed` : "");
+  return el("a", { class: "job-card", href: "/jobs/" + encodeURIComponent(job.id) },
+    el("div", {}, el("h3", { text: job.title || job.id }), el("div", { class: "meta" }, meta)),
+    el("div", {}, statusBadge(job.status)),
+    progressBar(ok, failed, total),
+    el("div", { class: "numbers", text: numbers }));
+}
+
+function initJobs() {
+  const list = $("#jobs");
+  const all = $("#show-all");
+  let stop = null;
+  const start = () => {
+    if (stop) stop();
+    stop = livePoll(() => api("GET", "/api/tasks" + (all && all.checked ? "?all=true" : "")), (data) => {
+      clear(list);
+      if (!data.jobs.length) {
+        list.append(el("div", { class: "card empty" },
+          el("h2", { text: "No dataset yet" }),
+          el("p", { class: "muted", text: "Describe one record and DataGems drafts the schema for you." }),
+          el("a", { class: "btn btn-primary", href: "/new", text: "Create your first dataset" })));
+        return;
+      }
+      for (const job of data.jobs) list.append(jobCard(job));
+    }, (data) => data.jobs.some((j) => ACTIVE(j.status)),
+    (seconds) => { $("#live-note").textContent = `Refreshing every ${seconds}s`; });
+  };
+  if (all) all.addEventListener("change", start);
+  start();
+}
+
+/* ---------- new dataset ---------- */
+function initNew() {
+  const form = $("#describe-form");
+  const preset = BOOT.preset || {};
+  for (const [key, value] of Object.entries(preset)) {
+    const field = form.elements.namedItem(key);
+    if (field && value !== null && value !== undefined) field.value = String(value);
+  }
+  for (const counter of document.querySelectorAll(".counter")) {
+    const field = form.elements.namedItem(counter.dataset.for);
+    const update = () => { counter.textContent = `${field.value.length} / ${field.maxLength}`; };
+    field.addEventListener("input", update); update();
+  }
+  const select = $("#inference-select");
+  api("GET", "/api/user/settings").then((settings) => {
+    for (const profile of settings.profiles) {
+      select.append(el("option", { value: profile.id, text: `${profile.name || profile.baseUrl}${profile.model ? " · " + profile.model : ""}` }));
+    }
+    if (settings.activeProfileId) select.value = settings.activeProfileId;
+  }).catch(() => {});
+
+  let draft = null;   // the last answer of /api/tasks/schema
+  const editor = $("#schema-editor");
+  const steps = (current) => {
+    for (const li of document.querySelectorAll("#steps li")) {
+      const n = Number(li.dataset.step);
+      li.classList.toggle("current", n === current);
+      li.classList.toggle("done", n < current);
+    }
+  };
+
+  function describeBody() {
+    const data = Object.fromEntries(new FormData(form));
+    const body = {
+      title: data.title, totalRecords: Number(data.totalRecords), description: data.description,
+      instructions: data.instructions, datasetMode: data.datasetMode || null,
+    };
+    if (data.inference) { body.useExternalApi = true; body.profileId = data.inference; }
+    return body;
+  }
+
+  function editedSchema() {
+    const errors = $("#schema-errors");
+    clear(errors); errors.hidden = true;
+    try {
+      const parsed = JSON.parse(editor.value);
+      if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("the schema must be a JSON object");
+      return parsed;
+    } catch (err) {
+      errors.append(el("li", {}, el("code", { text: "/" }), `Not valid JSON: ${err.message}`));
+      errors.hidden = false;
+      return null;
+    }
+  }
+
+  function showSchemaErrors(err) {
+    const errors = $("#schema-errors");
+    clear(errors);
+    if (err.errors && err.errors.length) {
+      for (const item of err.errors) errors.append(el("li", {}, el("code", { text: item.path || "/" }), item.message || ""));
+      errors.hidden = false;
+      showError($("#schema-error"), err.message);
+    } else {
+      errors.hidden = true;
+      showError($("#schema-error"), err.message);
+    }
+  }
+
+  function renderSchema() {
+    editor.value = JSON.stringify(draft.schema, null, 2);
+    clear($("#schema-fields")).append(schemaTable(draft.schema));
+    const meta = [`drafted in ${fmtDuration(draft.schemaDurationMs)}`];
+    if (draft.failedAttempts) meta.push(`${draft.failedAttempts} failed attempt${draft.failedAttempts > 1 ? "s" : ""}`);
+    if (draft.schemaRefreshes) meta.push(`redrafted ${draft.schemaRefreshes}×`);
+    $("#schema-meta").textContent = meta.join(" · ");
+    $("#schema-step").hidden = false;
+    $("#confirm-btn").textContent = `Confirm · generate ${num(describeBody().totalRecords)} records`;
+    showError($("#schema-error"), "");
+    clear($("#schema-errors")).hidden = true;
+  }
+
+  async function requestDraft(button, previous) {
+    showError($("#describe-error"), "");
+    const body = describeBody();
+    if (previous) body.previousDraftToken = previous;
+    await busy(button, async () => {
+      try {
+        draft = await api("POST", "/api/tasks/schema", body);
+        renderSchema(); steps(2);
+        $("#preview-step").hidden = true;
+        $("#schema-step").scrollIntoView({ behavior: "smooth", block: "start" });
+      } catch (err) { showError($("#describe-error"), err.message); if (previous) showError($("#schema-error"), err.message); }
+    });
+  }
+
+  form.addEventListener("submit", (event) => { event.preventDefault(); requestDraft($("#draft-btn"), null); });
+  $("#redraft-btn").addEventListener("click", () => requestDraft($("#redraft-btn"), draft && draft.draftToken));
+  editor.addEventListener("input", () => {
+    const parsed = (() => { try { return JSON.parse(editor.value); } catch (err) { return null; } })();
+    if (parsed) clear($("#schema-fields")).append(schemaTable(parsed));
+  });
+
+  $("#preview-btn").addEventListener("click", async (event) => {
+    const schema = editedSchema(); if (!schema || !draft) return;
+    showError($("#schema-error"), "");
+    await busy(event.currentTarget, async () => {
+      try {
+        const answer = await api("POST", "/api/tasks/preview", { draftToken: draft.draftToken, schema });
+        const box = clear($("#preview-records"));
+        for (const record of answer.records) {
+          box.append(el("div", { class: "preview" },
+            el("div", { class: "card-head" }, el("strong", { text: `Sample ${record.i + 1}` }),
+              el("span", { class: "state state-" + (record.ok ? "ok" : "failed"), text: record.ok ? "valid" : (record.reason || "failed") })),
+            record.error ? el("p", { class: "small form-error", text: record.error }) : null,
+            record.data !== undefined ? el("pre", { class: "code", text: JSON.stringify(record.data, null, 2) }) : null));
+        }
+        $("#preview-meta").textContent = `made in ${fmtDuration(answer.durationMs)}`;
+        $("#preview-step").hidden = false; steps(3);
+        $("#preview-step").scrollIntoView({ behavior: "smooth", block: "start" });
+      } catch (err) { showSchemaErrors(err); }
+    });
+  });
+
+  $("#confirm-btn").addEventListener("click", async (event) => {
+    const schema = editedSchema(); if (!schema || !draft) return;
+    showError($("#schema-error"), "");
+    await busy(event.currentTarget, async () => {
+      try {
+        steps(4);
+        const answer = await api("POST", "/api/tasks/confirm", { draftToken: draft.draftToken, schema });
+        location.href = "/jobs/" + encodeURIComponent(answer.jobId);
+      } catch (err) { showSchemaErrors(err); steps(3); }
+    });
+  });
+}
+
+/* ---------- one job, live ---------- */
+function initJob() {
+  const jobId = BOOT.jobId;
+  const base = "/api/tasks/" + encodeURIComponent(jobId);
+  let latest = null, recordsOffset = 0, recordsBusy = false, recordsAgain = false;
+  const PAGE = 50;
+  $("#job-id-label").textContent = jobId;
+
+  function stat(name, value) { return el("div", {}, el("dt", { text: name }), el("dd", { text: value })); }
+
+  function render(view) {
+    latest = view;
+    const job = view.job, details = view.details || {};
+    const ok = job.totalOk || 0, failed = job.totalFailed || 0, total = job.totalRecords || 0;
+    const done = ok + failed;
+    document.title = `${job.title || job.id} · DataGems`;
+    $("#job-title").textContent = job.title || job.id;
+    const sub = [`Created ${fmtTime(job.createdAt)}`, `${job.peerCount || (job.peers || []).length} peer(s)`];
+    if (BOOT.user && job.owner !== BOOT.user.username) sub.push(`owner ${job.owner}`);
+    if (job.datasetMode) sub.push(`mode ${job.datasetMode}`);
+    $("#job-sub").textContent = sub.join(" · ");
+    clear($("#job-status-wrap")).append(statusBadge(job.status));
+    $("#progress-text").textContent = `${num(done)} / ${num(total)} records · ${total ? Math.floor((100 * done) / total) : 0}%`;
+    const pct = (n) => (total > 0 ? Math.min(100, (100 * n) / total) : 0) + "%";
+    $("#bar-ok").style.width = pct(ok);
+    $("#bar-failed").style.width = pct(failed);
+    $("#progress").setAttribute("aria-valuemax", total); $("#progress").setAttribute("aria-valuenow", done);
+    $("#legend-ok").textContent = `${num(ok)} ok`;
+    $("#legend-failed").textContent = `${num(failed)} failed`;
+    $("#legend-rest").textContent = `${num(Math.max(0, total - done))} to go`;
+
+    const r = rate(job);
+    let eta = "—";
+    if (ACTIVE(job.status) && r && r > 0) eta = fmtDuration(((total - done) / r) * 1000);
+    else if (!ACTIVE(job.status)) eta = "done";
+    const elapsed = job.jobStartedAt ? (parseTime(job.jobFinishedAt) || Date.now()) - parseTime(job.jobStartedAt) : null;
+    clear($("#job-stats")).append(
+      stat("Records/s", r ? r.toFixed(2) : "—"),
+      stat("ETA", eta),
+      stat("Started", fmtTime(job.jobStartedAt)),
+      stat("Finished", fmtTime(job.jobFinishedAt)),
+      stat("Generation", fmtDuration(job.recordsDurationMs || elapsed)),
+      stat("Schema drafted", fmtTime(job.schemaGeneratedAt)),
+      stat("Schema took", fmtDuration(job.schemaDurationMs)),
+      stat("Redrafts", String(job.schemaRefreshes || 0)));
+
+    const cancel = $("#cancel-btn");
+    cancel.hidden = !ACTIVE(job.status) || !!view.cancel;
+    if (view.cancel && ACTIVE(job.status)) $("#progress-text").textContent += " · cancelling…";
+
+    const uploaded = (view.peers || []).some((p) => p.resultCid);
+    const finished = !ACTIVE(job.status);
+    const downloads = $("#downloads");
+    downloads.hidden = !(uploaded && (finished || done > 0));
+    const partial = finished && job.status !== "cancelled" ? "" : "&partial=true";
+    for (const fmt of ["json", "jsonl", "csv"]) {
+      const link = $("#dl-" + fmt);
+      link.href = `${base}/export?format=${fmt}${partial}`;
+      link.setAttribute("download", `${job.id}.${fmt}`);
+    }
+    $("#dl-note").textContent = partial ? "partial: the slices uploaded so far" : "";
+
+    // in flight, from the peer states
+    const flying = [];
+    for (const peer of view.peers || []) for (const rec of peer.inFlight || []) flying.push({ ...rec, peer: peer.peerId });
+    flying.sort((a, b) => a.i - b.i);
+    $("#inflight-count").textContent = String(flying.length);
+    $("#inflight-empty").hidden = flying.length > 0;
+    const list = clear($("#inflight"));
+    for (const rec of flying.slice(0, 200)) {
+      const started = parseTime(rec.startedAt);
+      list.append(el("li", { "data-index": rec.i, "data-state": rec.state },
+        el("span", { class: "idx", text: "#" + rec.i }),
+        el("span", { class: "state state-" + rec.state, text: rec.state }),
+        el("span", { class: "why", text: `attempt ${rec.attempt || 1}` + (rec.reason ? ` · ${rec.reason}` : "") + ` · ${rec.peer}` }),
+        el("span", { class: "age small", text: started ? fmtDuration(Date.now() - started) : "" })));
+    }
+
+    // peers and failure reasons
+    const tbody = clear($("#peers-table tbody"));
+    const reasons = {};
+    for (const peer of view.peers || []) {
+      const pdone = (peer.generatedOk || 0) + (peer.generatedFailed || 0);
+      let state = "waiting";
+      if (peer.resultCid) state = "uploaded"; else if (peer.cancelledAt) state = "cancelled"; else if (peer.startedAt) state = "working";
+      tbody.append(el("tr", {},
+        el("td", {}, el("code", { text: peer.peerId })),
+        el("td", { class: "mono", text: `${peer.range ? peer.range.start : 0}–${peer.range ? peer.range.end : 0}` }),
+        el("td", { class: "num", text: `${num(pdone)} / ${num(peer.assigned)}` }),
+        el("td", { class: "num", text: num(peer.generatedOk) }),
+        el("td", { class: "num", text: num(peer.generatedFailed) }),
+        el("td", { class: "small", text: state + (peer.lastUpdateAt ? ` · ${fmtAgo(peer.lastUpdateAt)}` : "") })));
+      for (const [reason, count] of Object.entries(peer.failureReasons || {})) reasons[reason] = (reasons[reason] || 0) + count;
+    }
+    const reasonList = clear($("#reasons"));
+    for (const [reason, count] of Object.entries(reasons)) reasonList.append(el("li", { text: `${reason} × ${count}` }));
+    $("#failure-reasons").hidden = !Object.keys(reasons).length;
+
+    // what was asked
+    $("#job-description").textContent = details.description || "—";
+    $("#job-instructions").textContent = details.instructions || "—";
+    if (details.schema) {
+      clear($("#job-schema-fields")).append(schemaTable(details.schema));
+      $("#job-schema").textContent = JSON.stringify(details.schema, null, 2);
+    }
+    loadRecords();
+  }
+
+  async function loadRecords() {
+    if (recordsBusy) { recordsAgain = true; return; }
+    recordsBusy = true;
+    try {
+      const page = await api("GET", `${base}/records?offset=${recordsOffset}&limit=${PAGE}`);
+      const tbody = clear($("#records-table tbody"));
+      for (const rec of page.records) {
+        let detail = "";
+        if (rec.data !== undefined) detail = JSON.stringify(rec.data);
+        else if (rec.message || rec.reason) detail = [rec.reason, rec.message].filter(Boolean).join(": ");
+        tbody.append(el("tr", { "data-index": rec.i, "data-state": rec.state },
+          el("td", { class: "mono", text: rec.i }),
+          el("td", {}, el("span", { class: "state state-" + rec.state, text: rec.state })),
+          el("td", { class: "num", text: rec.attempt || 1 }),
+          el("td", {}, el("code", { text: rec.peer || "" })),
+          el("td", { class: "data" }, el("span", { class: "data-text", title: detail.slice(0, 2000), text: detail }))));
+      }
+      $("#records-empty").hidden = page.records.length > 0;
+      const last = Math.min(page.total, recordsOffset + PAGE);
+      $("#rec-range").textContent = page.total ? `${recordsOffset}–${Math.max(recordsOffset, last - 1)} of ${num(page.total)}` : "";
+      $("#rec-prev").disabled = recordsOffset === 0;
+      $("#rec-next").disabled = recordsOffset + PAGE >= page.total;
+    } catch (err) { /* the next update retries */ }
+    finally {
+      recordsBusy = false;
+      if (recordsAgain) { recordsAgain = false; setTimeout(loadRecords, 300); }
+    }
+  }
+  $("#rec-prev").addEventListener("click", () => { recordsOffset = Math.max(0, recordsOffset - PAGE); loadRecords(); });
+  $("#rec-next").addEventListener("click", () => { recordsOffset += PAGE; loadRecords(); });
+
+  $("#cancel-btn").addEventListener("click", async (event) => {
+    if (!confirm("Cancel this job? Records already made are kept.")) return;
+    await busy(event.currentTarget, async () => {
+      try { await api("POST", `${base}/cancel`); toast("Cancel requested: every peer stops at its next check."); }
+      catch (err) { toast(err.message, true); }
+    });
+  });
+
+  const live = $("#live-state");
+  function setLive(mode, text) { live.className = "live-dot " + mode; live.textContent = text; }
+
+  function fallbackToPolling() {
+    livePoll(() => api("GET", base), render, (view) => ACTIVE(view.job.status),
+      (seconds) => setLive("polling", `polling every ${seconds}s`));
+  }
+
+  if (!window.EventSource) { fallbackToPolling(); return; }
+  let opened = false, failures = 0;
+  const source = new EventSource(`${base}/events`);
+  source.addEventListener("open", () => { opened = true; failures = 0; setLive("live", "live"); });
+  source.addEventListener("job", (event) => { render(JSON.parse(event.data)); });
+  source.addEventListener("end", () => { source.close(); setLive("", "finished"); });
+  source.addEventListener("error", () => {
+    failures += 1;
+    if (!opened || failures > 3) { source.close(); fallbackToPolling(); }
+    else setLive("polling", "reconnecting…");
+  });
+}
+
+/* ---------- metrics ---------- */
+function initStats() {
+  const tiles = $("#tiles");
+  const names = [
+    ["totalJobs", "Jobs"], ["activeJobs", "Active jobs"], ["failedJobs", "Failed jobs"],
+    ["totalRecordsRequested", "Records requested"], ["totalRecordsGenerated", "Records generated"],
+  ];
+  livePoll(() => api("GET", "/api/metrics"), (data) => {
+    const m = data.metrics || {};
+    clear(tiles);
+    for (const [key, label] of names) tiles.append(el("div", { class: "tile" }, el("div", { class: "value", text: num(m[key]) }), el("div", { class: "name", text: label })));
+    tiles.append(el("div", { class: "tile" }, el("div", { class: "value", text: m.lastJobAt ? fmtAgo(m.lastJobAt) : "—" }), el("div", { class: "name", text: "Last job" })));
+  }, (data) => (data.metrics || {}).activeJobs > 0);
+}
+
+/* ---------- settings ---------- */
+function initSettings() {
+  const form = $("#profile-form");
+  function fill(profile) {
+    form.reset();
+    form.elements.id.value = profile ? profile.id : "";
+    if (profile) {
+      form.elements.name.value = profile.name || "";
+      form.elements.baseUrl.value = profile.baseUrl || "";
+      form.elements.path.value = profile.path || "";
+      form.elements.model.value = profile.model || "";
+      form.elements.apiKey.placeholder = profile.apiKeyMasked ? `${profile.apiKeyMasked} (unchanged)` : "sk-…";
+      form.elements.setActive.checked = !!profile.active;
+    }
+    $("#profile-form-title").textContent = profile ? `Edit “${profile.name || profile.baseUrl}”` : "Add a profile";
+  }
+  function render(settings) {
+    const tbody = clear($("#profiles-table tbody"));
+    for (const profile of settings.profiles) {
+      tbody.append(el("tr", {},
+        el("td", {}, el("strong", { text: profile.name || "—" }), profile.active ? el("span", { class: "badge", text: "active" }) : null),
+        el("td", { class: "mono small", text: (profile.baseUrl || "") + (profile.path || "") }),
+        el("td", { text: profile.model || "—" }),
+        el("td", { class: "mono", text: profile.apiKeyMasked || "none" }),
+        el("td", { class: "num" },
+          el("button", { class: "btn btn-sm", type: "button", text: "Edit", onclick: () => fill(profile) }), " ",
+          profile.active ? null : el("button", { class: "btn btn-sm", type: "button", text: "Use", onclick: () => save({ id: profile.id, setActive: true }) }), " ",
+          el("button", { class: "btn btn-sm btn-danger", type: "button", text: "Delete", onclick: () => remove(profile) }))));
+    }
+    $("#profiles-empty").hidden = settings.profiles.length > 0;
+    $("#profiles-limit").textContent = `${settings.profiles.length} of at most ${settings.maxProfiles} profiles`;
+  }
+  async function load() { try { render(await api("GET", "/api/user/settings")); } catch (err) { toast(err.message, true); } }
+  async function save(body) {
+    try { render(await api("POST", "/api/user/settings", body)); toast("Saved"); fill(null); return true; }
+    catch (err) { showError($("#profile-error"), err.message); return false; }
+  }
+  async function remove(profile) {
+    if (!confirm(`Delete the profile “${profile.name || profile.baseUrl}”?`)) return;
+    try { render(await api("DELETE", "/api/user/settings", { id: profile.id })); toast("Deleted"); }
+    catch (err) { toast(err.message, true); }
+  }
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError($("#profile-error"), "");
+    const data = Object.fromEntries(new FormData(form));
+    const body = { name: data.name, baseUrl: data.baseUrl, path: data.path || null, model: data.model, setActive: !!data.setActive };
+    if (data.id) body.id = data.id;
+    if (data.apiKey) body.apiKey = data.apiKey;
+    await busy(form.querySelector("button[type=submit]"), () => save(body));
+  });
+  $("#profile-reset").addEventListener("click", () => fill(null));
+  $("#list-models").addEventListener("click", async (event) => {
+    showError($("#profile-error"), "");
+    const data = Object.fromEntries(new FormData(form));
+    const body = data.apiKey || !data.id ? { baseUrl: data.baseUrl, apiKey: data.apiKey } : { profileId: data.id };
+    await busy(event.currentTarget, async () => {
+      try {
+        const answer = await api("POST", "/api/user/models", body);
+        const list = clear($("#model-list"));
+        for (const model of answer.models) list.append(el("option", { value: model }));
+        toast(`${answer.models.length} models found`);
+      } catch (err) { showError($("#profile-error"), err.message); }
+    });
+  });
+  load();
+}
+
+/* ---------- admin ---------- */
+function initAdmin() {
+  async function load() {
+    const data = await api("GET", "/api/admin/accounts");
+    const tbody = clear($("#accounts-table tbody"));
+    for (const account of data.accounts) {
+      const self = BOOT.user && account.username === BOOT.user.username;
+      tbody.append(el("tr", {},
+        el("td", {}, el("code", { text: account.username })),
+        el("td", {}, account.role === "admin" ? el("span", { class: "badge", text: "admin" }) : "user"),
+        el("td", { text: account.name || "—" }),
+        el("td", { text: account.email || "—" }),
+        el("td", { text: account.country || "—" }),
+        el("td", { class: "small", text: fmtTime(account.createdAt) }),
+        el("td", { class: "num" }, self ? null : el("button", {
+          class: "btn btn-sm btn-danger", type: "button", text: "Delete",
+          onclick: async () => {
+            if (!confirm(`Delete the account “${account.username}”? This cannot be undone.`)) return;
+            try { await api("DELETE", "/api/admin/accounts", { username: account.username }); toast("Account deleted"); load(); }
+            catch (err) { toast(err.message, true); }
+          },
+        }))));
+    }
+  }
+  load().catch((err) => toast(err.message, true));
+}
+
+const PAGES = { login: initLogin, register: initRegister, jobs: initJobs, new: initNew, job: initJob, stats: initStats, settings: initSettings, admin: initAdmin };
+initCommon();
+if (PAGES[BOOT.page]) PAGES[BOOT.page]();
