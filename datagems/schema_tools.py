@@ -441,7 +441,10 @@ class RecordValidator:
                 if len(found) >= MAX_RECORD_ERRORS:
                     break
         except Exception as exc:  # an unresolvable reference, say
-            return [f"/: schema could not be applied: {type(exc).__name__}"]
+            name = type(exc).__name__
+            if "Referencing" in name or "Unresolvable" in name:
+                name = "unresolvable reference"
+            return [f"/: schema could not be applied: {name}"]
         found.sort()
         return found
 

@@ -601,6 +601,10 @@ class RecordFactory:
         dependent = (
             node.get("dependentRequired") if isinstance(node.get("dependentRequired"), dict) else {}
         )
+        for needs in dependent.values():
+            for needed in needs if isinstance(needs, list) else ():
+                if isinstance(needed, str) and needed not in gens:
+                    gens[needed] = self._compile(True, needed)
         extra_allowed = node.get("additionalProperties", True) is not False
         extra_gen = (
             self._compile(node["additionalProperties"], "")

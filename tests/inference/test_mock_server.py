@@ -1,0 +1,191 @@
+"""The mock gateway in process (start_mock): envelopes, faults, config, stats, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+
+from datagems.inference.mock_server import MOCK_KEY, start_mock
+from datagems.schema_tools import check_schema, compile_validator, sanitize_schema
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}},
+    "required": ["name", "age"],
+}
+MESSAGES = [{"role": "user", "content": "one person"}]
+
+
+def run(test: Callable[[aiohttp.ClientSession, str], Awaitable[None]], **options: Any) -> None:
+    async def main() -> None:
+        runner, url = await start_mock(**options)
+        try:
+            async with aiohttp.ClientSession() as session:
+                await test(session, url)
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
+
+
+async def post(session: aiohttp.ClientSession, url: str, body: Any) -> tuple[int, Any]:
+    async with session.post(url, data=orjson.dumps(body)) as response:
+        return response.status, orjson.loads(await response.read())
+
+
+def test_start_mock_serves_the_ratio1_envelope_on_an_ephemeral_port():
+    async def check(session: aiohttp.ClientSession, url: str) -> None:
+        assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
+        body = {
+            "messages": MESSAGES,
+            "response_format": {"type": "json_object", "schema": SCHEMA},
+            "metadata": {"seed": 4},
+        }
+        status, answer = await post(session, f"{url}/create_chat_completion", body)
+        assert status == 200
+        result = answer["result"]
+        assert set(result) == {"REQUEST_ID", "MODEL_NAME", "TEXT_RESPONSE", "FULL_OUTPUT"}
+        assert answer["ee_node_alias"] and answer["server_node_addr"].startswith("0xai_")
+        full = result["FULL_OUTPUT"]
+        assert full["object"] == "chat.completion"
+        assert full["choices"][0]["message"]["content"] == result["TEXT_RESPONSE"]
+        assert full["usage"]["total_tokens"] == (
+            full["usage"]["prompt_tokens"] + full["usage"]["completion_tokens"]
+        )
+        assert compile_validator(SCHEMA).errors(orjson.loads(result["TEXT_RESPONSE"])) == []
+
+    run(check, seed=1)
+
+
+def test_the_openai_route_reads_a_json_schema_response_format():
+    async def check(session: aiohttp.ClientSession, url: str) -> None:
+        body = {
+            "model": "mock-llm",
+            "messages": MESSAGES,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "record", "schema": SCHEMA},
+            },
+        }
+        status, answer = await post(session, f"{url}/v1/chat/completions", body)
+        assert status == 200
+        record = orjson.loads(answer["choices"][0]["message"]["content"])
+        assert compile_validator(SCHEMA).errors(record) == []
+        async with session.get(f"{url}/v1/models") as response:
+            assert [m["id"] for m in (await response.json())["data"]] == [
+                "mock-llm",
+                "mock-llm-large",
+            ]
+
+    run(check)
+
+
+def test_a_draft_request_answers_a_schema_that_passes_sanitize_and_check():
+    async def check(session: aiohttp.ClientSession, url: str) -> None:
+        messages = [
+            {"role": "system", "content": "You design JSON Schemas."},
+            {"role": "user", "content": "Dataset title: Orders\nOne record describes: an order"},
+        ]
+        body = {"messages": messages, "response_format": {"type": "json_object"}}
+        _, answer = await post(session, f"{url}/create_chat_completion", body)
+        check_schema(sanitize_schema(orjson.loads(answer["result"]["TEXT_RESPONSE"])))
+
+    run(check)
+
+
+def test_a_malformed_request_is_a_422_like_the_node():
+    async def check(session: aiohttp.ClientSession, url: str) -> None:
+        status, answer = await post(session, f"{url}/create_chat_completion", {"messages": []})
+        assert status == 422 and answer["detail"]
+        bad = {"messages": [{"role": "user", "content": ""}]}
+        status, _ = await post(session, f"{url}/create_chat_completion", bad)
+        assert status == 422
+
+    run(check)
+
+
+def test_config_changes_faults_at_run_time_and_stats_count_them():
+    async def check(session: aiohttp.ClientSession, url: str) -> None:
+        body = {"messages": MESSAGES, "response_format": {"type": "json_object", "schema": SCHEMA}}
+        status, config = await post(session, f"{url}/config", {"rateLimitRate": 1})
+        assert status == 200 and config["rateLimitRate"] == 1
+        _, answer = await post(session, f"{url}/create_chat_completion", body)
+        assert answer["result"]["status"] == "rate_limited" and answer["result"]["error"]
+        status, _ = await post(session, f"{url}/v1/chat/completions", body)
+        assert status == 429
+        await post(session, f"{url}/config", {"rateLimitRate": 0, "invalidRate": 1})
+        _, answer = await post(session, f"{url}/create_chat_completion", body)
+        assert "{" not in answer["result"]["TEXT_RESPONSE"]
+        async with session.get(f"{url}/stats") as response:
+            stats = await response.json()
+        assert stats["requests"] == 3
+        assert stats["byPath"] == {"/create_chat_completion": 2, "/v1/chat/completions": 1}
+        assert stats["faults"]["rateLimited"] == 2 and stats["faults"]["invalidJson"] == 1
+        status, stats = await post(session, f"{url}/stats/reset", {})
+        assert stats["requests"] == 0 and stats["faults"]["rateLimited"] == 0
+        status, answer = await post(session, f"{url}/config", {"failRatio": 1})
+        assert status == 400 and "failRatio" in answer["detail"]
+        status, answer = await post(session, f"{url}/config", {"failRate": 2})
+        assert status == 400
+
+    run(check)
+
+
+def test_max_concurrency_queues_the_excess_requests():
+    async def check(session: aiohttp.ClientSession, url: str) -> None:
+        body = {"messages": MESSAGES, "response_format": {"type": "json_object", "schema": SCHEMA}}
+        answers = await asyncio.gather(
+            *(post(session, f"{url}/create_chat_completion", body) for _ in range(8))
+        )
+        assert [status for status, _ in answers] == [200] * 8
+        async with session.get(f"{url}/stats") as response:
+            stats = await response.json()
+        assert stats["maxInFlight"] == 2 and stats["inFlight"] == 0
+
+    run(check, latency_ms=50, max_concurrency=2)
+
+
+def test_the_same_schema_compiles_once():
+    async def check(session: aiohttp.ClientSession, url: str) -> None:
+        body = {"messages": MESSAGES, "response_format": {"type": "json_object", "schema": SCHEMA}}
+        for _ in range(5):
+            await post(session, f"{url}/create_chat_completion", body)
+        async with session.get(f"{url}/stats") as response:
+            assert (await response.json())["factories"] == 1
+
+    run(check)
+
+
+def test_the_mock_follows_the_label_a_labeled_prompt_asks_for():
+    schema = {
+        "type": "object",
+        "properties": {"text": {"type": "string"}, "label": {"enum": ["spam", "ham"]}},
+        "required": ["text", "label"],
+    }
+
+    async def check(session: aiohttp.ClientSession, url: str) -> None:
+        for wanted in ("spam", "ham", "spam"):
+            prompt = f'record\nUse the label "{wanted}" for this record.\nAnswer.'
+            body = {
+                "messages": [{"role": "user", "content": prompt}],
+                "response_format": {"type": "json_object", "schema": schema},
+            }
+            _, answer = await post(session, f"{url}/create_chat_completion", body)
+            assert orjson.loads(answer["result"]["TEXT_RESPONSE"])["label"] == wanted
+
+    run(check)
+
+
+def test_the_runner_exposes_the_mock_state():
+    async def main() -> None:
+        runner, _url = await start_mock(fail_rate=0.25)
+        try:
+            assert runner.app[MOCK_KEY].config.fail_rate == 0.25
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())

@@ -1,0 +1,286 @@
+"""schema_tools: sanitizing drafts, checking schemas with field-level errors, validating records."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from datagems.errors import SchemaInvalid
+from datagems.schema_tools import (
+    META_SCHEMA_URL,
+    check_schema,
+    compile_validator,
+    pattern_problem,
+    sanitize_schema,
+)
+
+
+def errors_of(schema: dict) -> list[dict[str, str]]:
+    with pytest.raises(SchemaInvalid) as caught:
+        check_schema(schema)
+    assert caught.value.errors
+    assert caught.value.status == 400
+    return caught.value.errors
+
+
+def paths_of(schema: dict) -> set[str]:
+    return {error["path"] for error in errors_of(schema)}
+
+
+# --------------------------------------------------------------------------- sanitize
+
+
+def test_sanitize_sets_the_2020_12_schema_url_and_a_root_object_type():
+    fixed = sanitize_schema(
+        {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "properties": {"a": {"type": "string"}},
+        }
+    )
+    assert fixed["$schema"] == META_SCHEMA_URL
+    assert fixed["type"] == "object"
+    check_schema(fixed)
+
+
+def test_sanitize_converts_property_values_that_are_not_schemas():
+    fixed = sanitize_schema(
+        {
+            "type": "object",
+            "properties": {
+                "name": "string",
+                "age": "int",
+                "price": "float",
+                "born": "date",
+                "mail": {"type": "email"},
+                "note": ["string", "null"],
+                "color": ["red", "green"],
+                "gone": None,
+                "also_gone": 42,
+                "nested": {"properties": {"x": "boolean", "y": None}, "required": ["x", "y"]},
+            },
+            "required": ["name", "gone", "missing", "name", 7],
+        }
+    )
+    props = fixed["properties"]
+    assert props["name"] == {"type": "string"}
+    assert props["age"] == {"type": "integer"}
+    assert props["price"] == {"type": "number"}
+    assert props["born"] == {"type": "string", "format": "date"}
+    assert props["mail"] == {"type": "string", "format": "email"}
+    assert props["note"] == {"type": ["string", "null"]}
+    assert props["color"] == {"enum": ["red", "green"]}
+    assert "gone" not in props and "also_gone" not in props
+    assert props["nested"] == {
+        "properties": {"x": {"type": "boolean"}},
+        "required": ["x"],
+        "type": "object",
+    }
+    assert fixed["required"] == ["name"]
+    check_schema(fixed)
+
+
+def test_sanitize_never_adds_a_property():
+    raw = {"type": "object", "properties": {"a": "string"}, "required": ["a", "b"]}
+    assert set(sanitize_schema(raw)["properties"]) == {"a"}
+
+
+def test_sanitize_unwraps_the_usual_wrappers():
+    inner = {"type": "object", "properties": {"a": {"type": "string"}}}
+    assert sanitize_schema({"schema": inner})["properties"] == inner["properties"]
+    as_array = {"type": "array", "items": inner}
+    assert sanitize_schema(as_array)["type"] == "object"
+    bare = {"name": "string", "age": "integer"}
+    assert sanitize_schema(bare)["properties"] == {
+        "name": {"type": "string"},
+        "age": {"type": "integer"},
+    }
+    assert sanitize_schema('{"properties": {"a": "string"}}')["type"] == "object"
+
+
+@pytest.mark.parametrize("raw", [None, [], "not json", 42, '["a"]', True])
+def test_sanitize_refuses_what_is_not_an_object(raw):
+    with pytest.raises(SchemaInvalid):
+        sanitize_schema(raw)
+
+
+def test_sanitize_does_not_change_its_input():
+    raw = {"properties": {"a": "string"}, "required": ["a", "b"]}
+    sanitize_schema(raw)
+    assert raw == {"properties": {"a": "string"}, "required": ["a", "b"]}
+
+
+# --------------------------------------------------------------------------- check
+
+
+def test_check_reports_field_level_errors_with_json_pointer_paths():
+    paths = paths_of(
+        {
+            "type": "object",
+            "properties": {
+                "age": {"type": "integr"},
+                "name": {"type": "string", "minLength": -1},
+                "tags": {"type": "array", "items": {"maxItems": "3"}},
+            },
+            "required": "age",
+        }
+    )
+    assert {
+        "/properties/age/type",
+        "/properties/name/minLength",
+        "/properties/tags/items/maxItems",
+        "/required",
+    } <= paths
+
+
+def test_check_refuses_a_root_that_is_not_an_object_type():
+    assert "/type" in paths_of({"type": "array", "items": {"type": "string"}})
+    assert "/type" in paths_of({"properties": {}})
+
+
+def test_check_refuses_remote_and_dangling_references():
+    errors = errors_of(
+        {
+            "type": "object",
+            "properties": {
+                "a": {"$ref": "https://example.com/schema.json"},
+                "b": {"$ref": "other.json#/x"},
+                "c": {"$ref": "#/$defs/missing"},
+                "d": {"$ref": "#/$defs/ok"},
+            },
+            "$defs": {"ok": {"type": "string"}},
+        }
+    )
+    by_path = {e["path"]: e["message"] for e in errors}
+    assert "only local" in by_path["/properties/a/$ref"]
+    assert "only local" in by_path["/properties/b/$ref"]
+    assert "points at nothing" in by_path["/properties/c/$ref"]
+    assert "/properties/d/$ref" not in by_path
+
+
+def test_check_refuses_oversized_and_too_deep_schemas():
+    big = {
+        "type": "object",
+        "properties": {f"p{i}": {"type": "string", "description": "x" * 200} for i in range(400)},
+    }
+    assert "too large" in errors_of(big)[0]["message"]
+    deep: dict = {"type": "object"}
+    node = deep
+    for _ in range(40):
+        node["properties"] = {"x": {"type": "object"}}
+        node = node["properties"]["x"]
+    assert "too deep" in errors_of(deep)[0]["message"]
+
+
+@pytest.mark.parametrize(
+    "pattern", ["(a+)+$", "(a*)*b", "(\\w+\\s?)*$", "^(a|aa)+(b+)*$", "(x{1,20})+", "([a-z]+)*@"]
+)
+def test_check_refuses_catastrophic_patterns(pattern):
+    schema = {"type": "object", "properties": {"s": {"type": "string", "pattern": pattern}}}
+    assert "/properties/s/pattern" in paths_of(schema)
+
+
+@pytest.mark.parametrize(
+    "pattern", ["^[a-z]{3,8}$", "^\\d{3}-\\d{2}$", "^(foo|bar)_[0-9]+$", "(ab){2,3}", "^\\S+@\\S+$"]
+)
+def test_check_accepts_ordinary_patterns(pattern):
+    assert pattern_problem(pattern) is None
+
+
+def test_check_refuses_patterns_that_do_not_compile_and_bad_pattern_property_keys():
+    schema = {
+        "type": "object",
+        "properties": {"s": {"type": "string", "pattern": "([a-z"}},
+        "patternProperties": {"^(x+)+$": {"type": "string"}},
+    }
+    paths = paths_of(schema)
+    assert "/properties/s/pattern" in paths
+    assert "/patternProperties/^(x+)+$" in paths
+
+
+def test_a_property_named_pattern_is_not_mistaken_for_a_regex():
+    check_schema(
+        {
+            "type": "object",
+            "properties": {"pattern": {"type": "string"}, "x": {"const": {"pattern": "(a+)+"}}},
+        }
+    )
+
+
+# --------------------------------------------------------------------------- validate
+
+
+RECORD_SCHEMA = {
+    "$schema": META_SCHEMA_URL,
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "age": {"type": "integer", "minimum": 0},
+        "email": {"type": "string", "format": "email"},
+        "code": {"type": "string", "pattern": "^[A-Z]{2}\\d+$"},
+        "address": {"$ref": "#/$defs/address"},
+    },
+    "required": ["name", "age"],
+    "additionalProperties": False,
+    "$defs": {
+        "address": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        }
+    },
+}
+
+
+def test_a_valid_record_has_no_errors():
+    validator = compile_validator(RECORD_SCHEMA)
+    record = {"name": "Ana", "age": 30, "email": "ana@example.com", "code": "AB12"}
+    assert validator.errors({**record, "address": {"city": "Porto"}}) == []
+
+
+def test_record_errors_are_short_messages_with_paths():
+    validator = compile_validator(RECORD_SCHEMA)
+    errors = validator.errors(
+        {"name": "", "age": -1, "email": "nope", "code": "x", "address": {}, "extra": 1}
+    )
+    joined = "\n".join(errors)
+    for path in ("/name:", "/age:", "/email:", "/code:", "/address:", "/:"):
+        assert path in joined
+    assert all(len(e) < 260 for e in errors)
+    assert validator.errors([1, 2]) == ["/: [1, 2] is not of type 'object'"]
+    assert validator.errors({"age": 1})[0].startswith("/: 'name' is a required property")
+
+
+def test_a_huge_value_keeps_error_messages_short():
+    validator = compile_validator(RECORD_SCHEMA)
+    errors = validator.errors({"name": ["x" * 5000] * 10, "age": 1})
+    assert errors and all(len(e) < 260 for e in errors)
+
+
+def test_compile_validator_checks_the_schema_first():
+    with pytest.raises(SchemaInvalid):
+        compile_validator({"type": "object", "properties": {"a": {"$ref": "http://evil/x"}}})
+
+
+def test_validation_never_fetches_a_remote_reference():
+    validator = compile_validator({"type": "object", "properties": {"a": {"type": "string"}}})
+    # a schema that slipped past check_schema still cannot fetch: the registry refuses
+    from datagems.schema_tools import RecordValidator
+
+    sneaky = RecordValidator(
+        {"type": "object", "properties": {"a": {"$ref": "http://127.0.0.1:9/x"}}}
+    )
+    started = time.monotonic()
+    assert sneaky.errors({"a": 1}) == ["/: schema could not be applied: unresolvable reference"]
+    assert time.monotonic() - started < 1
+    assert validator.errors({"a": "ok"}) == []
+
+
+def test_pattern_matching_cost_is_bounded():
+    validator = compile_validator(
+        {"type": "object", "properties": {"s": {"type": "string", "pattern": "^[a-z]+\\d?$"}}}
+    )
+    started = time.monotonic()
+    assert validator.errors({"s": "a" * 50_000 + "!"})  # too long for a pattern check
+    assert validator.errors({"s": "a" * 5_000 + "!"})
+    assert time.monotonic() - started < 0.5
