@@ -138,11 +138,22 @@ def load_job(services: Services, job_id: str) -> JobView | None:
     if job is None:
         return None
     peers = services.peers.all(job_id)
-    cancel = services.cancels.get(job_id) if job.status not in TERMINAL_STATUSES else None
+    cancel = (
+        services.cancels.get(job_id) if job.status in ("queued", "running", "cancelled") else None
+    )
     derived = derive(job, peers, cancel)
-    if derived.status in TERMINAL_STATUSES and job.status not in TERMINAL_STATUSES:
+    if (
+        derived.status in TERMINAL_STATUSES
+        and settled(derived, peers)
+        and (job.status not in TERMINAL_STATUSES or job.total_generated != derived.total_generated)
+    ):
         write_back(services, derived)
     return JobView(derived, peers, cancel)
+
+
+def settled(job: JobBase, peers: dict[str, PeerState]) -> bool:
+    """Every peer has uploaded its slice (complete, or what it did before a cancel)."""
+    return all(p in peers and peers[p].result_cid for p in job.peers)
 
 
 def write_back(services: Services, job: JobBase) -> None:

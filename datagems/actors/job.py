@@ -83,7 +83,9 @@ class JobActor(Actor):
         services = self.services
         job = services.jobs.get(self.job_id)
         state = services.peers.get(self.job_id, self.peer)
-        if job is None or state is None or state.result_cid or job.status in TERMINAL_STATUSES:
+        cancel = services.cancels.get(self.job_id)
+        finished = job is None or state is None or state.result_cid
+        if finished or (job.status in TERMINAL_STATUSES and cancel is None):
             self._end("nothing to do here")
             return
         details = services.details.get(job.job_details_cid or "")
@@ -118,7 +120,7 @@ class JobActor(Actor):
         )
         self.writer.tell(JobOpened(job_id=self.job_id, state=state))
         self._ticker = Ticker(self.actor_ref, Tick(), TICK_SECONDS).start()
-        if services.cancels.get(self.job_id) is not None:
+        if cancel is not None:
             self._cancel()
         else:
             self._fill()

@@ -58,9 +58,10 @@ class Poller(Actor):
         jobs = services.jobs.all()
         cancels = services.cancels.all()
         for job_id, job in jobs.items():
-            if job.status in TERMINAL_STATUSES or self.peer not in job.peers:
+            if self.peer not in job.peers or job_id in self.done_here:
                 continue
-            if job_id in self.done_here:
+            # a cancelled job still needs this peer to stop and upload what it has done
+            if job.status in TERMINAL_STATUSES and job_id not in cancels:
                 continue
             state = services.peers.get(job_id, self.peer)
             if state is None:
