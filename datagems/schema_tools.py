@@ -125,6 +125,28 @@ def _fix_subschema(value: object) -> dict[str, Any] | bool | None:
 
 def _fix_node(node: dict[str, Any]) -> dict[str, Any]:
     fixed: dict[str, Any] = {}
+    properties = node.get("properties")
+    if isinstance(properties, dict):  # draft-03 style "required": true on a property
+        flagged = [
+            name
+            for name, sub in properties.items()
+            if isinstance(sub, dict) and isinstance(sub.get("required"), bool) and sub["required"]
+        ]
+        if any(
+            isinstance(sub, dict) and isinstance(sub.get("required"), bool)
+            for sub in properties.values()
+        ):
+            node = dict(node)
+            node["properties"] = {
+                name: (
+                    {k: v for k, v in sub.items() if k != "required"}
+                    if isinstance(sub, dict) and isinstance(sub.get("required"), bool)
+                    else sub
+                )
+                for name, sub in properties.items()
+            }
+            existing = node.get("required") if isinstance(node.get("required"), list) else []
+            node["required"] = [*existing, *flagged]
     for key, value in node.items():
         if key == "type":
             fixed[key] = _fix_type(value)

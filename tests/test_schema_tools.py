@@ -80,6 +80,23 @@ def test_sanitize_converts_property_values_that_are_not_schemas():
     check_schema(fixed)
 
 
+def test_sanitize_turns_draft_03_required_flags_into_a_required_list():
+    fixed = sanitize_schema(
+        {
+            "type": "object",
+            "properties": {
+                "a": {"type": "string", "required": True},
+                "b": {"type": "string", "required": False},
+                "c": {"type": "string"},
+            },
+            "required": ["c"],
+        }
+    )
+    assert fixed["required"] == ["c", "a"]
+    assert fixed["properties"]["b"] == {"type": "string"}
+    check_schema(fixed)
+
+
 def test_sanitize_never_adds_a_property():
     raw = {"type": "object", "properties": {"a": "string"}, "required": ["a", "b"]}
     assert set(sanitize_schema(raw)["properties"]) == {"a"}
