@@ -36,7 +36,7 @@ class Caller:
         return self.role == "admin"
 
 
-CALLER = "datagems.caller"
+CALLER = web.RequestKey("caller", Caller)
 
 
 def caller(request: web.Request) -> Caller:

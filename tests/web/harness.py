@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 from aiohttp import web
 from pydantic import SecretStr
 
@@ -132,3 +133,52 @@ def eventually(check: Callable[[], T], what: str, timeout: float = 30) -> T:
     from tests.servers import wait_until
 
     return wait_until(check, timeout=timeout, what=what)
+
+
+def confirm(client: httpx.Client, **changes: Any) -> str:
+    drafted = draft(client, **changes)
+    answer = client.post("/api/tasks/confirm", json={"draftToken": drafted["draftToken"]})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["jobId"]
+
+
+def finish_job(live: LiveApp, job_id: str, records: list[Any], *, upload: bool = True) -> None:
+    """Play the engine for a one-peer job: upload the slice and mark the peer complete.
+
+    ``records[i]`` is the data of record ``i``, or ``None`` for a failed record.
+    """
+    from datagems.models import InFlightRecord, now_iso
+
+    services = live.services
+    assert services is not None
+    state = services.peers.get(job_id, services.settings.host_addr)
+    assert state is not None
+    lines = []
+    for index, data in enumerate(records):
+        entry = (
+            {"i": index, "ok": True, "data": data}
+            if data is not None
+            else {
+                "i": index,
+                "ok": False,
+                "error": "schema validation failed: <b>bad</b>",
+            }
+        )
+        lines.append(orjson.dumps(entry))
+    state.generated_ok = sum(1 for r in records if r is not None)
+    state.generated_failed = sum(1 for r in records if r is None)
+    state.started_at = state.started_at or now_iso()
+    if upload:
+        body = b"\n".join(lines) + b"\n"
+        state.result_cid = services.r1fs.add_file(
+            body, f"{job_id}_{state.peer_id}.jsonl", secret=services.r1fs_secret
+        )
+        state.finished_at = now_iso()
+        state.in_flight = []
+    else:
+        state.in_flight = [
+            InFlightRecord(i=len(records), attempt=2, state="retrying", reason="invalid_json")
+        ]
+    if state.generated_failed:
+        state.failure_reasons = {"schema_violation": state.generated_failed}
+    services.peers.put(job_id, state)
