@@ -1,0 +1,217 @@
+"""Session and draft tokens never stand in for one another; a draft is confirmed once."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+import pytest
+
+from datagems.accounts.tokens import (
+    DRAFT_TTL_SECONDS,
+    SESSION_TTL_SECONDS,
+    DraftLedger,
+    Session,
+    issue_draft,
+    issue_session,
+    job_id_for_draft,
+    read_draft,
+    read_session,
+)
+from datagems.errors import BadRequest, Unauthorized
+from datagems.store import keys
+from datagems.store.embedded import SqliteCStore
+
+SECRET = "a-session-secret-of-a-decent-length-0123456789"
+DRAFT = {
+    "title": "Books",
+    "totalRecords": 10,
+    "description": "a book",
+    "instructions": "be brief",
+    "schema": {"type": "object", "properties": {"title": {"type": "string"}}},
+    "schemaGeneratedAt": "2026-11-22T02:34:00.314Z",
+    "schemaDurationMs": 1200,
+    "schemaRefreshes": 0,
+    "datasetMode": "standard",
+    "inference": {"baseUrl": "http://gateway", "path": "/create_chat_completion"},
+}
+
+
+def original_token(payload: dict, secret: str = SECRET) -> str:
+    """A token as the original app signs it (HS256, no ``typ``)."""
+    now = int(time.time())
+    return jwt.encode({"iat": now, "exp": now + 3600, **payload}, secret, algorithm="HS256")
+
+
+def test_a_session_round_trips_with_the_originals_fields() -> None:
+    token = issue_session(SECRET, "ada", "admin")
+    assert read_session(SECRET, token) == Session("ada", "admin")
+    payload = jwt.decode(token, SECRET, algorithms=["HS256"])
+    assert payload["username"] == "ada" and payload["role"] == "admin"
+    assert payload["typ"] == "session"
+    assert payload["exp"] - payload["iat"] == SESSION_TTL_SECONDS
+
+
+def test_a_session_signed_by_the_original_app_is_accepted() -> None:
+    assert read_session(SECRET, original_token({"username": "ada", "role": "user"})) == Session(
+        "ada", "user"
+    )
+
+
+def test_a_draft_presented_as_a_session_is_refused() -> None:
+    with pytest.raises(Unauthorized):
+        read_session(SECRET, issue_draft(SECRET, "ada", DRAFT))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"username": "ada", "role": "user", "schema": {}},
+        {"username": "ada", "role": "user", "totalRecords": 5},
+        {"username": "ada", "role": "user", "typ": "draft"},
+        {"username": "ada", "role": "user", "typ": "something-else"},
+    ],
+    ids=["carrying a schema", "carrying totalRecords", "typed draft", "unknown typ"],
+)
+def test_an_original_draft_or_an_odd_token_is_never_a_session(payload: dict) -> None:
+    with pytest.raises(Unauthorized):
+        read_session(SECRET, original_token(payload))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"role": "user"}, {"username": "ada"}, {"username": "", "role": "user"}, {"username": 7}],
+    ids=["no username", "no role", "empty username", "numeric username"],
+)
+def test_a_session_missing_its_fields_is_refused(payload: dict) -> None:
+    with pytest.raises(Unauthorized):
+        read_session(SECRET, original_token(payload))
+
+
+def test_a_session_without_an_expiry_is_refused() -> None:
+    token = jwt.encode({"username": "ada", "role": "user"}, SECRET, algorithm="HS256")
+    with pytest.raises(Unauthorized):
+        read_session(SECRET, token)
+
+
+def test_a_tampered_session_is_refused() -> None:
+    token = issue_session(SECRET, "ada", "user")
+    header, _payload, signature = token.split(".")
+    forged = jwt.encode(
+        {"username": "ada", "role": "admin", "typ": "session", "exp": int(time.time()) + 60},
+        "guessed-secret-of-a-decent-length-0123456789",
+        algorithm="HS256",
+    ).split(".")[1]
+    with pytest.raises(Unauthorized):
+        read_session(SECRET, f"{header}.{forged}.{signature}")
+    with pytest.raises(Unauthorized):
+        read_session("another-secret-of-a-decent-length-0123456789", token)
+
+
+def test_an_unsigned_session_is_refused() -> None:
+    token = jwt.encode(
+        {"username": "ada", "role": "admin", "exp": int(time.time()) + 60}, None, algorithm="none"
+    )
+    with pytest.raises(Unauthorized):
+        read_session(SECRET, token)
+
+
+@pytest.mark.parametrize("token", ["", "garbage", "a.b.c"])
+def test_garbage_is_not_a_session(token: str) -> None:
+    with pytest.raises(Unauthorized):
+        read_session(SECRET, token)
+
+
+def test_an_expired_session_is_refused() -> None:
+    token = issue_session(SECRET, "ada", "user", now=time.time() - SESSION_TTL_SECONDS - 120)
+    with pytest.raises(Unauthorized):
+        read_session(SECRET, token)
+
+
+def test_a_draft_round_trips_bound_to_its_user() -> None:
+    token = issue_draft(SECRET, "ada", DRAFT)
+    payload = read_draft(SECRET, token, "ada")
+    for name, value in DRAFT.items():
+        assert payload[name] == value
+    assert payload["typ"] == "draft" and payload["sub"] == "ada"
+    assert payload["jti"]
+    assert payload["exp"] - payload["iat"] == DRAFT_TTL_SECONDS
+
+
+def test_a_draft_cannot_smuggle_session_claims() -> None:
+    token = issue_draft(SECRET, "ada", {**DRAFT, "username": "root", "role": "admin", "typ": "x"})
+    payload = read_draft(SECRET, token, "ada")
+    assert "username" not in payload and "role" not in payload
+    assert payload["typ"] == "draft"
+
+
+def test_every_draft_gets_its_own_id() -> None:
+    first = read_draft(SECRET, issue_draft(SECRET, "ada", DRAFT), "ada")
+    second = read_draft(SECRET, issue_draft(SECRET, "ada", DRAFT), "ada")
+    assert first["jti"] != second["jti"]
+
+
+def test_a_session_presented_as_a_draft_is_refused() -> None:
+    with pytest.raises(BadRequest, match="Invalid or expired draft"):
+        read_draft(SECRET, issue_session(SECRET, "ada", "user"), "ada")
+
+
+def test_an_original_untyped_draft_is_refused_as_a_draft() -> None:
+    with pytest.raises(BadRequest, match="Invalid or expired draft"):
+        read_draft(SECRET, original_token(DRAFT), "ada")
+
+
+def test_another_users_draft_is_refused() -> None:
+    with pytest.raises(BadRequest, match="Invalid or expired draft"):
+        read_draft(SECRET, issue_draft(SECRET, "ada", DRAFT), "grace")
+
+
+def test_an_expired_draft_is_refused() -> None:
+    token = issue_draft(SECRET, "ada", DRAFT, now=time.time() - DRAFT_TTL_SECONDS - 120)
+    with pytest.raises(BadRequest, match="Invalid or expired draft"):
+        read_draft(SECRET, token, "ada")
+
+
+def test_a_tampered_draft_is_refused() -> None:
+    token = issue_draft(SECRET, "ada", DRAFT)
+    header, _, signature = token.split(".")
+    other = issue_draft(SECRET, "ada", {**DRAFT, "totalRecords": 10_000}).split(".")[1]
+    with pytest.raises(BadRequest, match="Invalid or expired draft"):
+        read_draft(SECRET, f"{header}.{other}.{signature}", "ada")
+    with pytest.raises(BadRequest, match="Invalid or expired draft"):
+        read_draft("another-secret-of-a-decent-length-0123456789", token, "ada")
+
+
+def test_a_draft_becomes_the_same_job_id_on_every_replica() -> None:
+    assert job_id_for_draft("abc") == job_id_for_draft("abc")
+    assert job_id_for_draft("abc") != job_id_for_draft("abd")
+    assert uuid.UUID(job_id_for_draft("abc")).version == 5
+
+
+def test_a_draft_is_claimed_once(cstore: SqliteCStore) -> None:
+    ledger = DraftLedger(cstore)
+    job_id = job_id_for_draft("jti-1")
+    ledger.claim("jti-1", job_id)
+    assert cstore.hget(keys.DRAFTS_USED, "jti-1")["jobId"] == job_id
+    with pytest.raises(BadRequest, match="Invalid or expired draft"):
+        ledger.claim("jti-1", job_id)
+
+
+def test_a_second_replica_sharing_the_store_refuses_the_same_draft(tmp_path) -> None:
+    first = SqliteCStore(tmp_path / "shared.sqlite")
+    second = SqliteCStore(tmp_path / "shared.sqlite")
+    try:
+        DraftLedger(first).claim("jti-2", job_id_for_draft("jti-2"))
+        with pytest.raises(BadRequest):
+            DraftLedger(second).claim("jti-2", job_id_for_draft("jti-2"))
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_released_claim_can_be_claimed_again(cstore: SqliteCStore) -> None:
+    ledger = DraftLedger(cstore)
+    ledger.claim("jti-3", "job-a")
+    ledger.release("jti-3")
+    ledger.claim("jti-3", "job-a")
