@@ -194,9 +194,10 @@ class Accounts:
         record = self._load(name) if name is not None else None
         stored = record.get("password") if record is not None else None
         ok = False
-        if isinstance(stored, dict) and isinstance(password, str):
+        usable = isinstance(stored, dict) and stored.get("algo") in ("argon2id", "scrypt")
+        if usable and isinstance(password, str):
             ok = verify_password(password, stored, self._pepper)
-        else:
+        else:  # unknown user or unusable record: hash anyway, so the cost is the same
             dummy = self._dummy_record()
             verify_password(password if isinstance(password, str) else "", dummy, self._pepper)
         if not ok or record is None or name is None:
