@@ -134,7 +134,7 @@ function schemaTable(schema) {
     return el("tr", {},
       el("td", {}, el("code", { text: name }), required.has(name) ? el("span", { class: "req", title: "required", text: " *" }) : null),
       el("td", {}, el("span", { class: "type", text: type })),
-      el("td", { class: "small", text: detail.filter(Boolean).join(" · ") }));
+      el("td", { class: "small wrap", text: detail.filter(Boolean).join(" · ") }));
   });
   return el("table", { class: "table" },
     el("thead", {}, el("tr", {}, el("th", { text: "Field" }), el("th", { text: "Type" }), el("th", { text: "Notes" }))),
@@ -477,7 +477,7 @@ function initJob() {
         el("td", { class: "num", text: `${num(pdone)} / ${num(peer.assigned)}` }),
         el("td", { class: "num", text: num(peer.generatedOk) }),
         el("td", { class: "num", text: num(peer.generatedFailed) }),
-        el("td", { class: "small", text: state + (peer.lastUpdateAt ? ` · ${fmtAgo(peer.lastUpdateAt)}` : "") })));
+        el("td", { class: "small nowrap", text: state + (peer.lastUpdateAt ? ` · ${fmtAgo(peer.lastUpdateAt)}` : "") })));
       for (const [reason, count] of Object.entries(peer.failureReasons || {})) reasons[reason] = (reasons[reason] || 0) + count;
     }
     const reasonList = clear($("#reasons"));
@@ -509,7 +509,9 @@ function initJob() {
           el("td", {}, el("span", { class: "state state-" + rec.state, text: rec.state })),
           el("td", { class: "num", text: rec.attempt || 1 }),
           el("td", {}, el("code", { text: rec.peer || "" })),
-          el("td", { class: "data" }, el("span", { class: "data-text", title: detail.slice(0, 2000), text: detail }))));
+          el("td", { class: "data" }, detail
+            ? el("span", { class: "data-text", title: detail.slice(0, 2000), text: detail })
+            : el("span", { class: "pending", text: rec.state === "ok" ? "data shown once the peer uploads its slice" : "" }))));
       }
       $("#records-empty").hidden = page.records.length > 0;
       const last = Math.min(page.total, recordsOffset + PAGE);

@@ -1,0 +1,197 @@
+"""The dashboard in headless Chromium (Debian's, driven by Playwright).
+
+- the whole flow on a real fleet (devnode + mock-llm with latency + one replica): log in,
+  draft, preview, confirm, watch in-flight records change state, download the CSV, with
+  screenshots mid-job under tests/artifacts/;
+- hostile strings in every user-provided place are shown as text, never run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fleet import ADMIN_PASSWORD, Fleet
+from tests.servers import ARTIFACTS
+from tests.web.harness import USER_PASSWORD, LiveApp, draft, finish_job
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCRIPT = "<script>window.__xss = 1</script>"
+IMG = '"><img src=x onerror="window.__xss = 2">'
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+def sign_in(page: object, url: str, username: str, password: str) -> None:
+    page.goto(f"{url}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/")
+
+
+WATCH_IN_FLIGHT = """
+() => {
+  window.__seen = [];
+  const list = document.querySelector('#inflight');
+  const note = () => {
+    for (const li of list.querySelectorAll('li')) {
+      window.__seen.push(li.dataset.index + ':' + li.dataset.state);
+    }
+  };
+  new MutationObserver(note).observe(list, {childList: true, subtree: true});
+  note();
+}
+"""
+
+
+def test_a_user_drafts_previews_confirms_watches_and_downloads_in_the_browser(
+    browser: object, tmp_path: Path
+) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    fleet = Fleet(
+        tmp_path,
+        peers=["a"],
+        mock_args=("--latency-ms", "300", "--jitter-ms", "200", "--invalid-rate", "0.15"),
+        replica_env={"DATAGEN_MAX_IN_FLIGHT_PER_JOB": "4"},
+    )
+    with fleet:
+        fleet.start_replicas()
+        url = fleet.replicas["a"].url
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 900}, accept_downloads=True
+        )
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        sign_in(page, url, "admin", ADMIN_PASSWORD)
+
+        page.goto(f"{url}/new")
+        page.fill("input[name=title]", "Coffee shop orders")
+        page.fill("input[name=totalRecords]", "40")
+        page.fill("textarea[name=description]", "One order at a coffee shop: drink, size, price.")
+        page.fill("textarea[name=instructions]", "Sizes small, medium, large. Prices in euros.")
+        page.click("#draft-btn")
+        page.wait_for_selector("#schema-step:not([hidden])")
+        assert "properties" in page.input_value("#schema-editor")
+        assert page.locator("#schema-fields tbody tr").count() >= 1
+
+        page.click("#preview-btn")
+        page.wait_for_selector("#preview-step:not([hidden])")
+        assert page.locator("#preview-records .preview").count() == 3
+        page.screenshot(path=str(ARTIFACTS / "new-dataset-preview.png"), full_page=True)
+
+        page.click("#confirm-btn")
+        page.wait_for_url(f"{url}/jobs/*")
+        page.wait_for_selector("#live-state.live")
+        page.evaluate(WATCH_IN_FLIGHT)
+        page.wait_for_selector("#inflight li", timeout=30_000)
+        page.wait_for_function(
+            "() => document.querySelector('#bar-ok').style.width !== '0%'", timeout=30_000
+        )
+        page.screenshot(path=str(ARTIFACTS / "dashboard-mid-job.png"), full_page=True)
+        phone = context.new_page()
+        phone.set_viewport_size({"width": 375, "height": 800})
+        phone.goto(page.url)
+        phone.wait_for_selector("#inflight li, #downloads:not([hidden])")
+        phone.screenshot(path=str(ARTIFACTS / "dashboard-mid-job-375px.png"), full_page=True)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+        phone.close()
+
+        page.wait_for_selector("#job-status-wrap .status-succeeded", timeout=90_000)
+        seen = page.evaluate("window.__seen")
+        indices = {item.split(":")[0] for item in seen}
+        assert len(indices) >= 4, seen  # records came and went while we watched
+        assert page.locator("#inflight li").count() == 0
+        finished = page.locator("#records-table tbody tr[data-state=ok]").first
+        assert finished.get_attribute("data-index") in indices | {
+            r.get_attribute("data-index") for r in page.locator("#records-table tbody tr").all()
+        }
+        page.wait_for_selector("#downloads:not([hidden])")
+        with page.expect_download() as download_info:
+            page.click("#dl-csv")
+        download = download_info.value
+        saved = tmp_path / "export.csv"
+        download.save_as(saved)
+        table = list(csv.reader(io.StringIO(saved.read_text())))
+        assert len(table) >= 2 and table[0]
+        page.screenshot(path=str(ARTIFACTS / "dashboard-finished.png"), full_page=True)
+        page.goto(f"{url}/")
+        page.wait_for_selector(".job-card")
+        page.screenshot(path=str(ARTIFACTS / "datasets.png"), full_page=True)
+        assert not errors, errors
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveApp, str]]:
+    app = LiveApp(Path(tmp_path_factory.mktemp("xss"))).start()
+    client = app.login("alice")
+    drafted = draft(
+        client, title=f"{SCRIPT} {IMG}", description=f"desc {IMG}", instructions=f"inst {SCRIPT}"
+    )
+    schema = dict(drafted["schema"])
+    schema["properties"] = {
+        **schema["properties"],
+        '<img src=x onerror="window.__xss=3">': {"type": "string", "description": SCRIPT},
+    }
+    answer = client.post(
+        "/api/tasks/confirm", json={"draftToken": drafted["draftToken"], "schema": schema}
+    )
+    assert answer.status_code == 200, answer.text
+    job_id = answer.json()["jobId"]
+    finish_job(app, job_id, [{"name": SCRIPT, "note": IMG}] * 5 + [None])
+    yield app, job_id
+    app.stop()
+
+
+def test_hostile_strings_are_shown_as_text_and_never_run(
+    browser: object, hostile: tuple[LiveApp, str]
+) -> None:
+    app, job_id = hostile
+    context = browser.new_context()
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    sign_in(page, app.url, "alice", USER_PASSWORD)
+    page.wait_for_selector(".job-card h3")
+    assert page.text_content(".job-card h3") == f"{SCRIPT} {IMG}"
+
+    page.goto(f"{app.url}/jobs/{job_id}")
+    page.wait_for_selector("#records-table tbody tr")
+    assert page.text_content("#job-title") == f"{SCRIPT} {IMG}"
+    assert page.text_content("#job-description") == f"desc {IMG}"
+    assert page.text_content("#job-instructions") == f"inst {SCRIPT}"
+    assert SCRIPT in page.text_content("#records-table tbody")
+    assert '<img src=x onerror="window.__xss=3">' in page.text_content("#job-schema-fields")
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("img").count() == 0
+    assert page.locator("main script").count() == 0
+    assert not dialogs
+    context.close()
