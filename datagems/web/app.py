@@ -96,7 +96,6 @@ def create_app(services: Services) -> web.Application:
         app,
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
-        context_processors=[aiohttp_jinja2.request_processor],
     )
     app.cleanup_ctx.append(_resources)
     app.on_shutdown.append(_stop_streams)

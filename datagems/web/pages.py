@@ -30,6 +30,7 @@ def _boot(request: web.Request, **extra: Any) -> dict[str, Any]:
 
 def page_context(request: web.Request, page: str, **extra: Any) -> dict[str, Any]:
     return {
+        "app": request.app,  # for the url() helper
         "caller": request.get(CALLER),
         "page": page,
         "boot": _boot(request, page=page, **extra),

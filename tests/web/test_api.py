@@ -486,7 +486,7 @@ def test_the_openapi_document_describes_every_registered_route(live: LiveApp) ->
 
 
 def test_a_forged_admin_session_for_an_unknown_user_is_refused(live: LiveApp) -> None:
-    token = issue_session("wrong-secret-wrong-secret-wrong", "admin", "admin")
+    token = issue_session("a-wrong-secret-of-enough-length-0123456789", "admin", "admin")
     assert (
         httpx.get(
             f"{live.url}/api/auth/me", headers={"Authorization": f"Bearer {token}"}
