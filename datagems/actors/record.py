@@ -132,7 +132,9 @@ class RecordActor(Actor):
             provider = work.providers.take()
             try:
                 completion = provider.complete(
-                    messages, schema=work.details.json_schema, seed=self.index * 7919 + attempt
+                    messages,
+                    schema=work.details.json_schema,
+                    seed=prompts.record_seed(work.job_id, self.index) + attempt,
                 )
             except InferenceError as exc:
                 work.providers.give(provider)
