@@ -148,3 +148,38 @@ def test_every_route_except_health_answers_401_without_a_session(url: str) -> No
                 continue
             path = route.path.replace("{id}", "00000000-0000-0000-0000-000000000000")
             assert client.request(route.method, path).status_code == 401, route.path
+
+
+def test_a_cancelled_job_stops_and_exports_what_was_made(fleet: Fleet, url: str) -> None:
+    new_user(fleet, "judy")
+    judy = signed_in(url, "judy", "judy-Passw0rd!")
+    fleet.llm_config(latencyMs=200)
+    try:
+        drafted = judy.post("/api/tasks/schema", json=schema_body(400)).json()
+        job_id = judy.post("/api/tasks/confirm", json={"draftToken": drafted["draftToken"]}).json()[
+            "jobId"
+        ]
+        wait_until(
+            lambda: judy.get(f"/api/tasks/{job_id}").json()["job"]["status"] == "running",
+            what="the job to run",
+        )
+        assert judy.post(f"/api/tasks/{job_id}/cancel").status_code == 202
+        view = wait_until(
+            lambda: (
+                (v := judy.get(f"/api/tasks/{job_id}").json())["job"]["status"] == "cancelled" and v
+            ),
+            what="the job to be cancelled",
+        )
+    finally:
+        fleet.llm_config(latencyMs=0)
+    assert view["job"]["totalGenerated"] < 400
+    exported = wait_until(
+        lambda: (
+            (r := judy.get(f"/api/tasks/{job_id}/export?format=json&partial=true")).status_code
+            == 200
+            and r
+        ),
+        what="the export of what was made",
+    ).json()
+    assert len(exported) == 400
+    assert exported.count(None) >= 400 - view["job"]["totalGenerated"]
