@@ -11,7 +11,7 @@ from aiohttp import web
 
 from datagems.web.api_tasks import owned_job
 from datagems.web.auth import CALLER, caller, require_admin
-from datagems.web.keys import SERVICES
+from datagems.web.keys import MAILER, SERVICES
 
 
 def _boot(request: web.Request, **extra: Any) -> dict[str, Any]:
@@ -59,8 +59,6 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 
 async def register_page(request: web.Request) -> web.StreamResponse:
-    from datagems.web.keys import MAILER
-
     return _render(request, "register.html", "register", mailReady=request.app[MAILER].configured)
 
 

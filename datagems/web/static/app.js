@@ -473,7 +473,7 @@ function initJob() {
       if (peer.resultCid) state = "uploaded"; else if (peer.cancelledAt) state = "cancelled"; else if (peer.startedAt) state = "working";
       tbody.append(el("tr", {},
         el("td", {}, el("code", { text: peer.peerId })),
-        el("td", { class: "mono", text: `${peer.range ? peer.range.start : 0}–${peer.range ? peer.range.end : 0}` }),
+        el("td", { class: "nowrap", title: "global indices, end excluded", text: `${peer.range ? peer.range.start : 0} – ${peer.range ? peer.range.end : 0}` }),
         el("td", { class: "num", text: `${num(pdone)} / ${num(peer.assigned)}` }),
         el("td", { class: "num", text: num(peer.generatedOk) }),
         el("td", { class: "num", text: num(peer.generatedFailed) }),
