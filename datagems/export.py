@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from datagems.errors import BadRequest, Conflict, NotFound
-from datagems.jobs import load_job
+from datagems.jobs import load_job, result_cids
 from datagems.models import TERMINAL_STATUSES
 from datagems.services import Services
 
@@ -54,7 +54,7 @@ def merged_entries(services: Services, job_id: str, *, partial: bool = False) ->
         raise NotFound("job not found")
     if view.job.status not in TERMINAL_STATUSES and not partial:
         raise Conflict("the job is still running; ask for partial=true to get what is done")
-    cids = [s.result_cid for s in view.peers.values() if s.result_cid]
+    cids = result_cids(view.peers)
     with ExitStack() as stack:
         streams = [
             _slice_entries(
@@ -203,7 +203,7 @@ def records_page(services: Services, job_id: str, *, offset: int, limit: int) ->
             in_flight.append(item)
             if offset <= flying.i < end:
                 known[flying.i] = item
-    if any(s.result_cid for s in view.peers.values()):
+    if result_cids(view.peers):
         ranges = [(s.range.start, s.range.end, p) for p, s in view.peers.items()]
 
         def peer_of(index: int) -> str | None:

@@ -100,18 +100,87 @@ def summary_of(job: JobBase) -> JobSummary:
     )
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """Who works (or worked) one peer's range: the peer itself, or a taker after it died."""
+
+    peer: str
+    by: str
+    assigned: int
+    ok: int
+    failed: int
+    result_cid: str | None
+    finished_at: str | None
+
+    @property
+    def uploaded(self) -> bool:
+        return bool(self.result_cid)
+
+    @property
+    def complete(self) -> bool:
+        return self.uploaded and self.ok + self.failed >= self.assigned
+
+
+def coverage(job: JobBase, peers: dict[str, PeerState]) -> dict[str, Coverage]:
+    """For each peer of the job, the best account of its range: a complete one first
+    (its own before a takeover's), else the one furthest along."""
+    covered: dict[str, Coverage] = {}
+    for peer in job.peers or list(peers):
+        candidates = []
+        own = peers.get(peer)
+        if own is not None:
+            candidates.append(
+                Coverage(
+                    peer,
+                    peer,
+                    own.assigned,
+                    own.generated_ok,
+                    own.generated_failed,
+                    own.result_cid,
+                    own.finished_at or own.cancelled_at,
+                )
+            )
+        for taker, state in peers.items():
+            took = state.takeovers.get(peer)
+            if took is not None and taker != peer:
+                candidates.append(
+                    Coverage(
+                        peer,
+                        taker,
+                        took.assigned,
+                        took.generated_ok,
+                        took.generated_failed,
+                        took.result_cid,
+                        took.finished_at or took.cancelled_at,
+                    )
+                )
+        if candidates:
+            covered[peer] = max(
+                candidates, key=lambda c: (c.complete, c.uploaded, c.ok + c.failed, c.by == peer)
+            )
+    return covered
+
+
+def result_cids(peers: dict[str, PeerState]) -> list[str]:
+    """Every uploaded slice of the job: own slices and takeovers (merge keeps one per index)."""
+    cids = [s.result_cid for s in peers.values() if s.result_cid]
+    cids += [t.result_cid for s in peers.values() for t in s.takeovers.values() if t.result_cid]
+    return list(dict.fromkeys(cids))
+
+
 def derive(job: JobBase, peers: dict[str, PeerState], cancel: CancelRequest | None) -> JobBase:
     """The job base with totals and status computed from the peer states."""
     derived = job.model_copy(deep=True)
     if job.status in TERMINAL_STATUSES and not peers:
         return derived
-    states = [peers[p] for p in job.peers if p in peers] or list(peers.values())
-    derived.total_ok = sum(s.generated_ok for s in states)
-    derived.total_failed = sum(s.generated_failed for s in states)
+    covered = coverage(job, peers)
+    derived.total_ok = sum(c.ok for c in covered.values())
+    derived.total_failed = sum(c.failed for c in covered.values())
     derived.total_generated = derived.total_ok + derived.total_failed
+    states = list(peers.values())
     started = [s.started_at for s in states if s.started_at]
     derived.job_started_at = min(started) if started else job.job_started_at
-    complete = bool(job.peers) and all(p in peers and peers[p].complete for p in job.peers)
+    complete = bool(job.peers) and all(p in covered and covered[p].complete for p in job.peers)
     if job.status in TERMINAL_STATUSES:
         pass
     elif cancel is not None:
@@ -123,7 +192,7 @@ def derive(job: JobBase, peers: dict[str, PeerState], cancel: CancelRequest | No
     else:
         derived.status = "queued"
     if derived.status in TERMINAL_STATUSES and not derived.job_finished_at:
-        finished = [s.finished_at or s.cancelled_at for s in states]
+        finished = [c.finished_at for c in covered.values()]
         derived.job_finished_at = max((f for f in finished if f), default=None) or now_iso()
     if derived.job_started_at and derived.job_finished_at:
         begin, end = parse_iso(derived.job_started_at), parse_iso(derived.job_finished_at)
@@ -152,8 +221,9 @@ def load_job(services: Services, job_id: str) -> JobView | None:
 
 
 def settled(job: JobBase, peers: dict[str, PeerState]) -> bool:
-    """Every peer has uploaded its slice (complete, or what it did before a cancel)."""
-    return all(p in peers and peers[p].result_cid for p in job.peers)
+    """Every range has an uploaded slice (complete, or what was done before a cancel)."""
+    covered = coverage(job, peers)
+    return all(p in covered and covered[p].uploaded for p in job.peers)
 
 
 def write_back(services: Services, job: JobBase) -> None:

@@ -106,6 +106,33 @@ class ErrorEntry(WireModel):
     message: str
 
 
+class Takeover(WireModel):
+    """A dead peer's range finished by another peer, kept in the taker's state (ours)."""
+
+    peer_id: str  # whose range it is
+    range: Range
+    assigned: int = 0
+    generated_ok: int = 0
+    generated_failed: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+    cancelled_at: str | None = None
+    result_cid: str | None = None
+    errors_cid: str | None = None
+
+    @property
+    def done(self) -> int:
+        return self.generated_ok + self.generated_failed
+
+
+class ReplicaBeat(WireModel):
+    """``datagen:replicas`` field value (ours): a replica's heartbeat, one writer each."""
+
+    peer_id: str
+    last_seen_at: str
+    started_at: str | None = None
+
+
 class PeerState(WireModel):
     """``datagen:job:{id}:peers`` field value, written only by that peer."""
 
@@ -130,6 +157,7 @@ class PeerState(WireModel):
     tokens_out: int = 0
     latency_ms_total: float = 0
     cancelled_at: str | None = None
+    takeovers: dict[str, Takeover] = Field(default_factory=dict)
 
     @property
     def done(self) -> int:

@@ -21,6 +21,7 @@ from datagems.store.repos import (
     DetailsRepo,
     JobsRepo,
     PeersRepo,
+    ReplicasRepo,
     UserJobsRepo,
     UserSettingsRepo,
     UsersRepo,
@@ -72,6 +73,7 @@ class Services:
     users: UsersRepo = field(init=False)
     user_settings: UserSettingsRepo = field(init=False)
     cancels: CancelsRepo = field(init=False)
+    replicas: ReplicasRepo = field(init=False)
 
     def __post_init__(self) -> None:
         secret = self.settings.r1fs_secret.get_secret_value() if self.settings.r1fs_secret else None
@@ -82,6 +84,7 @@ class Services:
         self.users = UsersRepo(self.cstore)
         self.user_settings = UserSettingsRepo(self.cstore)
         self.cancels = CancelsRepo(self.cstore)
+        self.replicas = ReplicasRepo(self.cstore)
 
     @property
     def r1fs_secret(self) -> str | None:

@@ -34,7 +34,7 @@ from datagems.actors.messages import (
 )
 from datagems.actors.record import ProviderPool, RecordActor, RecordJob
 from datagems.errors import StoreError
-from datagems.models import TERMINAL_STATUSES
+from datagems.models import TERMINAL_STATUSES, PeerState, Takeover
 from datagems.results import ResultFile
 from datagems.services import Services
 
@@ -52,12 +52,16 @@ class JobActor(Actor):
         supervisor: pykka.ActorRef[Any],
         writer: pykka.ActorRef[Any],
         slots: Slots,
+        owner: str | None = None,
     ) -> None:
         super().__init__()
         self.services = services
         self.settings = services.settings
         self.job_id = job_id
         self.peer = services.settings.host_addr
+        self.owner = owner or self.peer  # whose range this actor works
+        self.takeover = self.owner != self.peer
+        self.taken_from = self.owner if self.takeover else None  # as the supervisor keys it
         self.supervisor = supervisor
         self.writer = writer
         self.slots = slots
@@ -82,26 +86,48 @@ class JobActor(Actor):
 
         services = self.services
         job = services.jobs.get(self.job_id)
-        state = services.peers.get(self.job_id, self.peer)
+        peers = services.peers.all(self.job_id)
+        state, owner_state = peers.get(self.peer), peers.get(self.owner)
         cancel = services.cancels.get(self.job_id)
-        finished = job is None or state is None or state.result_cid
-        if finished or (job.status in TERMINAL_STATUSES and cancel is None):
+        if job is None or owner_state is None or self._range_done(peers):
+            self._end("nothing to do here")
+            return
+        if job.status in TERMINAL_STATUSES and cancel is None:
             self._end("nothing to do here")
             return
         details = services.details.get(job.job_details_cid or "")
-        self.range = state.range
+        self.range = owner_state.range
+        suffix = f"_by_{self.peer}" if self.takeover else ""
         self.results = ResultFile(
-            self.settings.local_cache_dir / f"{self.job_id}_{self.peer}.jsonl"
+            self.settings.local_cache_dir / f"{self.job_id}_{self.owner}{suffix}.jsonl"
         )
-        done = self.results.resume(state.range.start, state.range.end)
-        state.generated_ok, state.generated_failed = done.ok_count, done.failed_count
+        done = self.results.resume(self.range.start, self.range.end)
+        takeover = None
+        if self.takeover:
+            state = state or PeerState(peer_id=self.peer)
+            takeover = Takeover(
+                peer_id=self.owner,
+                range=self.range,
+                assigned=self.range.size,
+                generated_ok=done.ok_count,
+                generated_failed=done.failed_count,
+            )
+            logger.warning(
+                "job %s: taking over the range of %s, silent past its lease",
+                self.job_id,
+                self.owner,
+            )
+        else:
+            assert state is not None
+            state.generated_ok, state.generated_failed = done.ok_count, done.failed_count
         state.in_flight = []
         self.pending = [
-            i for i in range(state.range.end - 1, state.range.start - 1, -1) if i not in done.ok
+            i for i in range(self.range.end - 1, self.range.start - 1, -1) if i not in done.ok
         ]
         self.providers = ProviderPool(lambda: provider_for(services, details.inference, job.owner))
         self.work = RecordJob(
             job_id=self.job_id,
+            owner=self.owner,
             details=details,
             validator=compile_validator(details.json_schema),
             total=job.total_records,
@@ -114,11 +140,11 @@ class JobActor(Actor):
         logger.info(
             "job %s: working [%d, %d), %d left",
             self.job_id,
-            state.range.start,
-            state.range.end,
+            self.range.start,
+            self.range.end,
             len(self.pending),
         )
-        self.writer.tell(JobOpened(job_id=self.job_id, state=state))
+        self.writer.tell(JobOpened(job_id=self.job_id, state=state, takeover=takeover))
         self._ticker = Ticker(self.actor_ref, Tick(), TICK_SECONDS).start()
         if cancel is not None:
             self._cancel()
@@ -138,7 +164,7 @@ class JobActor(Actor):
             self.providers.close()
         if not self.finished:
             with contextlib.suppress(pykka.ActorDeadError):
-                self.writer.tell(JobDropped(job_id=self.job_id))
+                self.writer.tell(JobDropped(job_id=self.job_id, owner=self.owner))
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         super().on_failure(exception_type, exception_value, traceback)
@@ -146,7 +172,12 @@ class JobActor(Actor):
 
         with contextlib.suppress(pykka.ActorDeadError):
             self.supervisor.tell(
-                ChildFailed(kind="job", job_id=self.job_id, error=str(exception_value)[:200])
+                ChildFailed(
+                    kind="job",
+                    job_id=self.job_id,
+                    owner=self.taken_from,
+                    error=str(exception_value)[:200],
+                )
             )
 
     def on_receive(self, message: Any) -> None:
@@ -161,6 +192,21 @@ class JobActor(Actor):
                 self.draining = True
             case _:
                 logger.warning("job actor: unexpected message %r", type(message).__name__)
+
+    def _range_done(self, peers: dict[str, PeerState]) -> bool:
+        """The range is uploaded: by its owner (complete, for a takeover), or by a taker
+        (so an owner back after a takeover does not call its records again)."""
+        owner_state = peers.get(self.owner)
+        if (
+            owner_state is not None
+            and owner_state.result_cid
+            and (not self.takeover or owner_state.done >= owner_state.assigned)
+        ):
+            return True
+        return any(
+            (took := state.takeovers.get(self.owner)) is not None and bool(took.result_cid)
+            for state in peers.values()
+        )
 
     def in_flight_count(self) -> int:
         return len(self.in_flight)
@@ -206,7 +252,9 @@ class JobActor(Actor):
             entry["attempts"] = outcome.attempts
         assert self.results is not None
         self.results.append(entry)  # on disk before it counts as done
-        self.writer.tell(RecordDone(job_id=self.job_id, outcome=outcome, duplicate=duplicate))
+        self.writer.tell(
+            RecordDone(job_id=self.job_id, owner=self.owner, outcome=outcome, duplicate=duplicate)
+        )
         self._fill()
 
     def _tick(self) -> None:
@@ -232,7 +280,7 @@ class JobActor(Actor):
         """Upload the sorted slice and its failures; retried on ticks while R1FS fails."""
         assert self.results is not None
         r1fs, secret = self.services.r1fs, self.services.r1fs_secret
-        name = f"{self.job_id}_{self.peer}"
+        name = f"{self.job_id}_{self.owner}" + (f"_by_{self.peer}" if self.takeover else "")
         try:
             path, failures = self.results.write_slice(
                 self.results.path.with_name(f"{name}.slice.jsonl"),
@@ -257,6 +305,7 @@ class JobActor(Actor):
         self.writer.tell(
             SliceUploaded(
                 job_id=self.job_id,
+                owner=self.owner,
                 result_cid=result_cid,
                 errors_cid=errors_cid,
                 cancelled=self.cancelled,
@@ -268,5 +317,5 @@ class JobActor(Actor):
         self.finished = True
         logger.info("job %s: %s", self.job_id, why)
         with contextlib.suppress(pykka.ActorDeadError):
-            self.supervisor.tell(JobEnded(job_id=self.job_id))
+            self.supervisor.tell(JobEnded(job_id=self.job_id, owner=self.taken_from))
         self.stop()

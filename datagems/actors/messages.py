@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from datagems.models import PeerState
+from datagems.models import PeerState, Takeover
 
 
 class Message(BaseModel):
@@ -19,7 +19,10 @@ class Tick(Message):
 
 # -- supervisor ------------------------------------------------------------------------
 class StartJob(Message):
+    """Work a job's range: this peer's own (``owner`` None) or a dead peer's (takeover)."""
+
     job_id: str
+    owner: str | None = None
 
 
 class CancelJob(Message):
@@ -28,11 +31,13 @@ class CancelJob(Message):
 
 class JobEnded(Message):
     job_id: str
+    owner: str | None = None
 
 
 class ChildFailed(Message):
     kind: str  # "job" | "poller"
     job_id: str | None = None
+    owner: str | None = None
     error: str = ""
 
 
@@ -54,14 +59,19 @@ class RecordOutcome(Message):
 
 # -- writer <- job / record ------------------------------------------------------------
 class JobOpened(Message):
-    """A job actor took its slice: the peer state to keep and flush from now on."""
+    """A job actor took a range: this peer's own (``takeover`` None), or a dead peer's.
+
+    ``state`` is this peer's own state (counts from the local file when it is the own
+    range); a takeover carries its own progress in ``takeover``."""
 
     job_id: str
     state: PeerState
+    takeover: Takeover | None = None
 
 
 class RecordStateChanged(Message):
     job_id: str
+    owner: str
     i: int
     attempt: int
     state: str  # calling | validating | retrying
@@ -70,18 +80,21 @@ class RecordStateChanged(Message):
 
 class RecordDone(Message):
     job_id: str
+    owner: str
     outcome: RecordOutcome
     duplicate: bool = False
 
 
 class SliceUploaded(Message):
     job_id: str
+    owner: str
     result_cid: str
     errors_cid: str | None = None
     cancelled: bool = False
 
 
 class JobDropped(Message):
-    """The job actor stopped without finishing (shutdown): flush and forget the job."""
+    """The job actor stopped without finishing (shutdown): flush and forget the range."""
 
     job_id: str
+    owner: str

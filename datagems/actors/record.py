@@ -70,6 +70,7 @@ class RecordJob:
     """What every record of one job needs (shared, read-only)."""
 
     job_id: str
+    owner: str  # whose range: this peer, or the dead peer it took over from
     details: JobDetails
     validator: RecordValidator
     total: int
@@ -108,6 +109,7 @@ class RecordActor(Actor):
             self.work.writer.tell(
                 RecordStateChanged(
                     job_id=self.work.job_id,
+                    owner=self.work.owner,
                     i=self.index,
                     attempt=attempt,
                     state=state,

@@ -28,6 +28,11 @@ RESTART_WINDOW_SECONDS = 600.0
 GIVE_UP_SECONDS = 300.0
 
 
+def work_key(job_id: str, owner: str | None) -> str:
+    """``job`` for this peer's own range, ``job@peer`` for a takeover of ``peer``'s."""
+    return job_id if owner is None else f"{job_id}@{owner}"
+
+
 class Supervisor(Actor):
     def __init__(self, services: Services, writer: pykka.ActorRef[Any], slots: Slots) -> None:
         super().__init__()
@@ -43,13 +48,13 @@ class Supervisor(Actor):
     def on_receive(self, message: Any) -> None:
         match message:
             case StartJob():
-                self._start_job(message.job_id)
+                self._start_job(message.job_id, message.owner)
             case CancelJob():
-                ref = self.jobs.get(message.job_id)
-                if ref is not None:
-                    ref.tell(message)
+                for key, ref in self.jobs.items():
+                    if key.split("@")[0] == message.job_id:
+                        ref.tell(message)
             case JobEnded():
-                self.jobs.pop(message.job_id, None)
+                self.jobs.pop(work_key(message.job_id, message.owner), None)
             case ChildFailed():
                 self._child_failed(message)
             case Tick():
@@ -89,19 +94,26 @@ class Supervisor(Actor):
     def _cooling(self, key: str) -> bool:
         return time.monotonic() < self.not_before.get(key, 0.0)
 
-    def _start_job(self, job_id: str) -> None:
-        if self.stopping or job_id in self.jobs or self._cooling(job_id):
+    def _start_job(self, job_id: str, owner: str | None) -> None:
+        key = work_key(job_id, owner)
+        if self.stopping or key in self.jobs or self._cooling(key):
             return
         if len(self.jobs) >= self.services.settings.max_concurrent_jobs:
             return
-        self.jobs[job_id] = JobActor.start(
-            self.services, job_id, supervisor=self.actor_ref, writer=self.writer, slots=self.slots
+        self.jobs[key] = JobActor.start(
+            self.services,
+            job_id,
+            supervisor=self.actor_ref,
+            writer=self.writer,
+            slots=self.slots,
+            owner=owner,
         )
 
     def _child_failed(self, message: ChildFailed) -> None:
-        key = message.job_id if message.kind == "job" and message.job_id else message.kind
+        key = message.kind
         if message.kind == "job" and message.job_id:
-            self.jobs.pop(message.job_id, None)
+            key = work_key(message.job_id, message.owner)
+            self.jobs.pop(key, None)
         if message.kind == "poller":
             self.poller = None
         now = time.monotonic()

@@ -1,11 +1,13 @@
 """CStoreWriter: the only actor that writes progress to CStore.
 
-It keeps the latest peer state of every job this replica works on, and writes it:
+It keeps this peer's state of every job it works on — its own range and, after a
+takeover, the dead peers' ranges it finishes (under ``takeovers``) — and writes it:
 - when ``K`` more records have finished (``DATAGEN_UPDATE_EVERY_K_REQUESTS``);
 - on a tick, when something changed and the last write is older than
   ``DATAGEN_PROGRESS_FLUSH_SECONDS`` (so in-flight records stay visible), or when the
   heartbeat (``lastUpdateAt``) would otherwise grow older than a third of the lease;
-- when a job opens, when its slice is uploaded (then it finalizes the job), and on stop.
+- when a range opens, when a slice is uploaded (then it finalizes the job), and on stop.
+It also writes this replica's heartbeat (``datagen:replicas``) every third of the lease.
 A failed write keeps the state dirty and is retried with backoff on later ticks: the
 latest state is never lost, and a record's critical path never waits for CStore.
 """
@@ -28,7 +30,7 @@ from datagems.actors.messages import (
     Tick,
 )
 from datagems.errors import StoreError
-from datagems.models import InFlightRecord, PeerState, RecentRecord, now_iso
+from datagems.models import InFlightRecord, PeerState, RecentRecord, ReplicaBeat, now_iso
 from datagems.services import Services
 
 logger = logging.getLogger(__name__)
@@ -38,7 +40,10 @@ MAX_BACKOFF_SECONDS = 30.0
 
 @dataclass
 class _Tracked:
+    """This peer's state of one job, and which of its ranges are still being worked."""
+
     state: PeerState
+    active: set[str] = field(default_factory=set)  # range owners with a live job actor
     dirty: bool = True
     finished_since_write: int = 0
     last_write: float = 0.0
@@ -53,13 +58,17 @@ class CStoreWriter(Actor):
         super().__init__()
         self.services = services
         self.settings = services.settings
+        self.peer = services.settings.host_addr
         self.tracked: dict[str, _Tracked] = {}
         self.writes = 0
+        self.started_at = now_iso()
+        self.last_beat = 0.0
         self._ticker: Ticker | None = None
 
     def on_start(self) -> None:
         interval = min(self.settings.progress_flush_seconds, 1.0) / 2
         self._ticker = Ticker(self.actor_ref, Tick(), max(0.05, interval)).start()
+        self._beat()
 
     def cleanup(self) -> None:
         if self._ticker:
@@ -79,14 +88,14 @@ class CStoreWriter(Actor):
             case Tick():
                 self._tick()
             case JobOpened():
-                self.tracked[message.job_id] = _Tracked(state=message.state.model_copy(deep=True))
-                self._write(message.job_id, force=True)
+                self._opened(message)
             case SliceUploaded():
                 self._slice_uploaded(message)
             case JobDropped():
-                if message.job_id in self.tracked:
+                tracked = self.tracked.get(message.job_id)
+                if tracked is not None:
+                    tracked.active.discard(message.owner)
                     self._write(message.job_id, force=True)
-                    self.tracked.pop(message.job_id, None)
             case _:
                 logger.warning("writer: unexpected message %r", type(message).__name__)
 
@@ -94,6 +103,24 @@ class CStoreWriter(Actor):
         return self.writes
 
     # -- events ------------------------------------------------------------------------
+    def _opened(self, message: JobOpened) -> None:
+        tracked = self.tracked.get(message.job_id)
+        if tracked is None:
+            tracked = self.tracked[message.job_id] = _Tracked(
+                state=message.state.model_copy(deep=True)
+            )
+        elif message.takeover is None:  # own range (re)opened: keep takeovers we hold
+            takeovers = tracked.state.takeovers
+            tracked.state = message.state.model_copy(deep=True)
+            tracked.state.takeovers.update(takeovers)
+        if message.takeover is not None:
+            takeover = message.takeover.model_copy(deep=True)
+            takeover.started_at = takeover.started_at or now_iso()
+            tracked.state.takeovers[takeover.peer_id] = takeover
+        tracked.active.add(message.takeover.peer_id if message.takeover else self.peer)
+        tracked.finalize = False
+        self._write(message.job_id, force=True)
+
     def _record_state(self, message: RecordStateChanged) -> None:
         tracked = self.tracked.get(message.job_id)
         if tracked is None:
@@ -115,10 +142,13 @@ class CStoreWriter(Actor):
         outcome = message.outcome
         state = tracked.state
         tracked.in_flight.pop(outcome.i, None)
+        counts: Any = state if message.owner == self.peer else state.takeovers.get(message.owner)
+        if counts is None:
+            return
         if outcome.ok:
-            state.generated_ok += 1
+            counts.generated_ok += 1
         else:
-            state.generated_failed += 1
+            counts.generated_failed += 1
             reason = outcome.reason or "failed"
             state.failure_reasons[reason] = state.failure_reasons.get(reason, 0) + 1
         state.retries += max(0, outcome.attempts - 1)
@@ -146,14 +176,22 @@ class CStoreWriter(Actor):
         tracked = self.tracked.get(message.job_id)
         if tracked is None:
             return
-        state = tracked.state
-        state.result_cid = message.result_cid
-        state.errors_cid = message.errors_cid
-        tracked.in_flight.clear()
+        target: Any = (
+            tracked.state
+            if message.owner == self.peer
+            else tracked.state.takeovers.get(message.owner)
+        )
+        if target is None:
+            return
+        target.result_cid = message.result_cid
+        target.errors_cid = message.errors_cid
         if message.cancelled:
-            state.cancelled_at = now_iso()
+            target.cancelled_at = now_iso()
         else:
-            state.finished_at = now_iso()
+            target.finished_at = now_iso()
+        tracked.active.discard(message.owner)
+        if not tracked.active:
+            tracked.in_flight.clear()
         tracked.finalize = True
         tracked.dirty = True
         self._write(message.job_id, force=True)
@@ -161,13 +199,24 @@ class CStoreWriter(Actor):
     def _tick(self) -> None:
         now = time.monotonic()
         heartbeat = self.settings.peer_lease_seconds / 3
+        if now - self.last_beat >= heartbeat:
+            self._beat()
         for job_id, tracked in list(self.tracked.items()):
             since = now - tracked.last_write
             due = tracked.dirty and since >= self.settings.progress_flush_seconds
             if due or since >= heartbeat or (tracked.failures and now >= tracked.retry_at):
                 self._write(job_id)
 
-    # -- the one place that writes -----------------------------------------------------
+    def _beat(self) -> None:
+        try:
+            self.services.replicas.beat(
+                ReplicaBeat(peer_id=self.peer, last_seen_at=now_iso(), started_at=self.started_at)
+            )
+        except StoreError as exc:
+            logger.warning("replica heartbeat not written: %s", exc)
+        self.last_beat = time.monotonic()
+
+    # -- the one place that writes progress --------------------------------------------
     def _write(self, job_id: str, *, force: bool = False) -> None:
         tracked = self.tracked.get(job_id)
         if tracked is None:
@@ -178,7 +227,8 @@ class CStoreWriter(Actor):
         state = tracked.state
         state.in_flight = sorted(tracked.in_flight.values(), key=lambda r: r.i)
         state.last_update_at = now_iso()
-        state.started_at = state.started_at or state.last_update_at
+        if self.peer in tracked.active or state.generated_ok or state.generated_failed:
+            state.started_at = state.started_at or state.last_update_at
         try:
             self.services.peers.put(job_id, state)
         except StoreError as exc:
@@ -194,8 +244,10 @@ class CStoreWriter(Actor):
         tracked.dirty = False
         tracked.finished_since_write = 0
         tracked.last_write = now
-        if tracked.finalize:
+        if not tracked.active:
             self.tracked.pop(job_id, None)
+        if tracked.finalize:
+            tracked.finalize = False
             try:
                 jobs.refresh(self.services, job_id)
             except StoreError as exc:

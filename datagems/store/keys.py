@@ -5,6 +5,7 @@ USERS = "datagen:users"
 EMAIL_INDEX = "datagen:user-email-index"
 METRICS = "datagen:metrics"
 CANCELS = "datagen:cancels"  # ours: job id -> cancel request
+REPLICAS = "datagen:replicas"  # ours: peer id -> replica heartbeat
 DRAFTS_USED = "datagen:drafts-used"  # ours: draft token id -> job id (confirm once)
 
 

@@ -18,6 +18,7 @@ from datagems.models import (
     JobDetails,
     JobSummary,
     PeerState,
+    ReplicaBeat,
     UserIndexEntry,
     UserSettings,
     WireModel,
@@ -189,4 +190,22 @@ class CancelsRepo:
             request = parse(CancelRequest, value, f"cancel {job_id}")
             if request is not None:
                 found[job_id] = request
+        return found
+
+
+class ReplicasRepo:
+    """``datagen:replicas`` (ours): peer id -> heartbeat, written only by that replica."""
+
+    def __init__(self, cstore: CStore) -> None:
+        self.cstore = cstore
+
+    def beat(self, beat: ReplicaBeat) -> None:
+        self.cstore.hset(keys.REPLICAS, beat.peer_id, _wire(beat))
+
+    def all(self) -> dict[str, ReplicaBeat]:
+        found = {}
+        for peer_id, value in self.cstore.hgetall(keys.REPLICAS).items():
+            beat = parse(ReplicaBeat, value, f"replica {peer_id}")
+            if beat is not None:
+                found[peer_id] = beat
         return found
