@@ -18,6 +18,11 @@ COMMANDS = {
     "replica": ("datagems.replica", "run one replica (web app + workers) for one peer id"),
     "devnode": ("datagems.devnode", "serve the CStore and R1FS APIs of an edge node on loopback"),
     "mock-llm": ("datagems.inference.mock_server", "serve a mock LLM gateway on loopback"),
+    "generate": (
+        "datagems.client.generate",
+        "draft, confirm and run a dataset job from the terminal, then download it",
+    ),
+    "jobs": ("datagems.client.jobs", "list your jobs on a replica"),
 }
 
 

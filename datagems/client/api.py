@@ -1,0 +1,295 @@
+"""A small synchronous client of a replica's HTTP API, for the terminal commands.
+
+Every failure is a ``ClientError`` carrying the exit code a script can rely on (see
+``datagems.client`` for the table) and one line to show: the server's ``{"error"}`` text
+when there is one. Credentials are a session token sent as ``Authorization: Bearer``; the
+token is never part of a message.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SESSION_COOKIE = "datagen_session"
+DEFAULT_TIMEOUT = 60.0  # drafting a schema is one LLM call, retried up to 3 times
+EVENTS_READ_TIMEOUT = 45.0  # the server sends a keep-alive every 15 s
+
+# exit codes scripts can rely on
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_JOB_FAILED = 2
+EXIT_USAGE = 3
+EXIT_UNREACHABLE = 4
+EXIT_INTERRUPTED = 130
+
+
+class ClientError(Exception):
+    """A failure with its exit code; ``str()`` is the one line shown to the user."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+        self.status = status
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def exit_code_for_status(status: int) -> int:
+    """The exit code of an HTTP error answer: the caller's fault (3) or the server's (4)."""
+    if status >= 500:
+        return EXIT_UNREACHABLE
+    return EXIT_USAGE
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"]:
+        return body["error"]
+    reason = response.reason_phrase or "error"
+    return f"HTTP {response.status_code} {reason}"
+
+
+def error_from_response(response: httpx.Response) -> ClientError:
+    status = response.status_code
+    text = _error_text(response)
+    if status == 401:
+        message = (
+            f"not signed in: the server refused the credentials ({text}); "
+            "check --token / DATAGEMS_TOKEN, or sign in again"
+        )
+    elif status == 403:
+        message = f"not allowed: {text}"
+    elif status == 429:
+        retry = response.headers.get("Retry-After")
+        message = f"rate limited: {text}" + (f" (retry after {retry} s)" if retry else "")
+    elif status >= 500:
+        message = f"the server failed ({status}): {text}"
+    else:
+        message = text
+    return ClientError(message, exit_code_for_status(status), status)
+
+
+def _unreachable(url: str, exc: httpx.HTTPError) -> ClientError:
+    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "unreachable"
+    detail = str(exc) or exc.__class__.__name__
+    return ClientError(f"the server at {url} is {kind}: {detail}", EXIT_UNREACHABLE)
+
+
+def normalize_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    if not url:
+        raise ClientError("--url must not be empty")
+    if "://" not in url:
+        url = "http://" + url
+    if not url.startswith(("http://", "https://")):
+        raise ClientError(f"--url must be an http(s) address, not {url!r}")
+    return url
+
+
+def session_from_response(response: httpx.Response) -> str | None:
+    """The session token set by a login answer (``Set-Cookie: datagen_session=...``)."""
+    for header in response.headers.get_list("set-cookie"):
+        cookie: SimpleCookie = SimpleCookie()
+        try:
+            cookie.load(header)
+        except CookieError:  # a malformed cookie is not ours
+            continue
+        morsel = cookie.get(SESSION_COOKIE)
+        if morsel is not None and morsel.value:
+            return morsel.value
+    return None
+
+
+@dataclass(frozen=True)
+class Event:
+    """One server-sent event."""
+
+    event: str
+    data: str
+
+
+def parse_sse(lines: Iterator[str]) -> Iterator[Event]:
+    """Server-sent events from the lines of a ``text/event-stream`` body."""
+    event, data = "message", []
+    for line in lines:
+        if line == "":
+            if data:
+                yield Event(event, "\n".join(data))
+            event, data = "message", []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            event = value or "message"
+        elif name == "data":
+            data.append(value)
+    if data:
+        yield Event(event, "\n".join(data))
+
+
+class ApiClient:
+    """The API of one replica, signed in with a session token (or not yet)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = normalize_url(base_url)
+        headers = {"Accept": "application/json", "User-Agent": "datagems-cli"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    # ------------------------------------------------------------------ plumbing
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def set_token(self, token: str) -> None:
+        self._http.headers["Authorization"] = f"Bearer {token}"
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise _unreachable(self.base_url, exc) from None
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise ClientError(
+                f"the server at {self.base_url} did not answer JSON on {path}: "
+                "is it a DataGems replica?",
+                EXIT_UNREACHABLE,
+            ) from None
+
+    # ------------------------------------------------------------------ routes
+
+    def login(self, username: str, password: str) -> str:
+        """Sign in; returns the session token (and uses it from now on)."""
+        response = self._request(
+            "POST", "/api/auth/login", json={"username": username, "password": password}
+        )
+        token = session_from_response(response)
+        if not token:
+            raise ClientError(
+                "the server accepted the sign-in but set no session cookie", EXIT_UNREACHABLE
+            )
+        self.set_token(token)
+        return token
+
+    def me(self) -> dict[str, Any]:
+        return self._json("GET", "/api/auth/me")
+
+    def draft_schema(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", "/api/tasks/schema", json=body)
+
+    def confirm(self, draft_token: str, schema: dict[str, Any] | None = None) -> str:
+        body: dict[str, Any] = {"draftToken": draft_token}
+        if schema is not None:
+            body["schema"] = schema
+        answer = self._json("POST", "/api/tasks/confirm", json=body)
+        job_id = answer.get("jobId") if isinstance(answer, dict) else None
+        if not isinstance(job_id, str) or not job_id:
+            raise ClientError("the server confirmed the draft but named no job", EXIT_UNREACHABLE)
+        return job_id
+
+    def list_jobs(self, *, everyone: bool = False) -> list[dict[str, Any]]:
+        answer = self._json("GET", "/api/tasks", params={"all": "true"} if everyone else None)
+        jobs = answer.get("jobs") if isinstance(answer, dict) else answer
+        return [job for job in jobs or [] if isinstance(job, dict)]
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        """``{job, peers, details, cancel}``."""
+        return self._json("GET", f"/api/tasks/{job_id}")
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self._json("POST", f"/api/tasks/{job_id}/cancel")
+
+    def events(self, job_id: str) -> Iterator[Event]:
+        """The job's server-sent events until the server ends the stream.
+
+        ``ClientError`` when the stream cannot be opened (its ``status`` is set for an HTTP
+        error answer); a transport error while reading ends the iteration with
+        ``ClientError(EXIT_UNREACHABLE)``.
+        """
+        timeout = httpx.Timeout(10.0, read=EVENTS_READ_TIMEOUT)
+        headers = {"Accept": "text/event-stream"}
+        try:
+            with self._http.stream(
+                "GET", f"/api/tasks/{job_id}/events", headers=headers, timeout=timeout
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise error_from_response(response)
+                kind = response.headers.get("content-type", "")
+                if not kind.startswith("text/event-stream"):
+                    raise ClientError(f"no event stream (content type {kind!r})", status=415)
+                yield from parse_sse(response.iter_lines())
+        except httpx.HTTPError as exc:
+            raise _unreachable(self.base_url, exc) from None
+
+    def download_export(self, job_id: str, fmt: str, destination: Path) -> int:
+        """Stream the export to ``destination`` (atomically); returns the bytes written."""
+        destination = Path(destination)
+        directory = destination.parent if str(destination.parent) else Path(".")
+        params = {"format": fmt, "partial": "true"}
+        written = 0
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{destination.name}.", suffix=".part", dir=directory
+        )
+        try:
+            with os.fdopen(handle, "wb") as out:
+                try:
+                    with self._http.stream(
+                        "GET", f"/api/tasks/{job_id}/export", params=params
+                    ) as response:
+                        if response.status_code >= 400:
+                            response.read()
+                            raise error_from_response(response)
+                        for chunk in response.iter_bytes():
+                            out.write(chunk)
+                            written += len(chunk)
+                except httpx.HTTPError as exc:
+                    raise _unreachable(self.base_url, exc) from None
+            os.replace(temporary, destination)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return written
