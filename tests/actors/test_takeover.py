@@ -1,0 +1,63 @@
+"""A dead replica's range is finished by a survivor; a late return changes nothing."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.actors.jobkit import confirm_job, exported_entries, fleet_services, wait_for_status
+from tests.fleet import Fleet
+from tests.servers import wait_until
+
+pytestmark = pytest.mark.fleet
+LEASE = 3.0
+ENV = {"DATAGEN_PEER_LEASE_SECONDS": str(LEASE)}
+
+
+def done_count(services, job_id: str, peer: str) -> int:
+    state = services.peers.get(job_id, peer)
+    return state.done if state else 0
+
+
+def test_a_replica_killed_for_good_has_its_range_finished_by_a_survivor(tmp_path: Path) -> None:
+    with Fleet(
+        tmp_path, ["a", "b", "c"], mock_args=("--latency-ms", "100"), replica_env=ENV
+    ) as fleet:
+        fleet.start_replicas()
+        services = fleet_services(fleet)
+        job_id = confirm_job(services, 450)
+        wait_until(lambda: done_count(services, job_id, "b") >= 20, timeout=60, what="b at 20")
+        fleet.replicas["b"].kill()
+        killed_at = time.monotonic()
+
+        view = wait_for_status(services, job_id, {"succeeded"}, timeout=60)
+        took = time.monotonic() - killed_at
+
+        assert [e["i"] for e in exported_entries(services, job_id)] == list(range(450))
+        takers = [p for p, s in view.peers.items() if "b" in s.takeovers]
+        assert takers == ["c"]  # the next live peer after b in the job's peer order
+        assert view.peers["c"].takeovers["b"].result_cid
+        assert took < LEASE + 30  # lease, then the range itself at ~16 in flight
+
+
+def test_a_replica_back_during_its_takeover_leaves_every_index_once(tmp_path: Path) -> None:
+    with Fleet(tmp_path, ["a", "b"], mock_args=("--latency-ms", "100"), replica_env=ENV) as fleet:
+        fleet.start_replicas()
+        services = fleet_services(fleet)
+        job_id = confirm_job(services, 300)
+        wait_until(lambda: done_count(services, job_id, "b") >= 10, timeout=60, what="b at 10")
+        fleet.replicas["b"].kill()
+        wait_until(
+            lambda: "b" in services.peers.get(job_id, "a").takeovers,
+            timeout=30,
+            what="a taking over b",
+        )
+
+        fleet.replicas["b"].start()  # b resumes its own range while a works it too
+        view = wait_for_status(services, job_id, {"succeeded"}, timeout=60)
+
+        entries = exported_entries(services, job_id)
+        assert [e["i"] for e in entries] == list(range(300))
+        assert view.job.total_generated == 300
