@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import pykka
@@ -56,20 +57,27 @@ class Ticker:
 
 
 class Slots:
-    """The replica-wide cap on records in flight (``DATAGEN_MAX_IN_FLIGHT``), thread-safe.
+    """The replica-wide cap on records in flight (``DATAGEN_MAX_IN_FLIGHT``), thread-safe,
+    with an adaptive level under it (AIMD) so a struggling gateway is not hammered.
 
-    Job actors take a slot before starting a record and give it back with the outcome;
-    nothing ever blocks on it except ``wait_idle`` at shutdown.
+    Job actors take a slot before starting a record and give it back with the outcome.
+    Record actors report each call: a rate limit, a 5xx or a timeout halves the level (at
+    most once a second); a success raises it by about one per level's worth of successes,
+    back up to the cap. Nothing blocks on it except ``wait_idle`` at shutdown.
     """
+
+    BACKOFF_INTERVAL_SECONDS = 1.0
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
+        self.level = float(capacity)
         self._used = 0
+        self._last_cut = 0.0
         self._cond = threading.Condition()
 
     def try_acquire(self) -> bool:
         with self._cond:
-            if self._used >= self.capacity:
+            if self._used >= max(1, int(self.level)):
                 return False
             self._used += 1
             return True
@@ -78,6 +86,19 @@ class Slots:
         with self._cond:
             self._used = max(0, self._used - count)
             self._cond.notify_all()
+
+    def congested(self) -> None:
+        now = time.monotonic()
+        with self._cond:
+            if now - self._last_cut >= self.BACKOFF_INTERVAL_SECONDS:
+                self._last_cut = now
+                self.level = max(1.0, self.level / 2)
+                logger.warning("gateway struggling: in-flight level lowered to %d", self.level)
+
+    def succeeded(self) -> None:
+        with self._cond:
+            if self.level < self.capacity:
+                self.level = min(float(self.capacity), self.level + 1.0 / self.level)
 
     @property
     def used(self) -> int:

@@ -134,6 +134,7 @@ class JobActor(Actor):
             attempts=self.settings.attempts_per_record,
             providers=self.providers,
             abandon=self.abandon,
+            pacer=self.slots,
             job=self.actor_ref,
             writer=self.writer,
         )

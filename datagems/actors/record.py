@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from datagems.actors.base import Actor
+from datagems.actors.base import Actor, Slots
 from datagems.actors.messages import RecordOutcome, RecordStateChanged
 from datagems.errors import InferenceError
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 BACKOFF_BASE_SECONDS = 0.25
+CONGESTION_REASONS = frozenset({"rate_limited", "timeout"})
 BACKOFF_CAP_SECONDS = 8.0
 
 
@@ -77,6 +78,7 @@ class RecordJob:
     attempts: int
     providers: ProviderPool
     abandon: threading.Event
+    pacer: Slots  # told of every call's outcome: it adapts the in-flight level
     job: pykka.ActorRef[Any]
     writer: pykka.ActorRef[Any]
 
@@ -141,12 +143,15 @@ class RecordActor(Actor):
             except InferenceError as exc:
                 work.providers.give(provider)
                 reason, error = exc.reason, exc.message
+                if exc.reason in CONGESTION_REASONS or exc.reason.startswith("http_5"):
+                    work.pacer.congested()
                 if not exc.retryable:
                     break
                 if work.abandon.wait(backoff_seconds(attempt)):
                     return RecordOutcome(i=self.index, ok=False, abandoned=True, attempts=attempt)
                 continue
             work.providers.give(provider)
+            work.pacer.succeeded()
             tokens_in += completion.tokens_in or 0
             tokens_out += completion.tokens_out or 0
             latency += completion.latency_ms
