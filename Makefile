@@ -35,5 +35,8 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+bench: $(STAMP)
+	$(BIN)/datagems bench
+
 clean:
 	rm -rf $(VENV) .datagems tests/artifacts .pytest_cache

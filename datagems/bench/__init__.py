@@ -1,0 +1,119 @@
+"""``datagems bench``: throughput, writes, memory, export and API latency, measured.
+
+Starts what it needs on 127.0.0.1 (devnode, mock-llm, replicas as real processes), runs
+the scenarios of issue 5 each within a time bound, prints a table and writes it with the
+machine and the settings to ``BENCHMARKS.md`` (its generated section; a full run of every
+scenario only) and to JSON and Markdown files under ``--out``. ``--quick`` runs every
+scenario at a tiny size: a smoke run that asserts nothing about speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from datagems.bench.procs import Deadline, Timeout
+from datagems.bench.report import machine, markdown, text_table, write_section
+from datagems.bench.scenarios import SCENARIOS, Context, Scenario, Sizes
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    names = [f"{key}|{name}" for key, (name, _) in SCENARIOS.items()]
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="SCENARIO",
+        help=f"run only these scenarios ({', '.join(names)})",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("bench-results"), help="results folder (JSON, table)"
+    )
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        default=Path("BENCHMARKS.md"),
+        help="file whose generated section a full run of every scenario rewrites",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy record the replica of scenario 1 (collapsed stacks under --out)",
+    )
+
+
+def select(only: list[str] | None) -> list[str]:
+    if not only:
+        return list(SCENARIOS)
+    by_name = {name: key for key, (name, _) in SCENARIOS.items()}
+    chosen = []
+    for item in only:
+        key = by_name.get(item, item)
+        if key not in SCENARIOS:
+            raise SystemExit(f"datagems bench: unknown scenario {item!r}")
+        chosen.append(key)
+    return chosen
+
+
+def run_one(key: str, ctx: Context) -> Scenario:
+    name, function = SCENARIOS[key]
+    bound = ctx.sizes.s5_bound_seconds if name == "memory" else ctx.sizes.bound_seconds
+    deadline = Deadline(bound)
+    started = time.monotonic()
+    print(f"[bench] scenario {key} ({name}), bound {bound:.0f} s ...", flush=True)
+    try:
+        result = function(ctx, deadline)
+    except (Timeout, TimeoutError) as exc:
+        result = Scenario(key, name, status="timeout")
+        result.notes.append(str(exc) or f"over the {bound:.0f} s bound")
+    except Exception as exc:  # one broken scenario must not hide the others
+        result = Scenario(key, name, status=f"error: {type(exc).__name__}: {exc}"[:200])
+        result.notes.append(traceback.format_exc(limit=4).replace("\n", " | ")[-800:])
+    result.seconds = time.monotonic() - started
+    print(f"[bench] scenario {key}: {result.status} in {result.seconds:.1f} s", flush=True)
+    return result
+
+
+def main(args: argparse.Namespace) -> int:
+    keys = select(args.only)
+    sizes = Sizes.tiny() if args.quick else Sizes.full()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="datagems-bench-"))
+    ctx = Context(sizes=sizes, work=work, logs=out / "logs", profile=args.profile, out=out)
+    started = time.monotonic()
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        results = [run_one(key, ctx) for key in keys]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    meta = {
+        "when": when,
+        "quick": sizes.quick,
+        "seconds": time.monotonic() - started,
+        "machine": machine(),
+        "scenarios": keys,
+    }
+    table = text_table(results)
+    print()
+    print(table, flush=True)
+    section = markdown(results, meta)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    payload = {**meta, "results": [r.wire() for r in results]}
+    json_path = out / f"bench-{stamp}.json"
+    json_path.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+    (out / "bench-latest.json").write_bytes(json_path.read_bytes())
+    (out / "BENCHMARKS.md").write_text(section + "\n")
+    if not sizes.quick and len(keys) == len(SCENARIOS):
+        write_section(args.markdown, section)
+        print(f"\n[bench] wrote {args.markdown} (generated section) and {json_path}")
+    else:
+        print(f"\n[bench] wrote {out / 'BENCHMARKS.md'} and {json_path}")
+    return 0
