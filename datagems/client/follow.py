@@ -3,6 +3,7 @@ progress line on stderr (redrawn in place on a terminal, plain lines otherwise).
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -18,6 +19,18 @@ POLL_SECONDS = 1.0
 UNREACHABLE_AFTER_SECONDS = 60.0
 PLAIN_EVERY_SECONDS = 2.0
 TTY_EVERY_SECONDS = 0.1
+
+
+def terminal_columns(stream: TextIO, default: int = 80) -> int:
+    """The width of the terminal ``stream`` draws on (``COLUMNS`` wins, as usual)."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or default
+    except (AttributeError, ValueError, OSError):
+        return shutil.get_terminal_size((default, 24)).columns
 
 
 class ProgressDisplay:
@@ -53,7 +66,7 @@ class ProgressDisplay:
         rate = self.meter.rate()
         eta = self.meter.eta(snap.total - snap.done)
         if self.tty:
-            columns = shutil.get_terminal_size((80, 24)).columns
+            columns = terminal_columns(self.stream)
             line = progress_line(snap, rate, eta, tty=True, columns=columns)
             self.stream.write("\r" + line + "\x1b[K")
             self._line_open = True

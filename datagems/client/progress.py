@@ -16,6 +16,7 @@ from typing import Any
 from datagems.client.api import EXIT_JOB_FAILED, EXIT_OK, EXIT_SOME_FAILED
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+MIN_BAR, MAX_BAR = 5, 40
 
 
 def _int(value: Any) -> int:
@@ -137,15 +138,16 @@ def progress_line(
         f"failed {snap.failed}",
         f"in flight {snap.in_flight}",
         format_rate(rate),
-        "ETA " + ("0s" if snap.finished else format_duration(eta)),
     ]
-    text = f"{counts} {snap.status}: " + " · ".join(parts)
+    if not snap.finished:
+        parts.append("ETA " + format_duration(eta))
     if not tty:
-        return text
+        return f"{counts} {snap.status}: " + " · ".join(parts)
+    text = f"{counts} {snap.status}  " + "  ".join(parts)
     percent = 100 if snap.total <= 0 else min(100, snap.done * 100 // snap.total)
-    room = columns - len(text) - len(f" {percent:3d}% ") - 3
-    if room >= 10:
-        return f"{bar(snap.done, snap.total, min(room, 40))} {percent:3d}% {text}"
+    room = columns - 1 - len(text) - len(f" {percent:3d}% ") - 2
+    if room >= MIN_BAR:
+        return f"{bar(snap.done, snap.total, min(room, MAX_BAR))} {percent:3d}% {text}"
     return text[: max(10, columns - 1)]
 
 

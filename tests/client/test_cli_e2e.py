@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import re
+import select
 import signal
 import subprocess
 import threading
@@ -272,3 +275,53 @@ def test_ctrl_c_without_a_terminal_leaves_the_job_running_and_exits_130(
     httpx.post(
         f"{url}/api/tasks/{job_id}/cancel", headers={"Authorization": f"Bearer {token}"}
     ).raise_for_status()  # do not leave it hogging the replica for the next tests
+
+
+def test_ctrl_c_on_a_terminal_asks_and_cancels_the_job_when_told_so(
+    mock: Fleet, url: str, token: str, tmp_path: Path
+) -> None:
+    mock.llm_config(latencyMs=150, maxConcurrency=2)
+    main, child = os.openpty()
+    proc = subprocess.Popen(
+        datagems_command(
+            *("generate", DESCRIPTION, "--count", "60", "--yes", "--url", url),
+            *("--token", token, "--out", str(tmp_path / "slow.csv")),
+        ),
+        env=base_env(COLUMNS="100"),
+        stdin=child,
+        stderr=child,
+        stdout=subprocess.PIPE,
+    )
+    os.close(child)
+    screen = bytearray()
+
+    def shown(text: bytes) -> bool:
+        while select.select([main], [], [], 0.05)[0]:
+            try:
+                screen.extend(os.read(main, 65536))
+            except OSError:
+                break
+        return text in screen
+
+    try:
+        wait_until(lambda: shown(b"% ") and shown(b" running  ok "), what="a progress bar")
+        assert re.search(rb"\r\[#*\.*\] +\d+% \d+/60 running  ok \d+", screen)
+        proc.send_signal(signal.SIGINT)
+        wait_until(lambda: shown(b"cancel the job on the server? [y/N] "), what="the question")
+        os.write(main, b"y\n")
+        code = proc.wait(timeout=20)
+        shown(b"")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        os.close(main)
+    text = screen.decode(errors="replace")
+    assert code == 130, text
+    job_id = re.search(r"job (\S+) started", text).group(1)
+    assert f"job {job_id}: cancellation requested" in text
+    assert "Traceback" not in text
+    view = httpx.get(
+        f"{url}/api/tasks/{job_id}", headers={"Authorization": f"Bearer {token}"}
+    ).json()
+    assert view["cancel"] is not None and view["job"]["status"] == "cancelled"
