@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean browser
+.PHONY: run test soak lint format bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+# the long forms of the fault tests: 30 s store outage, kill -9 at 20 moments
+soak: $(STAMP)
+	DATAGEMS_SOAK=1 $(BIN)/pytest tests/actors/test_faults.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
