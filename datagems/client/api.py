@@ -34,11 +34,18 @@ EXIT_INTERRUPTED = 130
 class ClientError(Exception):
     """A failure with its exit code; ``str()`` is the one line shown to the user."""
 
-    def __init__(self, message: str, exit_code: int = EXIT_USAGE, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        exit_code: int = EXIT_USAGE,
+        status: int | None = None,
+        detail: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
         self.status = status
+        self.detail = detail or message  # the server's own error text, when it answered
 
     def __str__(self) -> str:
         return self.message
@@ -79,7 +86,7 @@ def error_from_response(response: httpx.Response) -> ClientError:
         message = f"the server failed ({status}): {text}"
     else:
         message = text
-    return ClientError(message, exit_code_for_status(status), status)
+    return ClientError(message, exit_code_for_status(status), status, text)
 
 
 def _unreachable(url: str, exc: httpx.HTTPError) -> ClientError:
@@ -203,9 +210,14 @@ class ApiClient:
 
     def login(self, username: str, password: str) -> str:
         """Sign in; returns the session token (and uses it from now on)."""
-        response = self._request(
-            "POST", "/api/auth/login", json={"username": username, "password": password}
-        )
+        try:
+            response = self._request(
+                "POST", "/api/auth/login", json={"username": username, "password": password}
+            )
+        except ClientError as exc:
+            if exc.status in (400, 401):
+                raise ClientError(f"sign-in failed: {exc.detail}", EXIT_USAGE, exc.status) from None
+            raise
         token = session_from_response(response)
         if not token:
             raise ClientError(

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import os
 import re
 import select
 import signal
 import subprocess
+import termios
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -325,3 +327,50 @@ def test_ctrl_c_on_a_terminal_asks_and_cancels_the_job_when_told_so(
         f"{url}/api/tasks/{job_id}", headers={"Authorization": f"Bearer {token}"}
     ).json()
     assert view["cancel"] is not None and view["job"]["status"] == "cancelled"
+
+
+def _controlling_tty() -> None:
+    """In the child (after setsid): make its stdin, a pty, the controlling terminal."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def test_without_a_token_a_terminal_prompt_signs_in_and_never_echoes_the_password(
+    url: str,
+) -> None:
+    main, child = os.openpty()
+    proc = subprocess.Popen(
+        datagems_command("jobs", "--url", url, "--json"),
+        env=base_env(),
+        stdin=child,
+        stderr=child,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=_controlling_tty,
+    )
+    os.close(child)
+    screen = bytearray()
+
+    def shown(text: bytes) -> bool:
+        while select.select([main], [], [], 0.05)[0]:
+            try:
+                screen.extend(os.read(main, 65536))
+            except OSError:
+                break
+        return text in screen
+
+    try:
+        wait_until(lambda: shown(b"username on "), what="the username prompt")
+        os.write(main, b"admin\n")
+        wait_until(lambda: shown(b"password: "), what="the password prompt")
+        os.write(main, ADMIN_PASSWORD.encode() + b"\n")
+        stdout, _ = proc.communicate(timeout=20)
+        shown(b"")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        os.close(main)
+    assert proc.returncode == 0, screen.decode(errors="replace")
+    assert isinstance(orjson.loads(stdout), list)
+    assert ADMIN_PASSWORD.encode() not in screen + stdout
+    assert b"admin" in screen  # the username is echoed as typed; the password is not

@@ -351,3 +351,29 @@ def test_a_server_that_stays_unreachable_ends_the_follow_with_exit_4() -> None:
     with pytest.raises(ClientError) as caught:
         follow_job(client, "j1", lambda view: None, poll_seconds=0.01, unreachable_after=0.05)
     assert caught.value.exit_code == EXIT_UNREACHABLE and "unreachable" in str(caught.value)
+
+
+def test_login_uses_the_session_cookie_as_the_bearer_token_from_then_on() -> None:
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("Authorization"))
+        if request.url.path == "/api/auth/login":
+            body = orjson.loads(request.content)
+            if body["password"] != "right":
+                return httpx.Response(401, json={"error": "invalid username or password"})
+            return httpx.Response(
+                200,
+                json={"username": "ana", "role": "user"},
+                headers={"Set-Cookie": "datagen_session=tok123; HttpOnly; Path=/"},
+            )
+        return httpx.Response(200, json={"username": "ana", "role": "user"})
+
+    client = ApiClient("http://127.0.0.1:1", transport=httpx.MockTransport(handler))
+    with pytest.raises(ClientError) as caught:
+        client.login("ana", "wrong")
+    assert str(caught.value) == "sign-in failed: invalid username or password"
+    assert caught.value.exit_code == EXIT_USAGE and "wrong" not in str(caught.value)
+    assert client.login("ana", "right") == "tok123"
+    client.me()
+    assert seen == [None, None, "Bearer tok123"]
