@@ -34,6 +34,7 @@ from datagems.client.schema_view import render_schema
 from datagems.client.session import (
     add_connection_arguments,
     ask,
+    describe_exit_codes,
     interactive,
     signed_in_client,
     usage_exit_code,
@@ -70,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--yes", "-y", action="store_true", help="start without asking")
     add_connection_arguments(parser)
     usage_exit_code(parser)
+    describe_exit_codes(parser)
 
 
 def export_format(path: Path) -> str:

@@ -12,7 +12,12 @@ from typing import Any
 import orjson
 
 from datagems.client.api import EXIT_INTERRUPTED, EXIT_OK, ClientError
-from datagems.client.session import add_connection_arguments, signed_in_client, usage_exit_code
+from datagems.client.session import (
+    add_connection_arguments,
+    describe_exit_codes,
+    signed_in_client,
+    usage_exit_code,
+)
 
 PROG = "datagems jobs"
 TITLE_WIDTH = 40
@@ -26,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_connection_arguments(parser)
     usage_exit_code(parser)
+    describe_exit_codes(
+        parser,
+        "exit codes:\n  0    listed\n  3    usage or authentication error\n"
+        "  4    the server is unreachable or failing",
+    )
 
 
 def job_row(job: dict[str, Any]) -> dict[str, Any]:

@@ -86,6 +86,25 @@ def signed_in_client(args: argparse.Namespace) -> ApiClient:
         raise
 
 
+EXIT_CODES_HELP = """exit codes:
+  0    done, every record ok
+  1    the job finished with some records failed
+  2    the job failed or was cancelled (or was not started)
+  3    usage or authentication error (bad arguments, bad token)
+  4    the server is unreachable or failing
+  130  interrupted (Ctrl-C)"""
+
+
+def describe_exit_codes(parser: argparse.ArgumentParser, codes: str = EXIT_CODES_HELP) -> None:
+    """Show the exit codes (and the credential variables) under ``--help``."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        f"{codes}\n\nenvironment:\n"
+        f"  {TOKEN_ENV}  session token (instead of --token)\n"
+        f"  {URL_ENV}    the replica (instead of --url)"
+    )
+
+
 def usage_exit_code(parser: argparse.ArgumentParser, code: int = EXIT_USAGE) -> None:
     """Make the command's own argument errors exit with ``code`` (argparse's default is 2,
     which here means "the job failed")."""
