@@ -195,3 +195,19 @@ def test_hostile_strings_are_shown_as_text_and_never_run(
     assert page.locator("main script").count() == 0
     assert not dialogs
     context.close()
+
+
+def test_the_job_page_falls_back_to_polling_when_live_events_fail(
+    browser: object, hostile: tuple[LiveApp, str]
+) -> None:
+    app, job_id = hostile
+    context = browser.new_context()
+    page = context.new_page()
+    page.route("**/events", lambda route: route.abort())
+    sign_in(page, app.url, "alice", USER_PASSWORD)
+    page.goto(f"{app.url}/jobs/{job_id}")
+    page.wait_for_selector("#live-state.polling")
+    assert page.text_content("#live-state") == "polling every 30s"  # finished: idle seconds
+    assert page.text_content("#job-title") == f"{SCRIPT} {IMG}"
+    page.wait_for_selector("#job-status-wrap .status-succeeded")
+    context.close()
