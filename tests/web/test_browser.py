@@ -90,6 +90,10 @@ def test_a_user_drafts_previews_confirms_watches_and_downloads_in_the_browser(
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on(
+            "console",
+            lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+        )
         sign_in(page, url, "admin", ADMIN_PASSWORD)
 
         page.goto(f"{url}/new")
