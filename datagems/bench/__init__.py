@@ -10,6 +10,7 @@ scenario at a tiny size: a smoke run that asserts nothing about speed.
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import tempfile
 import time
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import psutil
 
 from datagems.bench.procs import Deadline, Timeout
 from datagems.bench.report import machine, markdown, text_table, write_section
@@ -62,11 +64,31 @@ def select(only: list[str] | None) -> list[str]:
     return chosen
 
 
+def foreign_cpu() -> float:
+    """CPU seconds used by processes that are not this run's (system busy time minus ours).
+
+    Our children (servers, probes, py-spy) are all waited for within their scenario, so
+    ``RUSAGE_CHILDREN`` holds them once it ends.
+    """
+    busy = psutil.cpu_times()
+    total = (
+        busy.user
+        + busy.system
+        + sum(getattr(busy, name, 0.0) for name in ("nice", "irq", "softirq"))
+    )
+    ours = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        ours += usage.ru_utime + usage.ru_stime
+    return total - ours
+
+
 def run_one(key: str, ctx: Context) -> Scenario:
     name, function = SCENARIOS[key]
     bound = ctx.sizes.s5_bound_seconds if name == "memory" else ctx.sizes.bound_seconds
     deadline = Deadline(bound)
     started = time.monotonic()
+    foreign_before = foreign_cpu()
     print(f"[bench] scenario {key} ({name}), bound {bound:.0f} s ...", flush=True)
     try:
         result = function(ctx, deadline)
@@ -77,6 +99,13 @@ def run_one(key: str, ctx: Context) -> Scenario:
         result = Scenario(key, name, status=f"error: {type(exc).__name__}: {exc}"[:200])
         result.notes.append(traceback.format_exc(limit=4).replace("\n", " | ")[-800:])
     result.seconds = time.monotonic() - started
+    cores = (foreign_cpu() - foreign_before) / max(result.seconds, 1e-6)
+    result.settings["otherProcessesCores"] = round(cores, 2)
+    if cores > 0.2:
+        result.notes.append(
+            f"other processes on this machine used {cores:.2f} cores on average meanwhile: "
+            "the figures are pessimistic"
+        )
     print(f"[bench] scenario {key}: {result.status} in {result.seconds:.1f} s", flush=True)
     return result
 

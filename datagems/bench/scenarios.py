@@ -28,7 +28,7 @@ from datagems import jobs
 from datagems.bench.loadgen import LoadResult, measure_limit
 from datagems.bench.procs import ADMIN_PASSWORD, Deadline, Stack, Timeout, wait_until
 from datagems.inference.fakedata import RecordFactory
-from datagems.models import TERMINAL_STATUSES, JobDetails, PeerState, now_iso
+from datagems.models import TERMINAL_STATUSES, JobDetails, PeerState, now_iso, parse_iso
 from datagems.services import Services
 from datagems.store import keys
 
@@ -259,6 +259,80 @@ class RssSampler:
         self._thread.join(2)
 
 
+class GatewayWatcher:
+    """Polls mock-llm ``/stats`` every 50 ms: when the calls began and when all had answered.
+
+    Its rate is the records' own pace at the gateway, whatever CStore does; comparing its
+    times with the job's timestamps splits a job into start-up, calls and finalization.
+    """
+
+    def __init__(self, urls: list[str], total: int, interval: float = 0.05) -> None:
+        self.urls = urls
+        self.total = total
+        self.interval = interval
+        self.first: float | None = None  # wall clock (time.time)
+        self.done: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="gateway-watcher")
+        self._client = httpx.Client(timeout=5)
+        self._base = 0
+
+    def _counts(self) -> tuple[int, int]:
+        requests = in_flight = 0
+        for url in self.urls:
+            stats = self._client.get(f"{url}/stats").json()
+            requests += int(stats["requests"])
+            in_flight += int(stats["inFlight"])
+        return requests, in_flight
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                requests, in_flight = self._counts()
+            except httpx.HTTPError:
+                requests, in_flight = 0, 1
+            now = time.time()
+            requests -= self._base
+            if self.first is None and requests > 0:
+                self.first = now - self.interval / 2
+            if self.done is None and requests >= self.total and in_flight == 0:
+                self.done = now - self.interval / 2
+                return
+            self._stop.wait(self.interval)
+
+    @property
+    def seconds(self) -> float | None:
+        if self.first is None or self.done is None:
+            return None
+        return self.done - self.first
+
+    @property
+    def rate(self) -> float | None:
+        seconds = self.seconds
+        return self.total / seconds if seconds else None
+
+    def phases(self, view: jobs.JobView) -> str:
+        """``start -> first call``, ``calls``, ``last answer -> finished`` in seconds."""
+        begin, end = parse_iso(view.job.job_started_at), parse_iso(view.job.job_finished_at)
+        if begin is None or end is None or self.first is None or self.done is None:
+            return "phases unknown"
+        return (
+            f"job start -> first call {self.first - begin.timestamp():.2f} s, calls "
+            f"{self.done - self.first:.2f} s, last answer -> job finished "
+            f"{end.timestamp() - self.done:.2f} s"
+        )
+
+    def __enter__(self) -> GatewayWatcher:
+        self._base = self._counts()[0]
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._client.close()
+
+
 def share(value: float | None, limit: float | None) -> float | None:
     if value is None or not limit:
         return None
@@ -279,13 +353,25 @@ def replica_knobs(in_flight: int = IN_FLIGHT, **extra: Any) -> dict[str, Any]:
 
 
 def start_profile(ctx: Context, pid: int, name: str) -> subprocess.Popen[bytes] | None:
-    """py-spy record of ``pid`` (raw collapsed stacks) when asked and installed."""
+    """py-spy record of ``pid`` (GIL holder only: where its CPU goes), when asked and installed."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not ctx.profile or ctx.out is None or not Path(spy).exists():
         return None
     target = ctx.out / f"{name}.collapsed.txt"
     return subprocess.Popen(
-        [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "50", "-o", str(target)],
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--gil",
+            "--format",
+            "raw",
+            "--rate",
+            "100",
+            "-o",
+            str(target),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -317,7 +403,7 @@ def throughput(ctx: Context, deadline: Deadline) -> Scenario:
         services = open_services(stack)
         try:
             cpu_before = cpu_seconds(proc.pid)
-            with RssSampler(proc.pid) as rss:
+            with RssSampler(proc.pid) as rss, GatewayWatcher([gateway], n) as calls:
                 profiler = start_profile(ctx, proc.pid, "s1-replica")
                 started = time.perf_counter()
                 job_id = confirm(services, n)
@@ -335,12 +421,13 @@ def throughput(ctx: Context, deadline: Deadline) -> Scenario:
     sc.add(
         "share of the limit", ratio, "", ">= 0.60 (aim 0.80)", ratio is not None and ratio >= 0.6
     )
+    sc.add("replica, calls only (first to last at the gateway)", calls.rate, "rec/s")
     sc.add("orchestration CPU per record", cpu / n * 1000, "ms")
     sc.add("replica peak RSS", rss.peak / MB, "MB")
     sc.notes.append(
         f"job {view.job.status}: {view.job.total_ok} ok, {view.job.total_failed} failed in "
         f"{seconds:.2f} s (confirm to finished as seen by polling: {wall:.2f} s); limit run "
-        f"{limit.ok}/{limit.requests} ok in {limit.seconds:.2f} s"
+        f"{limit.ok}/{limit.requests} ok in {limit.seconds:.2f} s; {calls.phases(view)}"
     )
     return sc
 
@@ -359,10 +446,11 @@ def no_fixed_overhead(ctx: Context, deadline: Deadline) -> Scenario:
         stack.replica("a", gateway, replica_knobs())
         services = open_services(stack)
         try:
-            started = time.perf_counter()
-            job_id = confirm(services, n)
-            view = wait_finished(services, job_id, deadline)
-            wall = time.perf_counter() - started
+            with GatewayWatcher([gateway], n) as calls:
+                started = time.perf_counter()
+                job_id = confirm(services, n)
+                view = wait_finished(services, job_id, deadline)
+                wall = time.perf_counter() - started
         finally:
             services.close()
     seconds = job_seconds(view) or wall
@@ -373,34 +461,38 @@ def no_fixed_overhead(ctx: Context, deadline: Deadline) -> Scenario:
     sc.add("share of C/L", ratio, "", ">= 0.95", ratio is not None and ratio >= 0.95)
     sc.notes.append(
         f"{view.job.total_ok} ok in {seconds:.2f} s (ideal {n / ideal:.2f} s; "
-        f"confirm to finished as seen by polling: {wall:.2f} s)"
+        f"confirm to finished as seen by polling: {wall:.2f} s); {calls.phases(view)}"
     )
+    sc.add("calls only (first to last at the gateway)", calls.rate, "rec/s")
     return sc
 
 
 # -- 3: fleet scaling ---------------------------------------------------------------------
 def _fleet_run(
     ctx: Context, deadline: Deadline, name: str, peers: list[str], n: int
-) -> tuple[float, jobs.JobView]:
+) -> tuple[float, jobs.JobView, str]:
     s = ctx.sizes
     with Stack(ctx.work / name, ctx.logs, deadline) as stack:
         stack.peers = peers
         stack.devnode()
+        gateways = []
         for peer in peers:
             gateway = stack.mock_llm(
                 latency_ms=s.s3_latency_ms, max_concurrency=s.s3_gateway_cap, name=f"mock-{peer}"
             )
+            gateways.append(gateway)
             stack.replica(peer, gateway, replica_knobs())
         services = open_services(stack)
         try:
-            started = time.perf_counter()
-            job_id = confirm(services, n)
-            view = wait_finished(services, job_id, deadline)
-            wall = time.perf_counter() - started
+            with GatewayWatcher(gateways, n) as calls:
+                started = time.perf_counter()
+                job_id = confirm(services, n)
+                view = wait_finished(services, job_id, deadline)
+                wall = time.perf_counter() - started
         finally:
             services.close()
     seconds = job_seconds(view) or wall
-    return view.job.total_ok / seconds, view
+    return view.job.total_ok / seconds, view, f"{len(peers)} replica(s): {calls.phases(view)}"
 
 
 def fleet_scaling(ctx: Context, deadline: Deadline) -> Scenario:
@@ -415,8 +507,9 @@ def fleet_scaling(ctx: Context, deadline: Deadline) -> Scenario:
         "C": IN_FLIGHT,
         "devnodes": 1,
     }
-    one, _ = _fleet_run(ctx, deadline, "s3-one", ["a"], per)
-    three, _ = _fleet_run(ctx, deadline, "s3-three", ["a", "b", "c"], per * 3)
+    one, _, phases_one = _fleet_run(ctx, deadline, "s3-one", ["a"], per)
+    three, _, phases_three = _fleet_run(ctx, deadline, "s3-three", ["a", "b", "c"], per * 3)
+    sc.notes += [phases_one, phases_three]
     cap = s.s3_gateway_cap / (s.s3_latency_ms / 1000)
     sc.add("gateway cap / L per replica", cap, "rec/s")
     sc.add("1 replica", one, "rec/s")
@@ -443,6 +536,7 @@ def cstore_writes(ctx: Context, deadline: Deadline) -> Scenario:
         "cstoreDelayMs (second run)": s.s4_cstore_delay_ms,
     }
     rates: list[float] = []
+    call_rates: list[float | None] = []
     with Stack(ctx.work / "s4", ctx.logs, deadline) as stack:
         stack.peers = peers
         stack.devnode()
@@ -456,10 +550,13 @@ def cstore_writes(ctx: Context, deadline: Deadline) -> Scenario:
                 httpx.post(
                     f"{stack.cstore_url}/__devnode/faults", json={"delayMs": delay}, timeout=10
                 ).raise_for_status()
-                job_id = confirm(services, n)
-                view = wait_finished(services, job_id, deadline)
+                with GatewayWatcher([gateway], n) as calls:
+                    job_id = confirm(services, n)
+                    view = wait_finished(services, job_id, deadline)
                 seconds = job_seconds(view) or 1.0
                 rates.append(view.job.total_ok / seconds)
+                call_rates.append(calls.rate)
+                sc.notes.append(f"CStore delay {delay} ms: {calls.phases(view)}")
                 if delay == 0:
                     writes = stack.devnode_stats()["writes"].get(keys.job_peers(job_id), {})
                     sizes = {p: st.assigned for p, st in view.peers.items()}
@@ -479,16 +576,20 @@ def cstore_writes(ctx: Context, deadline: Deadline) -> Scenario:
             f"<= {bound}",
             count <= bound,
         )
-    sc.add("records/s, CStore answering at once", rates[0], "rec/s")
-    sc.add(f"records/s, every CStore call +{s.s4_cstore_delay_ms} ms", rates[1], "rec/s")
-    ratio = rates[1] / rates[0] if rates[0] else None
+    delay = s.s4_cstore_delay_ms
+    sc.add("calls/s, CStore answering at once", call_rates[0], "rec/s")
+    sc.add(f"calls/s, every CStore call +{delay} ms", call_rates[1], "rec/s")
+    fast, slow = call_rates
+    ratio = slow / fast if fast and slow else None
     sc.add(
-        "slow CStore / fast CStore (no write on the critical path)",
+        "calls/s slow / fast CStore (no write on a record's critical path)",
         ratio,
         "",
         ">= 0.90",
         ratio is not None and ratio >= 0.9,
     )
+    sc.add("job records/s (start to last upload), fast CStore", rates[0], "rec/s")
+    sc.add(f"job records/s (start to last upload), CStore +{delay} ms", rates[1], "rec/s")
     return sc
 
 
