@@ -11,15 +11,17 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from datagems.errors import NotFound
+from datagems.errors import BadRequest, Conflict, NotFound
 from datagems.models import (
     TERMINAL_STATUSES,
     CancelRequest,
     InferenceSpec,
     JobBase,
+    JobCommands,
     JobDetails,
     JobSummary,
     PeerState,
+    Range,
     now_iso,
     parse_iso,
     split_ranges,
@@ -37,6 +39,7 @@ class JobView:
     job: JobBase  # status and totals derived from the peer states
     peers: dict[str, PeerState]
     cancel: CancelRequest | None
+    commands: JobCommands | None = None
 
 
 def create_job(services: Services, *, owner: str, draft: dict[str, Any], job_id: str) -> JobBase:
@@ -100,9 +103,29 @@ def summary_of(job: JobBase) -> JobSummary:
     )
 
 
+def peer_ranges(job: JobBase, peer: str, first: Range, commands: JobCommands | None) -> list[Range]:
+    """Every range ``peer`` owns: its first (from the confirm), then its share of each
+    extension, split over the job's peers like a new job."""
+    ranges = [first]
+    for extension in commands.extensions if commands else []:
+        for owner, share in split_ranges(extension.size, job.peers or [peer]):
+            if owner == peer and share.size:
+                ranges.append(
+                    Range(start=extension.start + share.start, end=extension.start + share.end)
+                )
+    return ranges
+
+
+def caught_up(extensions_done: int, retry_round: int, commands: JobCommands | None) -> bool:
+    """Has an account (a peer state or a takeover) caught up with the job's commands?"""
+    if commands is None:
+        return True
+    return extensions_done >= len(commands.extensions) and retry_round >= commands.retry_round
+
+
 @dataclass(frozen=True)
 class Coverage:
-    """Who works (or worked) one peer's range: the peer itself, or a taker after it died."""
+    """Who works (or worked) one peer's ranges: the peer itself, or a taker after it died."""
 
     peer: str
     by: str
@@ -111,35 +134,41 @@ class Coverage:
     failed: int
     result_cid: str | None
     finished_at: str | None
+    current: bool = True  # caught up with the job's commands (retry, extend)
 
     @property
     def uploaded(self) -> bool:
-        return bool(self.result_cid)
+        return bool(self.result_cid) and self.current
 
     @property
     def complete(self) -> bool:
         return self.uploaded and self.ok + self.failed >= self.assigned
 
 
-def coverage(job: JobBase, peers: dict[str, PeerState]) -> dict[str, Coverage]:
-    """For each peer of the job, the best account of its range: a complete one first
+def coverage(
+    job: JobBase, peers: dict[str, PeerState], commands: JobCommands | None = None
+) -> dict[str, Coverage]:
+    """For each peer of the job, the best account of its ranges: a complete one first
     (its own before a takeover's), else the one furthest along."""
     covered: dict[str, Coverage] = {}
     for peer in job.peers or list(peers):
         candidates = []
         own = peers.get(peer)
-        if own is not None:
-            candidates.append(
-                Coverage(
-                    peer,
-                    peer,
-                    own.assigned,
-                    own.generated_ok,
-                    own.generated_failed,
-                    own.result_cid,
-                    own.finished_at or own.cancelled_at,
-                )
+        if own is None:
+            continue
+        assigned = sum(r.size for r in peer_ranges(job, peer, own.range, commands))
+        candidates.append(
+            Coverage(
+                peer,
+                peer,
+                assigned,
+                own.generated_ok,
+                own.generated_failed,
+                own.result_cid,
+                own.finished_at or own.cancelled_at,
+                caught_up(own.extensions_done, own.retry_round, commands),
             )
+        )
         for taker, state in peers.items():
             took = state.takeovers.get(peer)
             if took is not None and taker != peer:
@@ -147,17 +176,18 @@ def coverage(job: JobBase, peers: dict[str, PeerState]) -> dict[str, Coverage]:
                     Coverage(
                         peer,
                         taker,
-                        took.assigned,
+                        assigned,
                         took.generated_ok,
                         took.generated_failed,
                         took.result_cid,
                         took.finished_at or took.cancelled_at,
+                        caught_up(took.extensions_done, took.retry_round, commands),
                     )
                 )
-        if candidates:
-            covered[peer] = max(
-                candidates, key=lambda c: (c.complete, c.uploaded, c.ok + c.failed, c.by == peer)
-            )
+        covered[peer] = max(
+            candidates,
+            key=lambda c: (c.complete, c.uploaded, c.current, c.ok + c.failed, c.by == peer),
+        )
     return covered
 
 
@@ -168,22 +198,30 @@ def result_cids(peers: dict[str, PeerState]) -> list[str]:
     return list(dict.fromkeys(cids))
 
 
-def derive(job: JobBase, peers: dict[str, PeerState], cancel: CancelRequest | None) -> JobBase:
-    """The job base with totals and status computed from the peer states."""
+def derive(
+    job: JobBase,
+    peers: dict[str, PeerState],
+    cancel: CancelRequest | None,
+    commands: JobCommands | None = None,
+) -> JobBase:
+    """The job base with totals and status computed from the peer states.
+
+    A stored final status stands while every peer is caught up with it; a retry or an
+    extension asked since makes the job run again until they have."""
     derived = job.model_copy(deep=True)
-    if job.status in TERMINAL_STATUSES and not peers:
+    if not peers:
         return derived
-    covered = coverage(job, peers)
+    covered = coverage(job, peers, commands)
     derived.total_ok = sum(c.ok for c in covered.values())
     derived.total_failed = sum(c.failed for c in covered.values())
     derived.total_generated = derived.total_ok + derived.total_failed
-    states = list(peers.values())
-    started = [s.started_at for s in states if s.started_at]
+    started = [s.started_at for s in peers.values() if s.started_at]
     derived.job_started_at = min(started) if started else job.job_started_at
     complete = bool(job.peers) and all(p in covered and covered[p].complete for p in job.peers)
-    if job.status in TERMINAL_STATUSES:
+    caught = all(c.current for c in covered.values())
+    if job.status in TERMINAL_STATUSES and caught:
         pass
-    elif cancel is not None:
+    elif cancel is not None or job.status == "cancelled":
         derived.status = "cancelled"
     elif complete:
         derived.status = "succeeded" if derived.total_ok > 0 else "failed"
@@ -191,9 +229,12 @@ def derive(job: JobBase, peers: dict[str, PeerState], cancel: CancelRequest | No
         derived.status = "running"
     else:
         derived.status = "queued"
-    if derived.status in TERMINAL_STATUSES and not derived.job_finished_at:
+    if derived.status not in TERMINAL_STATUSES:
+        derived.job_finished_at = None
+    elif not derived.job_finished_at:
         finished = [c.finished_at for c in covered.values()]
         derived.job_finished_at = max((f for f in finished if f), default=None) or now_iso()
+    derived.records_duration_ms = job.records_duration_ms
     if derived.job_started_at and derived.job_finished_at:
         begin, end = parse_iso(derived.job_started_at), parse_iso(derived.job_finished_at)
         if begin and end:
@@ -210,19 +251,20 @@ def load_job(services: Services, job_id: str) -> JobView | None:
     cancel = (
         services.cancels.get(job_id) if job.status in ("queued", "running", "cancelled") else None
     )
-    derived = derive(job, peers, cancel)
+    commands = services.commands.get(job_id)
+    derived = derive(job, peers, cancel, commands)
     if (
         derived.status in TERMINAL_STATUSES
-        and settled(derived, peers)
+        and settled(derived, peers, commands)
         and (job.status not in TERMINAL_STATUSES or job.total_generated != derived.total_generated)
     ):
         write_back(services, derived)
-    return JobView(derived, peers, cancel)
+    return JobView(derived, peers, cancel, commands)
 
 
-def settled(job: JobBase, peers: dict[str, PeerState]) -> bool:
+def settled(job: JobBase, peers: dict[str, PeerState], commands: JobCommands | None) -> bool:
     """Every range has an uploaded slice (complete, or what was done before a cancel)."""
-    covered = coverage(job, peers)
+    covered = coverage(job, peers, commands)
     return all(p in covered and covered[p].uploaded for p in job.peers)
 
 
@@ -245,11 +287,13 @@ def refresh(services: Services, job_id: str) -> JobBase | None:
 def list_jobs(services: Services, owner: str | None) -> list[JobBase]:
     """The owner's jobs (every job for ``None``), newest first, running ones derived."""
     jobs = [j for j in services.jobs.all().values() if owner is None or j.owner == owner]
-    cancels = services.cancels.all() if any(j.status not in TERMINAL_STATUSES for j in jobs) else {}
+    running = any(j.status not in TERMINAL_STATUSES for j in jobs)
+    cancels = services.cancels.all() if running else {}
+    commands = services.commands.all() if running else {}
     listed = []
     for job in jobs:
         if job.status not in TERMINAL_STATUSES:
-            job = derive(job, services.peers.all(job.id), cancels.get(job.id))
+            job = derive(job, services.peers.all(job.id), cancels.get(job.id), commands.get(job.id))
         listed.append(job)
     listed.sort(key=lambda j: j.created_at or "", reverse=True)
     return listed
@@ -265,6 +309,61 @@ def request_cancel(services: Services, job_id: str, username: str) -> None:
         CancelRequest(job_id=job_id, requested_by=username, requested_at=now_iso())
     )
     logger.info("job %s: cancel requested by %s", job_id, username)
+
+
+def _reopen(services: Services, job: JobBase, commands: JobCommands) -> None:
+    """Store the new commands, then the base as running again (any peer may refresh it)."""
+    commands.updated_at = now_iso()
+    services.commands.put(commands)
+    job.status = "running"
+    job.job_finished_at = None
+    write_back(services, job)
+
+
+def request_retry(services: Services, job_id: str, username: str) -> JobCommands:
+    """Ask every peer to call again, once, each record that ended failed."""
+    view = load_job(services, job_id)
+    if view is None:
+        raise NotFound("job not found")
+    if view.job.status not in ("succeeded", "failed"):
+        raise Conflict(f"the job is {view.job.status}: retry failed records once it has finished")
+    if view.job.total_failed == 0:
+        raise Conflict("the job has no failed records to retry")
+    commands = view.commands or JobCommands(job_id=job_id)
+    commands.retry_round += 1
+    commands.retry_requested_at = now_iso()
+    _reopen(services, view.job, commands)
+    logger.info(
+        "job %s: %s asked to retry %d failed records (round %d)",
+        job_id,
+        username,
+        view.job.total_failed,
+        commands.retry_round,
+    )
+    return commands
+
+
+def request_extend(services: Services, job_id: str, username: str, additional: int) -> JobBase:
+    """Append ``additional`` records (indices N..N+n-1), split over the job's peers."""
+    view = load_job(services, job_id)
+    if view is None:
+        raise NotFound("job not found")
+    if view.job.status == "cancelled":
+        raise Conflict("a cancelled job cannot be extended")
+    maximum = services.settings.max_records_per_job
+    if additional < 1 or view.job.total_records + additional > maximum:
+        raise BadRequest(
+            f"additionalRecords must be between 1 and {maximum - view.job.total_records} "
+            f"(at most {maximum} records per job)"
+        )
+    commands = view.commands or JobCommands(job_id=job_id)
+    start = view.job.total_records
+    commands.extensions.append(Range(start=start, end=start + additional))
+    job = view.job
+    job.total_records += additional
+    _reopen(services, job, commands)
+    logger.info("job %s: %s extended it by %d records", job_id, username, additional)
+    return job
 
 
 def metrics(services: Services) -> dict[str, Any]:

@@ -95,6 +95,7 @@ class RecentRecord(WireModel):
 
     i: int
     ok: bool
+    data: Any = None  # the record, when small: the dashboard shows it before the upload
     attempts: int = 1
     reason: str | None = None
     message: str | None = None
@@ -111,6 +112,9 @@ class Takeover(WireModel):
 
     peer_id: str  # whose range it is
     range: Range
+    ranges: list[Range] = Field(default_factory=list)
+    extensions_done: int = 0
+    retry_round: int = 0
     assigned: int = 0
     generated_ok: int = 0
     generated_failed: int = 0
@@ -158,6 +162,11 @@ class PeerState(WireModel):
     latency_ms_total: float = 0
     cancelled_at: str | None = None
     takeovers: dict[str, Takeover] = Field(default_factory=dict)
+    # job control (ours): every range this peer owns (``range`` is the first), and the
+    # job commands it has caught up with when it uploaded ``resultCid``
+    ranges: list[Range] = Field(default_factory=list)
+    extensions_done: int = 0
+    retry_round: int = 0
 
     @property
     def done(self) -> int:
@@ -233,6 +242,20 @@ class UserSettings(WireModel):
 
     profiles: list[InferenceProfile] = Field(default_factory=list)
     active_profile_id: str | None = None
+
+
+class JobCommands(WireModel):
+    """``datagen:job-commands`` field value (ours): what the owner asked after confirming.
+
+    ``retryRound`` n asks every peer to call again, once, each record of its ranges that
+    ended failed before round n; ``extensions`` are appended index ranges, each split over
+    the job's peers like a new job. Peers catch up and record how far in their state."""
+
+    job_id: str
+    retry_round: int = 0
+    retry_requested_at: str | None = None
+    extensions: list[Range] = Field(default_factory=list)
+    updated_at: str | None = None
 
 
 class CancelRequest(WireModel):

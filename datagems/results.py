@@ -1,27 +1,34 @@
-"""The local result file of one (job, peer): the replica's truth about its records.
+"""The local result file of one (job, range owner): the replica's truth about its records.
 
 One JSON line per finished record, ``{"i", "ok", "data"}`` or ``{"i", "ok": false,
-"error", "reason"}``, appended with one ``write`` on an ``O_APPEND`` descriptor, so a record
-is on disk (in the OS) before it counts as done and a ``kill -9`` never loses it. A torn
-last line (a crash mid-write) is cut off when the file is opened again.
+"error", "reason"}`` (plus ``"round"`` for a retry round and ``"attempts"``), appended with
+one ``write`` on an ``O_APPEND`` descriptor, so a record is on disk (in the OS) before it
+counts as done and a ``kill -9`` never loses it. A torn last line (a crash mid-write) is
+cut off when the file is opened again.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from datagems.models import Range
+
+HISTORY_KEPT = 5
+
 
 @dataclass
 class ResumeState:
-    """What the file says is done: ``ok[i]`` for every index written."""
+    """What the file says: ``ok[i]`` for every index written (an ok result wins), and the
+    latest retry round in which a failed index was tried."""
 
     ok: dict[int, bool] = field(default_factory=dict)
+    failed_round: dict[int, int] = field(default_factory=dict)
 
     @property
     def ok_count(self) -> int:
@@ -30,6 +37,12 @@ class ResumeState:
     @property
     def failed_count(self) -> int:
         return len(self.ok) - self.ok_count
+
+    def to_retry(self, retry_round: int) -> list[int]:
+        """Failed indices not yet tried in ``retry_round``."""
+        return [
+            i for i, ok in self.ok.items() if not ok and self.failed_round.get(i, 0) < retry_round
+        ]
 
 
 def _lines(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
@@ -48,24 +61,47 @@ def _lines(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
             offset += length
 
 
+def _inside(ranges: list[Range]) -> Any:
+    bounds = [(r.start, r.end) for r in ranges]
+    return lambda index: any(start <= index < end for start, end in bounds)
+
+
 class ResultFile:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd: int | None = None
 
-    def resume(self, start: int, end: int) -> ResumeState:
-        """Cut a torn tail, then read which indices of ``[start, end)`` are done."""
+    def exists(self) -> bool:
+        return self.path.exists() and self.path.stat().st_size > 0
+
+    def seed(self, chunks: Iterable[bytes]) -> None:
+        """Start the file from an uploaded slice (a new host, or a taker's retry)."""
+        tmp = self.path.with_suffix(".seed")
+        with open(tmp, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.path)
+
+    def resume(self, ranges: list[Range]) -> ResumeState:
+        """Cut a torn tail, then read which indices of ``ranges`` are done."""
         state = ResumeState()
         if not self.path.exists():
             return state
+        inside = _inside(ranges)
         good_end = 0
         for offset, length, entry in _lines(self.path):
             good_end = offset + length
             index = entry["i"]
-            if start <= index < end:
-                # an ok result wins over a failed one for the same index
-                state.ok[index] = state.ok.get(index, False) or bool(entry.get("ok"))
+            if not inside(index):
+                continue
+            ok = bool(entry.get("ok"))
+            state.ok[index] = state.ok.get(index, False) or ok
+            if not ok:
+                tried = int(entry.get("round", 0) or 0)
+                state.failed_round[index] = max(state.failed_round.get(index, 0), tried)
         if self.path.stat().st_size != good_end:
             with open(self.path, "r+b") as handle:
                 handle.truncate(good_end)
@@ -81,36 +117,58 @@ class ResultFile:
             os.close(self._fd)
             self._fd = None
 
-    def write_slice(self, dest: Path, start: int, end: int) -> tuple[Path, list[dict[str, Any]]]:
-        """Write the slice sorted by index, one line per index (ok wins), to ``dest``.
+    def write_slice(self, dest: Path, ranges: list[Range]) -> tuple[Path, list[dict[str, Any]]]:
+        """Write the slice sorted by index, one line per index (an ok result wins, else the
+        latest failure), with earlier failures of that index under ``history``.
 
-        Memory holds only (index, offset, length) per record. Returns the slice path and the
-        failures as ``[{"index", "message"}]``.
+        Memory holds (index, offset, length) per record and the failures. Returns the
+        slice path and the failures as ``[{"index", "message"}]``.
         """
         chosen: dict[int, tuple[int, int, bool]] = {}
+        history: dict[int, list[dict[str, Any]]] = {}
+        inside = _inside(ranges)
         if self.path.exists():
             for offset, length, entry in _lines(self.path):
                 index, ok = entry["i"], bool(entry.get("ok"))
-                if not start <= index < end:
+                if not inside(index):
                     continue
                 previous = chosen.get(index)
-                if previous is None or (ok and not previous[2]):
-                    chosen[index] = (offset, length, ok)
+                if previous is not None and previous[2]:
+                    continue  # an ok result is final
+                if previous is not None or entry.get("history"):
+                    past = history.setdefault(index, list(entry.get("history") or []))
+                    if previous is not None:
+                        past.append(self._failure_note(previous))
+                chosen[index] = (offset, length, ok)
         failures: list[dict[str, Any]] = []
         tmp = dest.with_suffix(".tmp")
-        with (
-            open(self.path if self.path.exists() else os.devnull, "rb") as source,
-            open(tmp, "wb") as out,
-        ):
+        source_path = self.path if self.path.exists() else os.devnull
+        with open(source_path, "rb") as source, open(tmp, "wb") as out:
             for index in sorted(chosen):
                 offset, length, ok = chosen[index]
                 source.seek(offset)
                 line = source.read(length)
-                out.write(line)
-                if not ok:
+                if index in history or not ok:
                     entry = orjson.loads(line)
-                    failures.append({"index": index, "message": str(entry.get("error", ""))})
+                    if index in history:
+                        entry["history"] = history[index][-HISTORY_KEPT:]
+                        line = orjson.dumps(entry) + b"\n"
+                    if not ok:
+                        failures.append({"index": index, "message": str(entry.get("error", ""))})
+                out.write(line)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, dest)
         return dest, failures
+
+    def _failure_note(self, located: tuple[int, int, bool]) -> dict[str, Any]:
+        offset, length, _ = located
+        with open(self.path, "rb") as source:
+            source.seek(offset)
+            entry = orjson.loads(source.read(length))
+        return {
+            "reason": entry.get("reason"),
+            "error": (entry.get("error") or "")[:200],
+            "attempts": entry.get("attempts", 1),
+            "round": entry.get("round", 0),
+        }

@@ -18,6 +18,7 @@ from datagems.settings import Settings
 from datagems.store import R1FS, CStore, open_cstore, open_r1fs
 from datagems.store.repos import (
     CancelsRepo,
+    CommandsRepo,
     DetailsRepo,
     JobsRepo,
     PeersRepo,
@@ -73,6 +74,7 @@ class Services:
     users: UsersRepo = field(init=False)
     user_settings: UserSettingsRepo = field(init=False)
     cancels: CancelsRepo = field(init=False)
+    commands: CommandsRepo = field(init=False)
     replicas: ReplicasRepo = field(init=False)
 
     def __post_init__(self) -> None:
@@ -84,6 +86,7 @@ class Services:
         self.users = UsersRepo(self.cstore)
         self.user_settings = UserSettingsRepo(self.cstore)
         self.cancels = CancelsRepo(self.cstore)
+        self.commands = CommandsRepo(self.cstore)
         self.replicas = ReplicasRepo(self.cstore)
 
     @property

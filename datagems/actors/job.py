@@ -34,7 +34,8 @@ from datagems.actors.messages import (
 )
 from datagems.actors.record import ProviderPool, RecordActor, RecordJob
 from datagems.errors import StoreError
-from datagems.models import TERMINAL_STATUSES, PeerState, Takeover
+from datagems.jobs import coverage, peer_ranges
+from datagems.models import TERMINAL_STATUSES, JobBase, JobCommands, PeerState, Takeover
 from datagems.results import ResultFile
 from datagems.services import Services
 
@@ -89,28 +90,35 @@ class JobActor(Actor):
         peers = services.peers.all(self.job_id)
         state, owner_state = peers.get(self.peer), peers.get(self.owner)
         cancel = services.cancels.get(self.job_id)
-        if job is None or owner_state is None or self._range_done(peers):
+        commands = services.commands.get(self.job_id)
+        if job is None or owner_state is None or self._range_done(job, peers, commands):
             self._end("nothing to do here")
             return
-        if job.status in TERMINAL_STATUSES and cancel is None:
+        if job.status in TERMINAL_STATUSES and cancel is None and not self._behind(commands):
             self._end("nothing to do here")
             return
         details = services.details.get(job.job_details_cid or "")
-        self.range = owner_state.range
+        self.ranges = peer_ranges(job, self.owner, owner_state.range, commands)
+        self.version = (len(commands.extensions), commands.retry_round)
         suffix = f"_by_{self.peer}" if self.takeover else ""
         self.results = ResultFile(
             self.settings.local_cache_dir / f"{self.job_id}_{self.owner}{suffix}.jsonl"
         )
-        done = self.results.resume(self.range.start, self.range.end)
+        if not self.results.exists():
+            self._seed_from_upload(peers)
+        done = self.results.resume(self.ranges)
+        self.retried = set(done.to_retry(commands.retry_round))
+        assigned = sum(r.size for r in self.ranges)
         takeover = None
         if self.takeover:
             state = state or PeerState(peer_id=self.peer)
             takeover = Takeover(
                 peer_id=self.owner,
-                range=self.range,
-                assigned=self.range.size,
+                range=owner_state.range,
+                ranges=self.ranges,
+                assigned=assigned,
                 generated_ok=done.ok_count,
-                generated_failed=done.failed_count,
+                generated_failed=done.failed_count - len(self.retried),
             )
             logger.warning(
                 "job %s: taking over the range of %s, silent past its lease",
@@ -119,11 +127,13 @@ class JobActor(Actor):
             )
         else:
             assert state is not None
-            state.generated_ok, state.generated_failed = done.ok_count, done.failed_count
+            state.ranges, state.assigned = self.ranges, assigned
+            state.generated_ok = done.ok_count
+            state.generated_failed = done.failed_count - len(self.retried)
         state.in_flight = []
-        self.pending = [
-            i for i in range(self.range.end - 1, self.range.start - 1, -1) if i not in done.ok
-        ]
+        todo = [i for r in self.ranges for i in range(r.start, r.end) if i not in done.ok]
+        todo += self.retried
+        self.pending = sorted(set(todo), reverse=True)
         self.providers = ProviderPool(lambda: provider_for(services, details.inference, job.owner))
         self.work = RecordJob(
             job_id=self.job_id,
@@ -139,11 +149,11 @@ class JobActor(Actor):
             writer=self.writer,
         )
         logger.info(
-            "job %s: working [%d, %d), %d left",
+            "job %s: working %s, %d to call (%d failed ones again)",
             self.job_id,
-            self.range.start,
-            self.range.end,
+            ", ".join(f"[{r.start}, {r.end})" for r in self.ranges),
             len(self.pending),
+            len(self.retried),
         )
         self.writer.tell(JobOpened(job_id=self.job_id, state=state, takeover=takeover))
         self._ticker = Ticker(self.actor_ref, Tick(), TICK_SECONDS).start()
@@ -194,20 +204,36 @@ class JobActor(Actor):
             case _:
                 logger.warning("job actor: unexpected message %r", type(message).__name__)
 
-    def _range_done(self, peers: dict[str, PeerState]) -> bool:
-        """The range is uploaded: by its owner (complete, for a takeover), or by a taker
-        (so an owner back after a takeover does not call its records again)."""
+    def _range_done(self, job: JobBase, peers: dict[str, PeerState], commands: JobCommands) -> bool:
+        """The owner's ranges are uploaded, caught up with the job's commands: by the owner
+        (complete, for a takeover), or by a taker (so an owner back after a takeover does
+        not call its records again)."""
+        covered = coverage(job, peers, commands).get(self.owner)
+        if covered is None or not covered.uploaded:
+            return False
+        return not self.takeover or covered.by != self.owner or covered.complete
+
+    def _behind(self, commands: JobCommands) -> bool:
+        """Did the owner ask for a retry or an extension this range has not caught up with?"""
+        return bool(commands.extensions or commands.retry_round)
+
+    def _seed_from_upload(self, peers: dict[str, PeerState]) -> None:
+        """No local file (a new host, a taker): start from the range's latest upload, so a
+        retry calls only the failed records and a resume only the missing ones."""
         owner_state = peers.get(self.owner)
-        if (
-            owner_state is not None
-            and owner_state.result_cid
-            and (not self.takeover or owner_state.done >= owner_state.assigned)
-        ):
-            return True
-        return any(
-            (took := state.takeovers.get(self.owner)) is not None and bool(took.result_cid)
+        cids = [owner_state.result_cid] if owner_state and owner_state.result_cid else []
+        cids += [
+            took.result_cid
             for state in peers.values()
-        )
+            if (took := state.takeovers.get(self.owner)) is not None and took.result_cid
+        ]
+        assert self.results is not None
+        for cid in cids[:1]:
+            try:
+                with self.services.r1fs.open_file(cid, secret=self.services.r1fs_secret) as data:
+                    self.results.seed(data)
+            except StoreError as exc:
+                logger.warning("job %s: could not seed from slice %s: %s", self.job_id, cid, exc)
 
     def in_flight_count(self) -> int:
         return len(self.in_flight)
@@ -239,6 +265,8 @@ class JobActor(Actor):
             self._fill()
             return
         entry: dict[str, Any] = {"i": outcome.i, "ok": outcome.ok}
+        if self.version[1]:
+            entry["round"] = self.version[1]
         duplicate = False
         if outcome.ok:
             entry["data"] = outcome.data
@@ -254,7 +282,13 @@ class JobActor(Actor):
         assert self.results is not None
         self.results.append(entry)  # on disk before it counts as done
         self.writer.tell(
-            RecordDone(job_id=self.job_id, owner=self.owner, outcome=outcome, duplicate=duplicate)
+            RecordDone(
+                job_id=self.job_id,
+                owner=self.owner,
+                outcome=outcome,
+                duplicate=duplicate,
+                replaces_failure=outcome.i in self.retried,
+            )
         )
         self._fill()
 
@@ -284,9 +318,7 @@ class JobActor(Actor):
         name = f"{self.job_id}_{self.owner}" + (f"_by_{self.peer}" if self.takeover else "")
         try:
             path, failures = self.results.write_slice(
-                self.results.path.with_name(f"{name}.slice.jsonl"),
-                self.range.start,
-                self.range.end,
+                self.results.path.with_name(f"{name}.slice.jsonl"), self.ranges
             )
             result_cid = r1fs.add_path(path, f"{name}.jsonl", secret=secret)
             errors_cid = None
@@ -310,6 +342,9 @@ class JobActor(Actor):
                 result_cid=result_cid,
                 errors_cid=errors_cid,
                 cancelled=self.cancelled,
+                ranges=self.ranges,
+                extensions_done=self.version[0],
+                retry_round=self.version[1],
             )
         )
         self._end("slice uploaded" if not self.cancelled else "cancelled")

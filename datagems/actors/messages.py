@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from datagems.models import PeerState, Takeover
+from datagems.models import PeerState, Range, Takeover
 
 
 class Message(BaseModel):
@@ -83,6 +83,7 @@ class RecordDone(Message):
     owner: str
     outcome: RecordOutcome
     duplicate: bool = False
+    replaces_failure: bool = False  # a retried record: its earlier failure no longer counts
 
 
 class SliceUploaded(Message):
@@ -91,6 +92,9 @@ class SliceUploaded(Message):
     result_cid: str
     errors_cid: str | None = None
     cancelled: bool = False
+    ranges: list[Range] = []
+    extensions_done: int = 0
+    retry_round: int = 0
 
 
 class JobDropped(Message):

@@ -25,7 +25,14 @@ from datagems.actors.base import Actor, Ticker
 from datagems.actors.messages import CancelJob, ChildFailed, StartJob, Tick
 from datagems.errors import StoreError
 from datagems.jobs import coverage
-from datagems.models import TERMINAL_STATUSES, JobBase, PeerState, ReplicaBeat, parse_iso
+from datagems.models import (
+    TERMINAL_STATUSES,
+    JobBase,
+    JobCommands,
+    PeerState,
+    ReplicaBeat,
+    parse_iso,
+)
 from datagems.services import Services
 
 logger = logging.getLogger(__name__)
@@ -64,9 +71,10 @@ def dead_peers(
     beats: dict[str, ReplicaBeat],
     now: datetime,
     lease: timedelta,
+    commands: JobCommands | None = None,
 ) -> list[str]:
     """Peers with a range nobody has uploaded, silent (state and replica) past the lease."""
-    covered = coverage(job, peers)
+    covered = coverage(job, peers, commands)
     dead = []
     for peer in job.peers:
         if peer in covered and covered[peer].uploaded:
@@ -113,6 +121,7 @@ class Poller(Actor):
         services = self.services
         jobs = services.jobs.all()
         cancels = services.cancels.all()
+        all_commands = services.commands.all()
         beats: dict[str, ReplicaBeat] | None = None
         now = datetime.now(UTC)
         for job_id, job in jobs.items():
@@ -124,13 +133,14 @@ class Poller(Actor):
             peers = services.peers.all(job_id)
             if job_id in cancels:
                 self.supervisor.tell(CancelJob(job_id=job_id))
-            mine = coverage(job, peers).get(self.peer)
+            commands = all_commands.get(job_id)
+            mine = coverage(job, peers, commands).get(self.peer)
             if mine is not None and not mine.uploaded:
                 self.supervisor.tell(StartJob(job_id=job_id))
             if job_id in cancels:
                 continue
             if beats is None:
                 beats = services.replicas.all()
-            for dead in dead_peers(job, peers, beats, now, self.lease):
+            for dead in dead_peers(job, peers, beats, now, self.lease, commands):
                 if taker_for(dead, job, peers, beats, now, self.lease) == self.peer:
                     self.supervisor.tell(StartJob(job_id=job_id, owner=dead))

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from datagems import jobs
 from datagems.actors.base import Actor, Ticker
 from datagems.actors.messages import (
@@ -35,6 +37,7 @@ from datagems.services import Services
 
 logger = logging.getLogger(__name__)
 RECENT_KEPT = 20
+RECENT_DATA_BYTES = 1024
 MAX_BACKOFF_SECONDS = 30.0
 
 
@@ -51,6 +54,11 @@ class _Tracked:
     retry_at: float = 0.0
     finalize: bool = False
     in_flight: dict[int, InFlightRecord] = field(default_factory=dict)
+
+
+def _small(data: Any) -> bool:
+    """Small enough to ride in the peer state for the dashboard (about 1 KiB of JSON)."""
+    return len(orjson.dumps(data)) <= RECENT_DATA_BYTES
 
 
 class CStoreWriter(Actor):
@@ -145,6 +153,8 @@ class CStoreWriter(Actor):
         counts: Any = state if message.owner == self.peer else state.takeovers.get(message.owner)
         if counts is None:
             return
+        if message.replaces_failure:
+            counts.generated_failed = max(0, counts.generated_failed - 1)
         if outcome.ok:
             counts.generated_ok += 1
         else:
@@ -165,6 +175,7 @@ class CStoreWriter(Actor):
                 reason=outcome.reason,
                 message=(outcome.error or "")[:200] or None,
                 finished_at=now_iso(),
+                data=outcome.data if outcome.ok and _small(outcome.data) else None,
             ),
         ]
         tracked.dirty = True
@@ -185,6 +196,9 @@ class CStoreWriter(Actor):
             return
         target.result_cid = message.result_cid
         target.errors_cid = message.errors_cid
+        target.ranges = list(message.ranges) or target.ranges
+        target.extensions_done = message.extensions_done
+        target.retry_round = message.retry_round
         if message.cancelled:
             target.cancelled_at = now_iso()
         else:

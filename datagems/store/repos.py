@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from datagems.models import (
     CancelRequest,
     JobBase,
+    JobCommands,
     JobDetails,
     JobSummary,
     PeerState,
@@ -208,4 +209,26 @@ class ReplicasRepo:
             beat = parse(ReplicaBeat, value, f"replica {peer_id}")
             if beat is not None:
                 found[peer_id] = beat
+        return found
+
+
+class CommandsRepo:
+    """``datagen:job-commands`` (ours): job id -> retry round and extensions."""
+
+    def __init__(self, cstore: CStore) -> None:
+        self.cstore = cstore
+
+    def get(self, job_id: str) -> JobCommands:
+        value = self.cstore.hget(keys.JOB_COMMANDS, job_id)
+        return parse(JobCommands, value, f"commands {job_id}") or JobCommands(job_id=job_id)
+
+    def put(self, commands: JobCommands) -> None:
+        self.cstore.hset(keys.JOB_COMMANDS, commands.job_id, _wire(commands))
+
+    def all(self) -> dict[str, JobCommands]:
+        found = {}
+        for job_id, value in self.cstore.hgetall(keys.JOB_COMMANDS).items():
+            commands = parse(JobCommands, value, f"commands {job_id}")
+            if commands is not None:
+                found[job_id] = commands
         return found
