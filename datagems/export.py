@@ -190,6 +190,7 @@ def records_page(services: Services, job_id: str, *, offset: int, limit: int) ->
                     "reason": record.reason,
                     "message": record.message,
                     "peer": peer_id,
+                    "data": record.data,
                 }
         for flying in state.in_flight:
             item = {

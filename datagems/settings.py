@@ -177,6 +177,11 @@ class Settings:
     resend_window_seconds: int = 900
     resend_max_per_ip: int = 5
     resend_max_per_email: int = 2
+    task_window_seconds: int = 3600
+    task_max_per_window: int = 30
+    max_running_jobs_per_user: int = 3
+    max_active_records_per_user: int = 10_000
+    admin_limits_exempt: bool = True
     smtp_host: str | None = None
     smtp_port: int = 587
     smtp_user: str | None = None
@@ -313,6 +318,17 @@ class Settings:
             ),
             resend_max_per_ip=env.int("DATAGEN_RESEND_MAX_PER_IP", default=5, minimum=1),
             resend_max_per_email=env.int("DATAGEN_RESEND_MAX_PER_EMAIL", default=2, minimum=1),
+            task_window_seconds=env.int(
+                "DATAGEN_TASK_RATE_WINDOW_SECONDS", default=3600, minimum=1
+            ),
+            task_max_per_window=env.int("DATAGEN_TASK_MAX_PER_WINDOW", default=30, minimum=1),
+            max_running_jobs_per_user=env.int(
+                "DATAGEN_MAX_RUNNING_JOBS_PER_USER", default=3, minimum=1
+            ),
+            max_active_records_per_user=env.int(
+                "DATAGEN_MAX_ACTIVE_RECORDS_PER_USER", default=10_000, minimum=1
+            ),
+            admin_limits_exempt=env.bool("DATAGEN_ADMIN_LIMITS_EXEMPT", default=True),
             smtp_host=env.str("DATAGEN_SMTP_HOST"),
             smtp_port=env.int("DATAGEN_SMTP_PORT", default=587, minimum=1, maximum=65535),
             smtp_user=env.str("DATAGEN_SMTP_USER"),
