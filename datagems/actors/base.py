@@ -9,17 +9,38 @@ from typing import Any
 
 import pykka
 
+from datagems.errors import DatagemsError
+
 logger = logging.getLogger(__name__)
 
 
 class Actor(pykka.ThreadingActor):
     """Base actor. Cleanup lives in ``cleanup()``, called from ``on_stop`` and ``on_failure``
-    (pykka skips ``on_stop`` when an actor dies from an exception)."""
+    (pykka skips ``on_stop`` when an actor dies from an exception).
+
+    Set-up goes in ``start_up()``: pykka does not call ``on_failure`` when ``on_start``
+    raises, so this base does. An expected failure (a ``DatagemsError``: the store is down,
+    a file is missing) is logged at WARNING and the actor stops; a surprise is re-raised
+    for pykka to log with its traceback."""
 
     use_daemon_thread = True
 
     def ping(self) -> str:
         return "pong"
+
+    def start_up(self) -> None:
+        """Set-up, in the actor's thread, before the first message."""
+
+    def on_start(self) -> None:
+        try:
+            self.start_up()
+        except DatagemsError as exc:
+            logger.warning("%s could not start: %s", type(self).__name__, exc)
+            self.on_failure(type(exc), exc, exc.__traceback__)
+            self.stop()
+        except Exception as exc:
+            self.on_failure(type(exc), exc, exc.__traceback__)
+            raise
 
     def cleanup(self) -> None:
         """Release what the actor holds. Must be safe to call twice."""

@@ -10,6 +10,7 @@ Blocking waits happen only here, at boot and shutdown, never inside an actor.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -55,7 +56,8 @@ class Engine:
                     )
                 self.supervisor.stop(block=True, timeout=30)
                 for ref in pykka.ActorRegistry.get_by_class(JobActor):
-                    ref.stop(block=True, timeout=10)
+                    with contextlib.suppress(pykka.ActorDeadError):  # it ended meanwhile
+                        ref.stop(block=True, timeout=10)
             except (pykka.ActorDeadError, pykka.Timeout) as exc:
                 logger.warning("supervisor did not stop cleanly: %s", exc)
         if self.writer is not None:

@@ -81,7 +81,7 @@ class JobActor(Actor):
         self._ticker: Ticker | None = None
 
     # -- life --------------------------------------------------------------------------
-    def on_start(self) -> None:
+    def start_up(self) -> None:
         from datagems.jobs import provider_for
         from datagems.schema_tools import compile_validator
 

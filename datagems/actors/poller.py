@@ -96,7 +96,7 @@ class Poller(Actor):
         self.supervisor = supervisor
         self._ticker: Ticker | None = None
 
-    def on_start(self) -> None:
+    def start_up(self) -> None:
         self._ticker = Ticker(self.actor_ref, Tick(), self.services.settings.job_poll_seconds)
         self._ticker.start()
         self.actor_ref.tell(Tick())

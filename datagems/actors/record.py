@@ -94,7 +94,7 @@ class RecordActor(Actor):
         self.work = work
         self.index = index
 
-    def on_start(self) -> None:
+    def start_up(self) -> None:
         self.actor_ref.tell("run")
 
     def on_receive(self, message: Any) -> None:

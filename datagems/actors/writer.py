@@ -73,7 +73,7 @@ class CStoreWriter(Actor):
         self.last_beat = 0.0
         self._ticker: Ticker | None = None
 
-    def on_start(self) -> None:
+    def start_up(self) -> None:
         interval = min(self.settings.progress_flush_seconds, 1.0) / 2
         self._ticker = Ticker(self.actor_ref, Tick(), max(0.05, interval)).start()
         self._beat()
