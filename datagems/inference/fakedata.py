@@ -1065,14 +1065,18 @@ def draft_schema(text: str, rng: random.Random) -> dict[str, Any]:
     positions: dict[str, int] = {}
     for position, word in enumerate(words):
         positions.setdefault(word, position)
-    matched: list[tuple[int, tuple[tuple[str, dict[str, Any]], ...]]] = []
+        positions.setdefault(word.removesuffix("s"), position)  # customers -> customer
+    # a theme ranks by how many of its words (its keys and its field names) the prompt
+    # uses, then by how early: "customers ... with name, email, city" beats "shop"
+    matched: list[tuple[int, int, tuple[tuple[str, dict[str, Any]], ...]]] = []
     for keys, props in _THEMES:
-        hits = [positions[k] for k in keys if k in positions]
+        fields = {part for name, _ in props for part in name.split("_")}
+        hits = [positions[k] for k in (*keys, *fields) if k in positions]
         if hits:
-            matched.append((min(hits), props))
-    matched.sort(key=lambda pair: pair[0])
+            matched.append((-len(hits), min(hits), props))
+    matched.sort(key=lambda item: item[:2])
     chosen: dict[str, dict[str, Any]] = {}
-    for _, props in matched:
+    for _, _, props in matched:
         for name, sub in props:
             chosen.setdefault(name, dict(sub))
     for name, sub in _DEFAULT_PROPS:
