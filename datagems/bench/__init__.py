@@ -12,11 +12,14 @@ from __future__ import annotations
 import argparse
 import resource
 import shutil
+import signal
+import subprocess
 import tempfile
 import time
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import psutil
@@ -110,8 +113,30 @@ def run_one(key: str, ctx: Context) -> Scenario:
     return result
 
 
+def revision() -> dict[str, Any]:
+    """The commit measured, and whether the tree had uncommitted changes to the code."""
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", *argv], capture_output=True, text=True, timeout=10)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", "datagems").splitlines()
+    except (OSError, subprocess.TimeoutExpired):
+        return {"commit": "unknown", "dirty": []}
+    return {"commit": head or "unknown", "dirty": [line[3:] for line in dirty]}
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds through every Stack, which stops its processes
+
+
 def main(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     keys = select(args.only)
+    code = revision()
     sizes = Sizes.tiny() if args.quick else Sizes.full()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -128,6 +153,7 @@ def main(args: argparse.Namespace) -> int:
         "quick": sizes.quick,
         "seconds": time.monotonic() - started,
         "machine": machine(),
+        "revision": code,
         "scenarios": keys,
     }
     table = text_table(results)

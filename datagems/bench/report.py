@@ -95,6 +95,14 @@ def markdown(scenarios: list[Scenario], meta: dict[str, Any]) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['ramGb']} GB RAM, {m['system']}, "
         f"Python {m['python']}.",
         "",
+        f"Code: commit {meta['revision']['commit']}"
+        + (
+            f" with uncommitted changes in {', '.join(meta['revision']['dirty'])}"
+            if meta["revision"]["dirty"]
+            else ""
+        )
+        + ".",
+        "",
         "| # | figure | value | target | |",
         "|---|---|---|---|---|",
     ]
