@@ -6,11 +6,13 @@ import asyncio
 import logging
 import re
 import secrets
+import time
+from datetime import UTC, datetime
 
 from aiohttp import web
 
-from datagems.accounts.tokens import issue_session
-from datagems.accounts.users import canonical_username, generate_password
+from datagems.accounts.tokens import SESSION_TTL_SECONDS, issue_session
+from datagems.accounts.users import Account, canonical_username, generate_password
 from datagems.errors import BadRequest, Conflict, DatagemsError, ServiceUnavailable, UpstreamError
 from datagems.models import UserIndexEntry, now_iso
 from datagems.web.auth import caller, clear_session_cookie, session_secret, set_session_cookie
@@ -28,7 +30,10 @@ def client_ip(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-async def login(request: web.Request) -> web.Response:
+async def _authenticate(request: web.Request) -> Account:
+    """The account of a ``{username, password}`` body: the same checks, the same error for
+    every failure, and the same per-user and per-IP throttle for the cookie sign-in and
+    the API token."""
     body = await read_body(request, LoginBody)
     throttle = request.app[THROTTLE]
     accounts = request.app[ACCOUNTS]
@@ -43,10 +48,36 @@ async def login(request: web.Request) -> web.Response:
         await asyncio.to_thread(throttle.failed, name, ip)
         raise
     await asyncio.to_thread(throttle.succeeded, name, ip)
+    return account
+
+
+async def login(request: web.Request) -> web.Response:
+    account = await _authenticate(request)
     token = issue_session(session_secret(request), account.username, account.role)
     response = web.json_response({"username": account.username, "role": account.role})
     set_session_cookie(request, response, token)
     logger.info("%s signed in", account.username)
+    return response
+
+
+async def token(request: web.Request) -> web.Response:
+    """A session token for an API client, in the body (no cookie): send it as
+    ``Authorization: Bearer <token>``. It is the same 7-day session as the cookie's."""
+    account = await _authenticate(request)
+    issued = int(time.time())
+    token = issue_session(session_secret(request), account.username, account.role, now=issued)
+    expires = datetime.fromtimestamp(issued + SESSION_TTL_SECONDS, UTC)
+    logger.info("%s signed in for an API token", account.username)
+    response = web.json_response(
+        {
+            "token": token,
+            "tokenType": "Bearer",
+            "expiresAt": expires.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "username": account.username,
+            "role": account.role,
+        }
+    )
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 

@@ -28,12 +28,14 @@ from datagems.errors import (
 )
 from datagems.inference import prompts
 from datagems.inference.extract import extract_json
-from datagems.models import TERMINAL_STATUSES, InferenceSpec, JobDetails, now_iso
+from datagems.models import TERMINAL_STATUSES, InferenceSpec, JobDetails, PeerState, now_iso
 from datagems.schema_tools import check_schema, compile_validator, sanitize_schema
 from datagems.ssrf import check_public_url
+from datagems.web import limits
 from datagems.web.auth import Caller, caller, session_secret
 from datagems.web.bodies import (
     ConfirmBody,
+    ExtendBody,
     InferenceOverrides,
     PreviewBody,
     SchemaBody,
@@ -138,13 +140,92 @@ async def job_details(request: web.Request, view: jobs.JobView) -> JobDetails | 
     return found
 
 
+def peer_usage(state: PeerState) -> dict[str, Any]:
+    """What one peer spent: gateway tokens, latency per finished record, retries (extra
+    attempts), identical records, failure reasons. Records it finished for a dead peer
+    (takeovers) count here, with the peer that did the work."""
+    records = state.done + sum(t.done for t in state.takeovers.values())
+    return {
+        "records": records,
+        "tokensIn": state.tokens_in,
+        "tokensOut": state.tokens_out,
+        "avgLatencyMs": round(state.latency_ms_total / records, 1) if records else None,
+        "retries": state.retries,
+        "duplicates": state.duplicates,
+        "failureReasons": dict(state.failure_reasons),
+    }
+
+
+def job_usage(peers: dict[str, PeerState]) -> dict[str, Any]:
+    """The job's usage: every peer's, summed (average latency weighted by records)."""
+    records = latency = 0.0
+    usage: dict[str, Any] = {
+        "records": 0,
+        "tokensIn": 0,
+        "tokensOut": 0,
+        "avgLatencyMs": None,
+        "retries": 0,
+        "duplicates": 0,
+        "failureReasons": {},
+    }
+    for state in peers.values():
+        mine = peer_usage(state)
+        for name in ("records", "tokensIn", "tokensOut", "retries", "duplicates"):
+            usage[name] += mine[name]
+        for reason, count in mine["failureReasons"].items():
+            usage["failureReasons"][reason] = usage["failureReasons"].get(reason, 0) + count
+        records += mine["records"]
+        latency += state.latency_ms_total
+    if records:
+        usage["avgLatencyMs"] = round(latency / records, 1)
+    return usage
+
+
+def coverage_payload(view: jobs.JobView) -> list[dict[str, Any]]:
+    """Who covers each peer's ranges: itself, or the live peer that took them over."""
+    covered = jobs.coverage(view.job, view.peers, view.commands)
+    return [
+        {
+            "peer": c.peer,
+            "by": c.by,
+            "takenOver": c.by != c.peer,
+            "assigned": c.assigned,
+            "ok": c.ok,
+            "failed": c.failed,
+            "complete": c.complete,
+            "finishedAt": c.finished_at,
+        }
+        for c in covered.values()
+    ]
+
+
+def control_payload(view: jobs.JobView) -> dict[str, Any]:
+    """What the owner asked since confirming: the retry round and the extensions."""
+    commands = view.commands
+    extensions = [r.wire() for r in commands.extensions] if commands else []
+    return {
+        "retryRound": commands.retry_round if commands else 0,
+        "retryRequestedAt": commands.retry_requested_at if commands else None,
+        "extensions": extensions,
+        "extendedBy": sum(r["end"] - r["start"] for r in extensions),
+    }
+
+
 def view_payload(view: jobs.JobView, details: JobDetails | None) -> dict[str, Any]:
     order = list(view.job.peers) + [p for p in view.peers if p not in view.job.peers]
+    peers = []
+    for name in order:
+        if name in view.peers:
+            state = view.peers[name]
+            peers.append({**state.wire(), "usage": peer_usage(state)})
     return {
         "job": view.job.wire(),
-        "peers": [view.peers[p].wire() for p in order if p in view.peers],
+        "peers": peers,
         "details": details.wire() if details else None,
         "cancel": view.cancel.wire() if view.cancel else None,
+        "usage": job_usage(view.peers),
+        "coverage": coverage_payload(view),
+        "control": control_payload(view),
     }
 
 
@@ -297,7 +378,20 @@ async def preview(request: web.Request) -> web.Response:
     )
 
 
+def _job_exists(services: Any, job_id: str) -> bool:
+    return services.jobs.get(job_id) is not None
+
+
 async def confirm(request: web.Request) -> web.Response:
+    """Start the job of a draft, once.
+
+    Crash-safe: the draft is claimed in the ledger before the job is written. When the
+    claim is refused and the draft's job does not exist, an earlier confirm of this draft
+    died between the two (a replica killed, the store down): the job is created now
+    (``create_job`` is idempotent for one job id). When the job exists, the draft was
+    already used: 400 as for any replay. Limits (``datagems.web.limits``) are checked, and
+    the creation counted, only for a draft not claimed yet: resuming never counts twice.
+    """
     who = caller(request)
     services = request.app[SERVICES]
     body = await read_body(request, ConfirmBody)
@@ -310,7 +404,19 @@ async def confirm(request: web.Request) -> web.Response:
         raise BadRequest("Invalid or expired draft")
     job_id = job_id_for_draft(jti)
     ledger = DraftLedger(services.cstore)
-    await asyncio.to_thread(ledger.claim, jti, job_id)
+    claimed = await asyncio.to_thread(ledger.claimed, jti)
+    if claimed is None:
+        total = int(draft.get("totalRecords") or 0)
+        await asyncio.to_thread(limits.check_capacity, services, who, new_records=total)
+        await asyncio.to_thread(limits.count_creation, services, who, request.app[LIMITERS].tasks)
+    try:
+        await asyncio.to_thread(ledger.claim, jti, job_id)
+    except BadRequest:
+        if claimed is not None and claimed.get("jobId") not in (None, job_id):
+            raise
+        if await asyncio.to_thread(_job_exists, services, job_id):
+            raise  # a replayed draft
+        logger.warning("draft of job %s was claimed but the job never written: resuming", job_id)
     job_fields = {k: v for k, v in draft.items() if k not in ("jti", "sub", "exp", "iat", "typ")}
     try:
         job = await asyncio.to_thread(
@@ -321,6 +427,48 @@ async def confirm(request: web.Request) -> web.Response:
         raise
     logger.info("%s confirmed job %s (%d records)", who.username, job.id, job.total_records)
     return web.json_response({"jobId": job.id})
+
+
+async def retry_failed(request: web.Request) -> web.Response:
+    """Call again, once, every record of a finished job that ended failed (202)."""
+    who = caller(request)
+    services = request.app[SERVICES]
+    view = await owned_job(request, request.match_info["id"])
+    if view.job.status in ("succeeded", "failed") and view.job.total_failed > 0:
+        await asyncio.to_thread(
+            limits.check_capacity,
+            services,
+            who,
+            new_records=view.job.total_failed,
+            job_id=view.job.id,
+        )
+    commands = await asyncio.to_thread(jobs.request_retry, services, view.job.id, who.username)
+    answer = {"jobId": view.job.id, "retryRound": commands.retry_round}
+    return web.json_response({**answer, "records": view.job.total_failed}, status=202)
+
+
+async def extend_task(request: web.Request) -> web.Response:
+    """Append ``additionalRecords`` records to a job, split over its peers (202)."""
+    who = caller(request)
+    services = request.app[SERVICES]
+    body = await read_body(request, ExtendBody)
+    view = await owned_job(request, request.match_info["id"])
+    maximum = services.settings.max_records_per_job
+    if 1 <= body.additional_records <= maximum - view.job.total_records:
+        outstanding = 0
+        if view.job.status in ("queued", "running"):
+            outstanding = max(0, view.job.total_records - view.job.total_generated)
+        await asyncio.to_thread(
+            limits.check_capacity,
+            services,
+            who,
+            new_records=outstanding + body.additional_records,
+            job_id=view.job.id,
+        )
+    job = await asyncio.to_thread(
+        jobs.request_extend, services, view.job.id, who.username, body.additional_records
+    )
+    return web.json_response({"jobId": job.id, "totalRecords": job.total_records}, status=202)
 
 
 # --------------------------------------------------------------------------- reading

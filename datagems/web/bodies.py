@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     StringConstraints,
     ValidationError,
     ValidationInfo,
@@ -105,6 +106,10 @@ class PreviewBody(Body):
 class ConfirmBody(InferenceOverrides):
     draft_token: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+
+
+class ExtendBody(Body):
+    additional_records: StrictInt
 
 
 class ProfileBody(Body):

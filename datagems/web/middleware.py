@@ -1,7 +1,8 @@
 """The one error middleware: every failure becomes ``{"error": ...}`` with its status.
 
 - ``DatagemsError``: its ``.status`` and message; ``SchemaInvalid`` adds ``errors``,
-  ``RateLimited`` sets ``Retry-After``. Expected failures are logged at WARNING.
+  ``RateLimited`` sets ``Retry-After`` (and ``retryAfter`` in the body). Expected failures
+  are logged at WARNING.
 - aiohttp's ``HTTPException`` (404, 405, 413...) passes through as JSON (redirects as they
   are); a page request (not ``/api``) gets a small HTML page instead.
 - anything else: ``logger.exception`` and 500 ``{"error": "internal error"}``.
@@ -56,6 +57,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             extra["errors"] = exc.errors
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(exc.retry_after)
+            extra["retryAfter"] = exc.retry_after
         level = (
             logging.ERROR
             if exc.status >= 500 and exc.status not in (502, 503)

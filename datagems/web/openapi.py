@@ -13,6 +13,7 @@ ERROR_SCHEMA = {
     "type": "object",
     "properties": {
         "error": {"type": "string"},
+        "retryAfter": {"type": "integer", "description": "seconds, with 429 (as Retry-After)"},
         "errors": {
             "type": "array",
             "items": {

@@ -62,6 +62,10 @@ class LiveApp:
             "inference_base_url": gateway,
             "allow_private_urls": True,
             "app_port": self.port,
+            # no engine runs here: jobs stay queued, so the per-user caps are lifted
+            # unless a test sets them
+            "task_max_per_window": 10_000,
+            "max_running_jobs_per_user": 10_000,
         }
         fields.update(self.overrides)
         settings = Settings().replace(**fields)
