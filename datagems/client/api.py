@@ -12,13 +12,11 @@ import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-SESSION_COOKIE = "datagen_session"
 DEFAULT_TIMEOUT = 60.0  # drafting a schema is one LLM call, retried up to 3 times
 EVENTS_READ_TIMEOUT = 45.0  # the server sends a keep-alive every 15 s
 
@@ -106,18 +104,15 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def session_from_response(response: httpx.Response) -> str | None:
-    """The session token set by a login answer (``Set-Cookie: datagen_session=...``)."""
-    for header in response.headers.get_list("set-cookie"):
-        cookie: SimpleCookie = SimpleCookie()
-        try:
-            cookie.load(header)
-        except CookieError:  # a malformed cookie is not ours
-            continue
-        morsel = cookie.get(SESSION_COOKIE)
-        if morsel is not None and morsel.value:
-            return morsel.value
-    return None
+def token_from_answer(answer: Any) -> str | None:
+    """The token of a ``POST /api/auth/token`` answer (``{token, tokenType: "Bearer", ...}``)."""
+    if not isinstance(answer, dict):
+        return None
+    token = answer.get("token")
+    kind = answer.get("tokenType", "Bearer")
+    if not isinstance(token, str) or not token or str(kind).lower() != "bearer":
+        return None
+    return token
 
 
 @dataclass(frozen=True)
@@ -209,19 +204,20 @@ class ApiClient:
     # ------------------------------------------------------------------ routes
 
     def login(self, username: str, password: str) -> str:
-        """Sign in; returns the session token (and uses it from now on)."""
+        """Sign in for an API token (``POST /api/auth/token``, no cookie); returns the
+        token and uses it from now on."""
         try:
-            response = self._request(
-                "POST", "/api/auth/login", json={"username": username, "password": password}
+            answer = self._json(
+                "POST", "/api/auth/token", json={"username": username, "password": password}
             )
         except ClientError as exc:
             if exc.status in (400, 401):
                 raise ClientError(f"sign-in failed: {exc.detail}", EXIT_USAGE, exc.status) from None
             raise
-        token = session_from_response(response)
+        token = token_from_answer(answer)
         if not token:
             raise ClientError(
-                "the server accepted the sign-in but set no session cookie", EXIT_UNREACHABLE
+                "the server accepted the sign-in but returned no bearer token", EXIT_UNREACHABLE
             )
         self.set_token(token)
         return token

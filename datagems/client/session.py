@@ -2,8 +2,8 @@
 
 Credentials come from ``--token``, else ``DATAGEMS_TOKEN``, else a prompt on the terminal
 (username, then the password through ``getpass``: never echoed, printed or logged). The
-token is a session token as the login answer sets it (``datagen_session``); it is sent as
-``Authorization: Bearer``.
+token is a session token, as ``POST /api/auth/token`` returns it (the prompt signs in
+there); it is sent as ``Authorization: Bearer``.
 """
 
 from __future__ import annotations

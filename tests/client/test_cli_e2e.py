@@ -45,10 +45,11 @@ def url(fleet: Fleet) -> str:
 @pytest.fixture(scope="module")
 def token(url: str) -> str:
     answer = httpx.post(
-        f"{url}/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
+        f"{url}/api/auth/token", json={"username": "admin", "password": ADMIN_PASSWORD}
     )
     assert answer.status_code == 200, answer.text
-    return answer.cookies["datagen_session"]
+    assert answer.json()["tokenType"] == "Bearer" and "set-cookie" not in answer.headers
+    return answer.json()["token"]
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The client's pure parts: progress lines, rates and ETAs, exit codes, SSE parsing, the
-session cookie, error lines, the schema view and the jobs table; and the follower's
+token answer, error lines, the schema view and the jobs table; and the follower's
 fallback from events to polling (over an in-memory transport)."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from datagems.client.api import (
     error_from_response,
     exit_code_for_status,
     parse_sse,
-    session_from_response,
+    token_from_answer,
 )
 from datagems.client.follow import ProgressDisplay, follow_job
 from datagems.client.generate import default_title, export_format
@@ -181,16 +181,12 @@ def test_server_sent_events_are_parsed_with_comments_and_multiline_data() -> Non
     ]
 
 
-def test_the_session_token_is_read_from_the_login_cookie() -> None:
-    answer = httpx.Response(
-        200,
-        headers=[
-            ("Set-Cookie", "other=1; Path=/"),
-            ("Set-Cookie", "datagen_session=abc.def.ghi; HttpOnly; Path=/; SameSite=Lax; Secure"),
-        ],
-    )
-    assert session_from_response(answer) == "abc.def.ghi"
-    assert session_from_response(httpx.Response(200)) is None
+def test_the_token_is_read_from_the_token_answer() -> None:
+    answer = {"token": "abc.def.ghi", "tokenType": "Bearer", "username": "a", "role": "user"}
+    assert token_from_answer(answer) == "abc.def.ghi"
+    assert token_from_answer({"token": "x", "tokenType": "cookie"}) is None
+    assert token_from_answer({"tokenType": "Bearer"}) is None
+    assert token_from_answer(["abc"]) is None
 
 
 def test_the_export_format_follows_the_file_suffix() -> None:
@@ -353,20 +349,27 @@ def test_a_server_that_stays_unreachable_ends_the_follow_with_exit_4() -> None:
     assert caught.value.exit_code == EXIT_UNREACHABLE and "unreachable" in str(caught.value)
 
 
-def test_login_uses_the_session_cookie_as_the_bearer_token_from_then_on() -> None:
+def test_login_asks_for_an_api_token_and_uses_it_as_bearer_from_then_on() -> None:
     seen: list[str | None] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request.headers.get("Authorization"))
-        if request.url.path == "/api/auth/login":
+        if request.url.path == "/api/auth/token":
             body = orjson.loads(request.content)
             if body["password"] != "right":
                 return httpx.Response(401, json={"error": "invalid username or password"})
             return httpx.Response(
                 200,
-                json={"username": "ana", "role": "user"},
-                headers={"Set-Cookie": "datagen_session=tok123; HttpOnly; Path=/"},
+                json={
+                    "token": "tok123",
+                    "tokenType": "Bearer",
+                    "expiresAt": "2026-11-29T00:00:00.000Z",
+                    "username": "ana",
+                    "role": "user",
+                },
             )
+        if request.url.path != "/api/auth/me":
+            return httpx.Response(404, json={"error": "not found"})
         return httpx.Response(200, json={"username": "ana", "role": "user"})
 
     client = ApiClient("http://127.0.0.1:1", transport=httpx.MockTransport(handler))
