@@ -215,3 +215,47 @@ def test_the_job_page_falls_back_to_polling_when_live_events_fail(
     assert page.text_content("#job-title") == f"{SCRIPT} {IMG}"
     page.wait_for_selector("#job-status-wrap .status-succeeded")
     context.close()
+
+
+def test_the_job_page_retries_failed_records_and_adds_records(
+    browser: object, hostile: tuple[LiveApp, str]
+) -> None:
+    from playwright.sync_api import expect
+
+    app, _ = hostile
+    client = app.login("alice")
+    drafted = draft(client, totalRecords=3)
+    answer = client.post("/api/tasks/confirm", json={"draftToken": drafted["draftToken"]})
+    job_id = answer.json()["jobId"]
+    finish_job(app, job_id, [{"subject": "ok"}, None, {"subject": "ok"}])
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    sign_in(page, app.url, "alice", USER_PASSWORD)
+    page.goto(f"{app.url}/jobs/{job_id}")
+    page.wait_for_selector("#job-status-wrap .status-succeeded")
+    retry = page.locator("#retry-btn")
+    assert retry.text_content() == "Retry 1 failed record" and retry.is_enabled()
+    assert "Tokens in" in page.text_content("#job-usage")
+
+    retry.click()
+    expect(page.locator("#control-note")).to_contain_text("Retry round 1")
+    page.wait_for_selector("#job-status-wrap .status-running")
+    assert page.locator("#retry-btn").is_disabled()  # running again: not before it ends
+    assert "Retrying 1 failed record (round 1)" in page.text_content("#toast")
+
+    page.fill("#extend-n", "0")
+    page.click("#extend-btn")
+    expect(page.locator("#control-error")).to_contain_text("between 1 and")
+    page.fill("#extend-n", "4")
+    page.click("#extend-btn")
+    expect(page.locator("#control-note")).to_contain_text("extended by 4 records (3\u20137)")
+    assert page.locator("#control-error").is_hidden()
+    assert "/ 7 records" in page.text_content("#progress-text")
+    control = client.get(f"/api/tasks/{job_id}").json()["control"]
+    assert control["retryRound"] == 1 and control["extendedBy"] == 4
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "job-control.png"), full_page=True)
+    assert not errors, errors
+    context.close()

@@ -432,6 +432,16 @@ function initJob() {
       stat("Schema took", fmtDuration(job.schemaDurationMs)),
       stat("Redrafts", String(job.schemaRefreshes || 0)));
 
+    // usage, from what the gateway reports
+    const usage = view.usage || {};
+    clear($("#job-usage")).append(
+      stat("Tokens in", num(usage.tokensIn)),
+      stat("Tokens out", num(usage.tokensOut)),
+      stat("Latency / record", usage.avgLatencyMs === null || usage.avgLatencyMs === undefined ? "—" : fmtDuration(usage.avgLatencyMs)),
+      stat("Retries", num(usage.retries)),
+      stat("Duplicates", num(usage.duplicates)));
+    renderControl(view);
+
     const cancel = $("#cancel-btn");
     cancel.hidden = !ACTIVE(job.status) || !!view.cancel;
     if (view.cancel && ACTIVE(job.status)) $("#progress-text").textContent += " · cancelling…";
@@ -467,19 +477,36 @@ function initJob() {
     // peers and failure reasons
     const tbody = clear($("#peers-table tbody"));
     const reasons = {};
+    const coverage = {};
+    for (const c of view.coverage || []) coverage[c.peer] = c;
     for (const peer of view.peers || []) {
       const pdone = (peer.generatedOk || 0) + (peer.generatedFailed || 0);
       let state = "waiting";
       if (peer.resultCid) state = "uploaded"; else if (peer.cancelledAt) state = "cancelled"; else if (peer.startedAt) state = "working";
+      const cover = coverage[peer.peerId];
+      if (cover && cover.takenOver) state = `taken over by ${cover.by}`;
+      const u = peer.usage || {};
+      const usageText = `${num(u.tokensIn)} in / ${num(u.tokensOut)} out` +
+        (u.avgLatencyMs === null || u.avgLatencyMs === undefined ? "" : ` · ${fmtDuration(u.avgLatencyMs)}/rec`) +
+        (u.retries ? ` · ${num(u.retries)} retries` : "") + (u.duplicates ? ` · ${num(u.duplicates)} dup` : "");
       tbody.append(el("tr", {},
         el("td", {}, el("code", { text: peer.peerId })),
         el("td", { class: "nowrap", title: "global indices, end excluded", text: `${peer.range ? peer.range.start : 0} – ${peer.range ? peer.range.end : 0}` }),
-        el("td", { class: "num", text: `${num(pdone)} / ${num(peer.assigned)}` }),
+        el("td", { class: "num", text: `${num(pdone)} / ${num(cover ? cover.assigned : peer.assigned)}` }),
         el("td", { class: "num", text: num(peer.generatedOk) }),
         el("td", { class: "num", text: num(peer.generatedFailed) }),
-        el("td", { class: "small nowrap", text: state + (peer.lastUpdateAt ? ` · ${fmtAgo(peer.lastUpdateAt)}` : "") })));
+        el("td", { class: "small nowrap", text: state + (peer.lastUpdateAt ? ` · ${fmtAgo(peer.lastUpdateAt)}` : "") }),
+        el("td", { class: "small nowrap", text: usageText })));
       for (const [reason, count] of Object.entries(peer.failureReasons || {})) reasons[reason] = (reasons[reason] || 0) + count;
     }
+    const takeovers = clear($("#takeovers"));
+    for (const c of view.coverage || []) {
+      if (!c.takenOver) continue;
+      const how = c.complete ? "finished" : "being finished";
+      takeovers.append(el("li", { "data-peer": c.peer, "data-by": c.by,
+        text: `${c.peer}'s range ${how} by ${c.by} (${num(c.ok)} ok, ${num(c.failed)} failed of ${num(c.assigned)})` }));
+    }
+    takeovers.hidden = !takeovers.childElementCount;
     const reasonList = clear($("#reasons"));
     for (const [reason, count] of Object.entries(reasons)) reasonList.append(el("li", { text: `${reason} × ${count}` }));
     $("#failure-reasons").hidden = !Object.keys(reasons).length;
@@ -493,6 +520,62 @@ function initJob() {
     }
     loadRecords();
   }
+
+  function renderControl(view) {
+    const job = view.job, control = view.control || {};
+    const failed = job.totalFailed || 0, total = job.totalRecords || 0;
+    const finished = job.status === "succeeded" || job.status === "failed";
+    const retry = $("#retry-btn");
+    if (!retry.classList.contains("busy")) {
+      retry.textContent = failed > 0 ? `Retry ${num(failed)} failed record${failed === 1 ? "" : "s"}` : "Retry failed records";
+      retry.disabled = !(finished && failed > 0);
+      retry.title = !failed ? "No record failed" : finished ? "Call each failed record again, once" : "Possible once the job has finished";
+    }
+    const room = Math.max(0, (BOOT.maxRecords || 0) - total);
+    const canExtend = job.status !== "cancelled" && room > 0;
+    const input = $("#extend-n"), extend = $("#extend-btn");
+    input.max = String(Math.max(1, room));
+    input.disabled = !canExtend;
+    if (!extend.classList.contains("busy")) extend.disabled = !canExtend;
+    extend.title = job.status === "cancelled" ? "A cancelled job cannot be extended"
+      : room <= 0 ? `At most ${num(BOOT.maxRecords)} records per job` : `Up to ${num(room)} more records`;
+    const notes = [];
+    if (control.retryRound) notes.push(`Retry round ${control.retryRound}` + (control.retryRequestedAt ? ` asked ${fmtTime(control.retryRequestedAt)}` : ""));
+    if (control.extendedBy) notes.push(`extended by ${num(control.extendedBy)} records (` + (control.extensions || []).map((r) => `${r.start}–${r.end}`).join(", ") + ")");
+    if (job.status === "cancelled") notes.push("a cancelled job cannot be extended");
+    $("#control-note").textContent = notes.join(" · ");
+  }
+
+  async function refresh() {
+    try { render(await api("GET", base)); } catch (err) { /* the live updates catch up */ }
+    startLive();
+  }
+
+  $("#retry-btn").addEventListener("click", async (event) => {
+    showError($("#control-error"), "");
+    await busy(event.currentTarget, async () => {
+      try {
+        const answer = await api("POST", `${base}/retry-failed`);
+        toast(`Retrying ${num(answer.records)} failed record${answer.records === 1 ? "" : "s"} (round ${answer.retryRound}): one new call each.`);
+      } catch (err) { showError($("#control-error"), err.message); }
+    });
+    await refresh();
+  });
+
+  $("#extend-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError($("#control-error"), "");
+    const input = $("#extend-n");
+    const n = Number(input.value), room = Number(input.max);
+    if (!Number.isInteger(n) || n < 1 || n > room) { showError($("#control-error"), `Enter a whole number of records between 1 and ${num(room)}.`); return; }
+    await busy($("#extend-btn"), async () => {
+      try {
+        const answer = await api("POST", `${base}/extend`, { additionalRecords: n });
+        toast(`Adding ${num(n)} records: ${num(answer.totalRecords)} in all.`);
+      } catch (err) { showError($("#control-error"), err.message); }
+    });
+    await refresh();
+  });
 
   async function loadRecords() {
     if (recordsBusy) { recordsAgain = true; return; }
@@ -543,17 +626,23 @@ function initJob() {
       (seconds) => setLive("polling", `polling every ${seconds}s`));
   }
 
-  if (!window.EventSource) { fallbackToPolling(); return; }
-  let opened = false, failures = 0;
-  const source = new EventSource(`${base}/events`);
-  source.addEventListener("open", () => { opened = true; failures = 0; setLive("live", "live"); });
-  source.addEventListener("job", (event) => { render(JSON.parse(event.data)); });
-  source.addEventListener("end", () => { source.close(); setLive("", "finished"); });
-  source.addEventListener("error", () => {
-    failures += 1;
-    if (!opened || failures > 3) { source.close(); fallbackToPolling(); }
-    else setLive("polling", "reconnecting…");
-  });
+  let source = null, polling = false;
+  function startLive() {
+    if (polling || (source && source.readyState !== EventSource.CLOSED)) return;
+    let opened = false, failures = 0;
+    source = new EventSource(`${base}/events`);
+    const mine = source;
+    mine.addEventListener("open", () => { opened = true; failures = 0; setLive("live", "live"); });
+    mine.addEventListener("job", (event) => { render(JSON.parse(event.data)); });
+    mine.addEventListener("end", () => { mine.close(); setLive("", "finished"); });
+    mine.addEventListener("error", () => {
+      failures += 1;
+      if (!opened || failures > 3) { mine.close(); polling = true; fallbackToPolling(); }
+      else setLive("polling", "reconnecting…");
+    });
+  }
+  if (!window.EventSource) { polling = true; fallbackToPolling(); return; }
+  startLive();
 }
 
 /* ---------- metrics ---------- */
