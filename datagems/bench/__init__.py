@@ -118,10 +118,10 @@ def revision() -> dict[str, Any]:
 
     def git(*argv: str) -> str:
         done = subprocess.run(["git", *argv], capture_output=True, text=True, timeout=10)
-        return done.stdout.strip() if done.returncode == 0 else ""
+        return done.stdout.rstrip("\n") if done.returncode == 0 else ""
 
     try:
-        head = git("rev-parse", "--short", "HEAD")
+        head = git("rev-parse", "--short", "HEAD").strip()
         dirty = git("status", "--porcelain", "--", "datagems").splitlines()
     except (OSError, subprocess.TimeoutExpired):
         return {"commit": "unknown", "dirty": []}
