@@ -370,19 +370,21 @@ def check_schema(schema: dict[str, Any]) -> None:
         raise SchemaInvalid(
             "the schema must be a JSON object", [{"path": "/", "message": "not an object"}]
         )
+    if _depth(schema, MAX_SCHEMA_DEPTH) > MAX_SCHEMA_DEPTH:  # first: orjson stops at 254
+        raise SchemaInvalid(
+            f"the schema is nested too deeply (at most {MAX_SCHEMA_DEPTH} levels)",
+            [{"path": "/", "message": "too deep"}],
+        )
     try:
         size = len(orjson.dumps(schema))
     except (TypeError, orjson.JSONEncodeError):
-        raise SchemaInvalid("the schema is not JSON-serializable") from None
+        raise SchemaInvalid(
+            "the schema is not JSON-serializable", [{"path": "/", "message": "not JSON"}]
+        ) from None
     if size > MAX_SCHEMA_BYTES:
         raise SchemaInvalid(
             f"the schema is too large ({size} bytes, at most {MAX_SCHEMA_BYTES})",
             [{"path": "/", "message": "too large"}],
-        )
-    if _depth(schema, MAX_SCHEMA_DEPTH) > MAX_SCHEMA_DEPTH:
-        raise SchemaInvalid(
-            f"the schema is nested too deeply (at most {MAX_SCHEMA_DEPTH} levels)",
-            [{"path": "/", "message": "too deep"}],
         )
     errors: list[dict[str, str]] = []
     meta = Draft202012Validator(
