@@ -5,7 +5,8 @@
   naming absent properties). It never adds a property that was not there.
 - ``check_schema`` validates against the 2020-12 meta-schema with field-level errors, and
   refuses what we will not run: a root that is not an object, oversized or too deep
-  schemas, non-local ``$ref``, and regular expressions that may backtrack catastrophically.
+  schemas, non-local or dangling ``$ref`` / ``$dynamicRef``, recursive schemas (a
+  reference cycle), and regular expressions that may backtrack catastrophically.
 - ``compile_validator`` builds a ``RecordValidator`` once per job.
 
 Regular expressions: Python's ``re`` has no timeout, so we bound the cost *at check time*.
@@ -346,9 +347,10 @@ def pattern_problem(pattern: str) -> str | None:
     return None
 
 
-def _resolve_local(root: dict[str, Any], ref: str) -> bool:
+def _target(root: dict[str, Any], ref: str) -> object:
+    """What a local reference points at (``None`` when nothing)."""
     if ref == "#":
-        return True
+        return root
     if ref.startswith("#/"):
         node: object = root
         for raw in ref[2:].split("/"):
@@ -358,10 +360,71 @@ def _resolve_local(root: dict[str, Any], ref: str) -> bool:
             elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
                 node = node[int(part)]
             else:
-                return False
-        return isinstance(node, dict | bool)
+                return None
+        return node
     anchor = ref[1:]
-    return any(sub.get("$anchor") == anchor for _, sub in _walk(root))
+    return next(
+        (
+            sub
+            for _, sub in _walk(root)
+            if anchor and anchor in (sub.get("$anchor"), sub.get("$dynamicAnchor"))
+        ),
+        None,
+    )
+
+
+def _resolve_local(root: dict[str, Any], ref: str) -> bool:
+    return isinstance(_target(root, ref), dict | bool)
+
+
+def _subschemas(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The direct subschemas (dicts) of ``node``, as ``_walk`` visits them."""
+    for key, value in node.items():
+        if key in SCHEMA_MAPS and isinstance(value, dict):
+            yield from (sub for sub in value.values() if isinstance(sub, dict))
+        elif key in SCHEMA_LISTS and isinstance(value, list):
+            yield from (sub for sub in value if isinstance(sub, dict))
+        elif key in SCHEMA_SINGLE and isinstance(value, dict):
+            yield value
+
+
+def _ref_cycle(root: dict[str, Any]) -> str | None:
+    """The pointer of a ``$ref`` that leads back into itself, or ``None``.
+
+    Subschemas form a tree; a reference adds an edge to its target. A cycle in that graph
+    is a recursive schema: the validator would recurse without end on a pure reference
+    loop (``a -> b -> a``), and a generator would be asked for unbounded nesting. One
+    iterative depth-first pass over the nodes: linear in the size of the schema.
+    """
+    paths = {id(sub): path for path, sub in _walk(root)}
+    state: dict[int, int] = {}  # 1: on the current path, 2: done
+
+    def successors(node: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str | None]]:
+        for sub in _subschemas(node):
+            yield sub, None
+        for key in ("$ref", "$dynamicRef"):
+            ref = node.get(key)
+            if isinstance(ref, str) and ref.startswith("#"):
+                target = _target(root, ref)
+                if isinstance(target, dict):
+                    yield target, key
+
+    stack = [(root, successors(root))]
+    state[id(root)] = 1
+    while stack:
+        node, pending = stack[-1]
+        for child, via in pending:
+            seen = state.get(id(child))
+            if seen == 1 and via is not None:
+                return _pointer([*paths.get(id(node), ()), via])
+            if seen is None:
+                state[id(child)] = 1
+                stack.append((child, successors(child)))
+                break
+        else:
+            state[id(node)] = 2
+            stack.pop()
+    return None
 
 
 def check_schema(schema: dict[str, Any]) -> None:
@@ -408,7 +471,7 @@ def check_schema(schema: dict[str, Any]) -> None:
                         "message": f"only local references (#/...) are allowed, not {ref[:100]!r}",
                     }
                 )
-            elif key == "$ref" and not _resolve_local(schema, ref):
+            elif not _resolve_local(schema, ref):
                 errors.append(
                     {"path": _pointer([*path, key]), "message": f"{ref[:100]!r} points at nothing"}
                 )
@@ -422,6 +485,8 @@ def check_schema(schema: dict[str, Any]) -> None:
                     errors.append(
                         {"path": _pointer([*path, "patternProperties", key]), "message": problem}
                     )
+    if not errors and (where := _ref_cycle(schema)):
+        errors.append({"path": where, "message": "recursive reference ($ref cycle)"})
     if errors:
         first = errors[0]
         raise SchemaInvalid(f"invalid schema at {first['path']}: {first['message']}", errors)
