@@ -30,6 +30,10 @@ from datagems.web.state import Limiters, WebState
 TEMPLATES = Path(__file__).parent / "templates"
 PREVIEW_WINDOW_SECONDS = 600
 PREVIEW_MAX_PER_USER = 40
+# aiohttp's parser refuses a request line or a header over 8190 bytes with a text/plain 400
+# before any middleware runs. 32 KiB lets a long (10 kB) job id, username or Authorization
+# value reach the app, which answers JSON (404 / 401); past it the parser's 400 stands.
+MAX_LINE_BYTES = 32 * 1024
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -86,6 +90,7 @@ def create_app(services: Services) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[error_middleware, auth_middleware],
+        handler_args={"max_line_size": MAX_LINE_BYTES, "max_field_size": MAX_LINE_BYTES},
     )
     app[SERVICES] = services
     app[ACCOUNTS] = Accounts(
