@@ -12,7 +12,8 @@
 Regular expressions: Python's ``re`` has no timeout, so we bound the cost *at check time*.
 A ``pattern`` / ``patternProperties`` key is refused when it does not compile, is longer
 than ``MAX_PATTERN_LENGTH``, or has a repeat nested inside an unbounded repeat (``(a+)+``,
-``(\\w*\\s?)*``, ``(a{1,9})*``...), the shape behind catastrophic backtracking. A record
+``(\\w*\\s?)*``, ``(a{1,9})*``...) or an alternation whose branches may overlap inside one
+(``(a|aa)*``, ``(a|a)*``), the shapes behind catastrophic backtracking. A record
 string longer than ``MAX_PATTERN_SUBJECT`` is not matched against a pattern at all (it is an
 error). References are never fetched: the validator's registry refuses every remote URI.
 """
@@ -314,11 +315,35 @@ def _has_repeat(items: Any) -> bool:
     return False
 
 
+def _overlapping_branch(items: Any) -> bool:
+    """An alternation whose branches may match the same text: ``(a|aa)``, ``(a|a)`` (parsed
+    as ``a(|)``). Under an unbounded repeat it backtracks exponentially. (Single-character
+    branches such as ``(\\w|\\d)`` are parsed into one class and never reach here.)"""
+    for op, arg in items:
+        name = str(op)
+        if name == "BRANCH":
+            firsts = []
+            for branch in arg[1]:
+                if not branch or str(branch[0][0]) != "LITERAL":
+                    return True  # empty, or starts with a class / group / repeat
+                firsts.append(branch[0][1])
+            if len(set(firsts)) < len(firsts):
+                return True
+            if any(_overlapping_branch(branch) for branch in arg[1]):
+                return True
+        elif name == "SUBPATTERN":
+            if _overlapping_branch(arg[-1]):
+                return True
+        elif name in ("ASSERT", "ASSERT_NOT") and _overlapping_branch(arg[1]):
+            return True
+    return False
+
+
 def _nested_repeat(items: Any) -> bool:
     for op, arg in items:
         name = str(op)
         if name in ("MAX_REPEAT", "MIN_REPEAT"):
-            if _unbounded(arg[1]) and _has_repeat(arg[2]):
+            if _unbounded(arg[1]) and (_has_repeat(arg[2]) or _overlapping_branch(arg[2])):
                 return True
             if _nested_repeat(arg[2]):
                 return True
