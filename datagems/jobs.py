@@ -379,8 +379,12 @@ def metrics(services: Services) -> dict[str, Any]:
     }
 
 
-def provider_for(services: Services, spec: InferenceSpec, owner: str) -> Provider:
-    """The provider a job's records go to: the owner's OpenAI profile, or the gateway."""
+def provider_for(
+    services: Services, spec: InferenceSpec, owner: str, *, max_connections: int = 16
+) -> Provider:
+    """The provider a job's records go to: the owner's OpenAI profile, or the gateway.
+
+    ``max_connections`` bounds its async connection pool (the job's records in flight)."""
     from datagems.inference import GatewayProvider, OpenAIProvider
 
     settings = services.settings
@@ -399,6 +403,7 @@ def provider_for(services: Services, spec: InferenceSpec, owner: str) -> Provide
             path=spec.path or profile.path or "/chat/completions",
             timeout=settings.inference_timeout_seconds,
             log_requests=settings.log_inference_requests,
+            max_connections=max_connections,
         )
     token = settings.inference_token.get_secret_value() if settings.inference_token else None
     return GatewayProvider(
@@ -406,4 +411,5 @@ def provider_for(services: Services, spec: InferenceSpec, owner: str) -> Provide
         token=token,
         timeout=settings.inference_timeout_seconds,
         log_requests=settings.log_inference_requests,
+        max_connections=max_connections,
     )

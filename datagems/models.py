@@ -85,7 +85,7 @@ class InFlightRecord(WireModel):
 
     i: int
     attempt: int = 1
-    state: str = "calling"  # calling | validating | retrying
+    state: str = "calling"  # calling | retrying
     started_at: str | None = None
     reason: str | None = None  # why the last attempt failed, while retrying
 

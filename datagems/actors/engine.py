@@ -1,10 +1,10 @@
 """Engine: the actors of one replica, started and stopped in an explicit order.
 
-start: writer -> supervisor -> poller (started by the supervisor).
+start: call loop -> writer -> supervisor -> poller (started by the supervisor).
 stop:  poller stops, job actors stop starting records, in-flight records get
        ``DATAGEN_SHUTDOWN_GRACE_SECONDS`` to finish (their outcomes are written), then the
        job actors stop (abandoning what is left: it is redone on the next start), the
-       supervisor stops, and the writer flushes and stops last.
+       supervisor stops, the call loop stops, and the writer flushes and stops last.
 Blocking waits happen only here, at boot and shutdown, never inside an actor.
 """
 
@@ -19,6 +19,7 @@ import pykka
 from datagems.actors.base import Slots, Ticker
 from datagems.actors.job import JobActor
 from datagems.actors.messages import Tick
+from datagems.actors.record import CallLoop
 from datagems.actors.supervisor import Supervisor
 from datagems.actors.writer import CStoreWriter
 from datagems.services import Services
@@ -31,13 +32,15 @@ class Engine:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.slots = Slots(services.settings.max_in_flight)
+        self.calls = CallLoop()
         self.writer: pykka.ActorRef[CStoreWriter] | None = None
         self.supervisor: pykka.ActorRef[Supervisor] | None = None
         self._ticker: Ticker | None = None
 
     def start(self) -> Engine:
+        self.calls.start()
         self.writer = CStoreWriter.start(self.services)
-        self.supervisor = Supervisor.start(self.services, self.writer, self.slots)
+        self.supervisor = Supervisor.start(self.services, self.writer, self.slots, self.calls)
         self.supervisor.proxy().start_poller().get()
         self._ticker = Ticker(self.supervisor, Tick(), SUPERVISOR_TICK_SECONDS).start()
         return self
@@ -60,6 +63,7 @@ class Engine:
                         ref.stop(block=True, timeout=10)
             except (pykka.ActorDeadError, pykka.Timeout) as exc:
                 logger.warning("supervisor did not stop cleanly: %s", exc)
+        self.calls.stop()
         if self.writer is not None:
             try:
                 self.writer.stop(block=True, timeout=30)

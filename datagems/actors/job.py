@@ -2,8 +2,8 @@
 
 Start: load the job base, details (R1FS) and own peer state; compile the schema once;
 resume from the local result file (indices already there are never called again).
-Run: keep up to the in-flight cap of RecordActors busy (per job and replica-wide);
-append every outcome to the local file before it counts; tell the writer.
+Run: keep up to the in-flight cap of records busy on the call loop (per job and
+replica-wide); append every outcome to the local file before it counts; tell the writer.
 End: sort the slice, upload it (and its failures) to R1FS, tell the writer the CID
 (it writes the state and finalizes the job), tell the supervisor, stop. A failed upload
 is retried on later ticks; a cancel request uploads what is done and stops at once.
@@ -11,10 +11,10 @@ is retried on later ticks; a cancel request uploads what is done and stops at on
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
 import logging
-import threading
 import time
 from typing import Any
 
@@ -29,11 +29,13 @@ from datagems.actors.messages import (
     JobOpened,
     RecordDone,
     RecordOutcome,
+    RecordsStarted,
     SliceUploaded,
     Tick,
 )
-from datagems.actors.record import ProviderPool, RecordActor, RecordJob
+from datagems.actors.record import CallLoop, RecordJob, run_record
 from datagems.errors import StoreError
+from datagems.inference import Provider
 from datagems.jobs import coverage, peer_ranges
 from datagems.models import TERMINAL_STATUSES, JobBase, JobCommands, PeerState, Takeover
 from datagems.results import ResultFile
@@ -53,6 +55,7 @@ class JobActor(Actor):
         supervisor: pykka.ActorRef[Any],
         writer: pykka.ActorRef[Any],
         slots: Slots,
+        calls: CallLoop,
         owner: str | None = None,
     ) -> None:
         super().__init__()
@@ -66,7 +69,8 @@ class JobActor(Actor):
         self.supervisor = supervisor
         self.writer = writer
         self.slots = slots
-        self.in_flight: set[int] = set()
+        self.calls = calls
+        self.in_flight: dict[int, concurrent.futures.Future[None]] = {}
         self.pending: list[int] = []  # indices still to start, popped from the end
         self.seen: set[bytes] = set()
         self.draining = False
@@ -74,8 +78,7 @@ class JobActor(Actor):
         self.finished = False
         self.upload_failures = 0
         self.upload_retry_at = 0.0
-        self.abandon = threading.Event()
-        self.providers: ProviderPool | None = None
+        self.provider: Provider | None = None
         self.results: ResultFile | None = None
         self.work: RecordJob | None = None
         self._ticker: Ticker | None = None
@@ -134,7 +137,12 @@ class JobActor(Actor):
         todo = [i for r in self.ranges for i in range(r.start, r.end) if i not in done.ok]
         todo += self.retried
         self.pending = sorted(set(todo), reverse=True)
-        self.providers = ProviderPool(lambda: provider_for(services, details.inference, job.owner))
+        self.provider = provider_for(
+            services,
+            details.inference,
+            job.owner,
+            max_connections=min(self.settings.max_in_flight_per_job, self.slots.capacity),
+        )
         self.work = RecordJob(
             job_id=self.job_id,
             owner=self.owner,
@@ -142,8 +150,7 @@ class JobActor(Actor):
             validator=compile_validator(details.json_schema),
             total=job.total_records,
             attempts=self.settings.attempts_per_record,
-            providers=self.providers,
-            abandon=self.abandon,
+            provider=self.provider,
             pacer=self.slots,
             job=self.actor_ref,
             writer=self.writer,
@@ -163,16 +170,17 @@ class JobActor(Actor):
             self._fill()
 
     def cleanup(self) -> None:
-        self.abandon.set()
         if self._ticker:
             self._ticker.stop()
-        if self.in_flight:
-            self.slots.release(len(self.in_flight))
-            self.in_flight.clear()
+        self._forget_in_flight()
         if self.results:
             self.results.close()
-        if self.providers:
-            self.providers.close()
+        if self.provider:
+            provider, self.provider = self.provider, None
+            try:
+                self.calls.submit(provider.aclose())
+            except RuntimeError:  # the loop is closed: its connections went with it
+                provider.close()
         if not self.finished:
             with contextlib.suppress(pykka.ActorDeadError):
                 self.writer.tell(JobDropped(job_id=self.job_id, owner=self.owner))
@@ -241,6 +249,7 @@ class JobActor(Actor):
     # -- work --------------------------------------------------------------------------
     def _fill(self) -> None:
         cap = self.settings.max_in_flight_per_job
+        started: list[int] = []
         while (
             self.pending
             and not self.draining
@@ -249,21 +258,27 @@ class JobActor(Actor):
             and self.slots.try_acquire()
         ):
             index = self.pending.pop()
-            self.in_flight.add(index)
-            RecordActor.start(self.work, index)
+            assert self.work is not None
+            self.in_flight[index] = self.calls.submit(run_record(self.work, index))
+            started.append(index)
+        if started:
+            self.writer.tell(
+                RecordsStarted(job_id=self.job_id, owner=self.owner, indices=tuple(started))
+            )
         if not self.pending and not self.in_flight and not self.finished:
             self._finish()
 
+    def _forget_in_flight(self) -> None:
+        """Cancel the records in flight (they send nothing more) and free their slots."""
+        for future in self.in_flight.values():
+            future.cancel()
+        self.slots.release(len(self.in_flight))
+        self.in_flight.clear()
+
     def _outcome(self, outcome: RecordOutcome) -> None:
-        if outcome.i not in self.in_flight:
+        if self.in_flight.pop(outcome.i, None) is None:
             return
-        self.in_flight.discard(outcome.i)
         self.slots.release()
-        if outcome.abandoned:
-            if not self.cancelled:
-                self.pending.append(outcome.i)
-            self._fill()
-            return
         entry: dict[str, Any] = {"i": outcome.i, "ok": outcome.ok}
         if self.version[1]:
             entry["round"] = self.version[1]
@@ -306,9 +321,7 @@ class JobActor(Actor):
         logger.info("job %s: cancelled; uploading what is done", self.job_id)
         self.cancelled = True
         self.pending.clear()
-        self.abandon.set()
-        self.slots.release(len(self.in_flight))
-        self.in_flight.clear()
+        self._forget_in_flight()
         self._finish()
 
     def _finish(self) -> None:

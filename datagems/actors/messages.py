@@ -43,7 +43,7 @@ class ChildFailed(Message):
 
 # -- job <- record ---------------------------------------------------------------------
 class RecordOutcome(Message):
-    """A record is finished (ok or failed with a reason), or abandoned (``abandoned``)."""
+    """A record is finished: ok, or failed with a named reason."""
 
     i: int
     ok: bool
@@ -54,7 +54,6 @@ class RecordOutcome(Message):
     tokens_in: int = 0
     tokens_out: int = 0
     latency_ms: float = 0.0
-    abandoned: bool = False
 
 
 # -- writer <- job / record ------------------------------------------------------------
@@ -69,12 +68,22 @@ class JobOpened(Message):
     takeover: Takeover | None = None
 
 
+class RecordsStarted(Message):
+    """The job actor started these records (first attempt: ``calling``)."""
+
+    job_id: str
+    owner: str
+    indices: tuple[int, ...]
+
+
 class RecordStateChanged(Message):
+    """A record is being called again (``retrying``, after ``reason``)."""
+
     job_id: str
     owner: str
     i: int
     attempt: int
-    state: str  # calling | validating | retrying
+    state: str  # retrying
     reason: str | None = None
 
 

@@ -1,4 +1,11 @@
-"""RecordActor: one record, one inference call (plus bounded retries), then stop.
+"""Records: one record, one inference call (plus bounded retries), then its outcome.
+
+A record runs as a coroutine on the replica's ``CallLoop`` (one asyncio loop on one
+thread, one keep-alive connection pool per job), not as a thread of its own: measured on
+this machine, a thread per record with a blocking client spent most of a core on thread
+switches and client locks and reached a third of the gateway's limit, while the loop
+reaches most of it (``BENCHMARKS.md``). It keeps the actor's contract: it is started by
+its job actor, never waits on another actor, sends its outcome up by ``tell``, and ends.
 
 Per-record rules:
 - transport error, timeout, 5xx or ``rate_limited``: retry after an exponential backoff
@@ -7,23 +14,26 @@ Per-record rules:
 - anything else (a 4xx, a provider error): the record fails at once;
 - at most ``attempts`` calls; then the record fails with the last reason and a short
   message. A record is never filled with made-up values.
-The outcome goes up to the job actor by ``tell``; in-flight states go to the writer.
+The outcome goes up to the job actor; a retry's state goes to the writer (the job actor
+tells the writer when records start). A cancelled record (its job cancelled or stopping)
+sends nothing: its job has already forgotten it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import logging
-import queue
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from datagems.actors.base import Actor, Slots
+from datagems.actors.base import Slots
 from datagems.actors.messages import RecordOutcome, RecordStateChanged
 from datagems.errors import InferenceError
 
@@ -34,36 +44,50 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 BACKOFF_BASE_SECONDS = 0.25
-CONGESTION_REASONS = frozenset({"rate_limited", "timeout"})
 BACKOFF_CAP_SECONDS = 8.0
+CONGESTION_REASONS = frozenset({"rate_limited", "timeout"})
 
 
-class ProviderPool:
-    """Providers (each one keep-alive HTTP client) lent to record actors one at a time."""
+class CallLoop:
+    """The replica's one asyncio loop, on one daemon thread, where every record runs.
 
-    def __init__(self, factory: Callable[[], Provider]) -> None:
-        self._factory = factory
-        self._idle: queue.SimpleQueue[Provider] = queue.SimpleQueue()
-        self._all: list[Provider] = []
-        self._lock = threading.Lock()
+    Job actors ``submit`` records and may ``cancel`` the futures they get back; they never
+    wait on them (the outcome comes back by ``tell``). ``stop`` cancels what is left.
+    """
 
-    def take(self) -> Provider:
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="calls")
+
+    def start(self) -> CallLoop:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
         try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            provider = self._factory()
-            with self._lock:
-                self._all.append(provider)
-            return provider
+            self._loop.run_forever()
+            tasks = asyncio.all_tasks(self._loop)
+            for task in tasks:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+        finally:
+            self._loop.close()
 
-    def give(self, provider: Provider) -> None:
-        self._idle.put(provider)
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
-    def close(self) -> None:
-        with self._lock:
-            providers, self._all = self._all, []
-        for provider in providers:
-            provider.close()
+    def ping(self) -> str:
+        async def pong() -> str:
+            return "pong"
+
+        return self.submit(pong()).result(timeout=5)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
 
 
 @dataclass(frozen=True)
@@ -76,8 +100,7 @@ class RecordJob:
     validator: RecordValidator
     total: int
     attempts: int
-    providers: ProviderPool
-    abandon: threading.Event
+    provider: Provider  # one async client (one connection pool) for the job's records
     pacer: Slots  # told of every call's outcome: it adapts the in-flight level
     job: pykka.ActorRef[Any]
     writer: pykka.ActorRef[Any]
@@ -88,104 +111,94 @@ def backoff_seconds(attempt: int) -> float:
     return random.uniform(0.5, 1.0) * min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
 
 
-class RecordActor(Actor):
-    def __init__(self, work: RecordJob, index: int) -> None:
-        super().__init__()
-        self.work = work
-        self.index = index
+async def run_record(work: RecordJob, index: int) -> None:
+    """Generate record ``index`` and tell its job the outcome."""
+    try:
+        outcome = await generate(work, index)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a bug of ours: the record fails, the job goes on
+        logger.exception("job %s: record %d failed unexpectedly", work.job_id, index)
+        outcome = RecordOutcome(
+            i=index, ok=False, reason="internal", error=f"internal: {type(exc).__name__}"
+        )
+    with contextlib.suppress(pykka.ActorDeadError):
+        work.job.tell(outcome)
 
-    def start_up(self) -> None:
-        self.actor_ref.tell("run")
 
-    def on_receive(self, message: Any) -> None:
-        if message == "run":
-            outcome = self.generate()
-            try:
-                self.work.job.tell(outcome)
-            except pykka.ActorDeadError:
-                logger.debug("record %d finished after its job stopped", self.index)
-            self.stop()
-
-    def _state(self, attempt: int, state: str, reason: str | None = None) -> None:
-        with contextlib.suppress(pykka.ActorDeadError):
-            self.work.writer.tell(
-                RecordStateChanged(
-                    job_id=self.work.job_id,
-                    owner=self.work.owner,
-                    i=self.index,
-                    attempt=attempt,
-                    state=state,
-                    reason=reason,
-                )
+def _retrying(work: RecordJob, index: int, attempt: int, reason: str) -> None:
+    with contextlib.suppress(pykka.ActorDeadError):
+        work.writer.tell(
+            RecordStateChanged(
+                job_id=work.job_id,
+                owner=work.owner,
+                i=index,
+                attempt=attempt,
+                state="retrying",
+                reason=reason,
             )
+        )
 
-    def generate(self) -> RecordOutcome:
-        from datagems.inference import extract_json, prompts
 
-        work = self.work
-        messages = prompts.record_messages(details=work.details, index=self.index, total=work.total)
-        tokens_in = tokens_out = 0
-        latency = 0.0
-        reason, error = "transport", "not attempted"
-        for attempt in range(1, work.attempts + 1):
-            if work.abandon.is_set():
-                return RecordOutcome(i=self.index, ok=False, abandoned=True, attempts=attempt)
-            self._state(
-                attempt, "calling" if attempt == 1 else "retrying", None if attempt == 1 else reason
+async def generate(work: RecordJob, index: int) -> RecordOutcome:
+    """The calls of one record, by the per-record rules above."""
+    from datagems.inference import extract_json, prompts
+
+    messages = prompts.record_messages(details=work.details, index=index, total=work.total)
+    seed = prompts.record_seed(work.job_id, index)
+    tokens_in = tokens_out = 0
+    latency = 0.0
+    reason, error = "transport", "not attempted"
+    attempt = 0
+    while attempt < work.attempts:
+        attempt += 1
+        if attempt > 1:
+            _retrying(work, index, attempt, reason)
+        try:
+            completion = await work.provider.acomplete(
+                messages, schema=work.details.json_schema, seed=seed + attempt
             )
-            provider = work.providers.take()
-            try:
-                completion = provider.complete(
-                    messages,
-                    schema=work.details.json_schema,
-                    seed=prompts.record_seed(work.job_id, self.index) + attempt,
-                )
-            except InferenceError as exc:
-                work.providers.give(provider)
-                reason, error = exc.reason, exc.message
-                if exc.reason in CONGESTION_REASONS or exc.reason.startswith("http_5"):
-                    work.pacer.congested()
-                if not exc.retryable:
-                    break
-                if work.abandon.wait(backoff_seconds(attempt)):
-                    return RecordOutcome(i=self.index, ok=False, abandoned=True, attempts=attempt)
-                continue
-            work.providers.give(provider)
-            work.pacer.succeeded()
-            tokens_in += completion.tokens_in or 0
-            tokens_out += completion.tokens_out or 0
-            latency += completion.latency_ms
-            self._state(attempt, "validating")
-            try:
-                data = extract_json(completion.text)
-            except InferenceError as exc:
-                reason, error = "invalid_json", exc.message
-                messages = prompts.repair_messages(messages, completion.text, error)
-                continue
-            problems = work.validator.errors(data)
-            if problems:
-                reason = "schema_violation"
-                error = "; ".join(problems[:3])[:300]
-                messages = prompts.repair_messages(messages, completion.text, error)
-                continue
-            return RecordOutcome(
-                i=self.index,
-                ok=True,
-                data=data,
-                attempts=attempt,
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-                latency_ms=latency,
-            )
-        else:
-            attempt = work.attempts
+        except InferenceError as exc:
+            reason, error = exc.reason, exc.message
+            if exc.reason in CONGESTION_REASONS or exc.reason.startswith("http_5"):
+                work.pacer.congested()
+            if not exc.retryable:
+                break
+            if attempt < work.attempts:
+                await asyncio.sleep(backoff_seconds(attempt))
+            continue
+        work.pacer.succeeded()
+        tokens_in += completion.tokens_in or 0
+        tokens_out += completion.tokens_out or 0
+        latency += completion.latency_ms
+        try:
+            data = extract_json(completion.text)
+        except InferenceError as exc:
+            reason, error = "invalid_json", exc.message
+            messages = prompts.repair_messages(messages, completion.text, error)
+            continue
+        problems = work.validator.errors(data)
+        if problems:
+            reason = "schema_violation"
+            error = "; ".join(problems[:3])[:300]
+            messages = prompts.repair_messages(messages, completion.text, error)
+            continue
         return RecordOutcome(
-            i=self.index,
-            ok=False,
-            error=f"{reason}: {error}"[:500],
-            reason=reason,
+            i=index,
+            ok=True,
+            data=data,
             attempts=attempt,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             latency_ms=latency,
         )
+    return RecordOutcome(
+        i=index,
+        ok=False,
+        error=f"{reason}: {error}"[:500],
+        reason=reason,
+        attempts=attempt,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        latency_ms=latency,
+    )

@@ -20,6 +20,7 @@ import pykka
 from datagems.actors.base import Actor, Slots
 from datagems.actors.job import JobActor
 from datagems.actors.messages import CancelJob, ChildFailed, JobEnded, StartJob, Tick
+from datagems.actors.record import CallLoop
 from datagems.services import Services
 
 logger = logging.getLogger(__name__)
@@ -34,11 +35,14 @@ def work_key(job_id: str, owner: str | None) -> str:
 
 
 class Supervisor(Actor):
-    def __init__(self, services: Services, writer: pykka.ActorRef[Any], slots: Slots) -> None:
+    def __init__(
+        self, services: Services, writer: pykka.ActorRef[Any], slots: Slots, calls: CallLoop
+    ) -> None:
         super().__init__()
         self.services = services
         self.writer = writer
         self.slots = slots
+        self.calls = calls
         self.jobs: dict[str, pykka.ActorRef[Any]] = {}
         self.failures: dict[str, deque[float]] = defaultdict(deque)
         self.not_before: dict[str, float] = {}
@@ -106,6 +110,7 @@ class Supervisor(Actor):
             supervisor=self.actor_ref,
             writer=self.writer,
             slots=self.slots,
+            calls=self.calls,
             owner=owner,
         )
 

@@ -27,6 +27,7 @@ from datagems.actors.messages import (
     JobDropped,
     JobOpened,
     RecordDone,
+    RecordsStarted,
     RecordStateChanged,
     SliceUploaded,
     Tick,
@@ -89,6 +90,8 @@ class CStoreWriter(Actor):
 
     def on_receive(self, message: Any) -> None:
         match message:
+            case RecordsStarted():
+                self._records_started(message)
             case RecordStateChanged():
                 self._record_state(message)
             case RecordDone():
@@ -128,6 +131,15 @@ class CStoreWriter(Actor):
         tracked.active.add(message.takeover.peer_id if message.takeover else self.peer)
         tracked.finalize = False
         self._write(message.job_id, force=True)
+
+    def _records_started(self, message: RecordsStarted) -> None:
+        tracked = self.tracked.get(message.job_id)
+        if tracked is None:
+            return
+        started_at = now_iso()
+        for index in message.indices:
+            tracked.in_flight[index] = InFlightRecord(i=index, started_at=started_at)
+        tracked.dirty = True
 
     def _record_state(self, message: RecordStateChanged) -> None:
         tracked = self.tracked.get(message.job_id)

@@ -1,6 +1,7 @@
 """Inference: the providers (Ratio1 gateway, OpenAI-compatible), prompts and the mock gateway.
 
-The engine builds one provider per in-flight slot and calls ``complete`` from actor threads;
+The engine builds one provider per job and awaits ``acomplete`` on its call loop; the web
+layer calls ``complete`` (drafts, previews) from a worker thread;
 ``extract_json`` pulls the JSON out of the answer text; ``prompts`` builds the messages.
 """
 

@@ -21,7 +21,7 @@ other HTTP 4xx                                  ``http_<code>``     no
 200 whose envelope has no answer text           ``provider_error``  yes
 ==============================================  ==================  =========
 
-A provider is used by one thread at a time (the engine keeps one per in-flight slot);
+A provider's sync client is used by one thread at a time, its async client by one loop;
 ``close()`` releases its connections. With ``log_requests`` every call is logged at INFO
 (method, URL, status, latency, body) with tokens and keys replaced by ``***``.
 """
@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import aiohttp
 import httpx
 import orjson
 
@@ -49,6 +50,7 @@ SECRET_KEYS = frozenset(
     {"authorization", "api_key", "apikey", "token", "access_token", "secret", "password", "key"}
 )
 MAX_LOGGED_BODY = 4000
+_JSON = {"Content-Type": "application/json"}
 MAX_DETAIL = 200
 
 
@@ -74,7 +76,32 @@ class Provider(Protocol):
         seed: int | None = None,
     ) -> Completion: ...
 
+    async def acomplete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        schema: dict | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> Completion: ...
+
     def close(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def default_async_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """The transport of the engine's hot path: httpx's API over aiohttp's connection pool.
+
+    Measured on loopback (``BENCHMARKS.md``): httpx's own async pool spends its time on
+    lock contention with tens of connections in flight, while aiohttp keeps them at a
+    fraction of the CPU per call; ``httpx-aiohttp`` (by an httpx maintainer) lends us the
+    latter behind the former, so errors, timeouts and ``MockTransport`` stay httpx's.
+    """
+    from httpx_aiohttp import AiohttpTransport
+
+    return AiohttpTransport(limits=limits)
 
 
 def redact(value: Any) -> Any:
@@ -91,6 +118,15 @@ def redact(value: Any) -> Any:
     if isinstance(value, list):
         return [redact(item) for item in value]
     return value
+
+
+def _timed_out(exc: httpx.HTTPError) -> bool:
+    """Did the call time out? ``httpx-aiohttp`` files every aiohttp connection error (a
+    refused or reset connection) as ``ConnectTimeout``; its cause tells them apart."""
+    if not isinstance(exc, httpx.TimeoutException):
+        return False
+    cause = exc.__cause__
+    return not (isinstance(cause, aiohttp.ClientError) and not isinstance(cause, TimeoutError))
 
 
 def _join(base_url: str, path: str) -> str:
@@ -161,7 +197,13 @@ def _usage(full: Any) -> tuple[int | None, int | None]:
 
 
 class _HttpProvider:
-    """The shared part: one client, the POST, timing, logging and HTTP error mapping."""
+    """The shared part: the clients, the POST, timing, logging and HTTP error mapping.
+
+    ``complete`` runs on the caller's thread over a keep-alive ``httpx.Client`` (the web
+    layer's draft and preview calls); ``acomplete`` runs on an asyncio loop over one
+    ``httpx.AsyncClient`` shared by every record of a job (the engine's hot path), made on
+    first use in that loop. Both build the same body and read the answer the same way.
+    """
 
     kind = "inference"
 
@@ -173,11 +215,18 @@ class _HttpProvider:
         headers: dict[str, str] | None,
         log_requests: bool,
         transport: httpx.BaseTransport | None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 16,
     ) -> None:
         self.url = url
         self.log_requests = log_requests
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        self._headers = headers
+        self._async_transport = async_transport
+        self._max_connections = max_connections
+        self._aclient: httpx.AsyncClient | None = None
         self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            timeout=self._timeout,
             headers=headers,
             limits=httpx.Limits(
                 max_connections=4, max_keepalive_connections=2, keepalive_expiry=60
@@ -189,36 +238,80 @@ class _HttpProvider:
     def close(self) -> None:
         self._client.close()
 
+    async def aclose(self) -> None:
+        """Close the async client (on the loop that made it) and the sync one."""
+        if self._aclient is not None:
+            client, self._aclient = self._aclient, None
+            await client.aclose()
+        self.close()
+
     def __enter__(self) -> _HttpProvider:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _async_client(self) -> httpx.AsyncClient:
+        if self._aclient is None:
+            limits = httpx.Limits(
+                max_connections=self._max_connections,
+                max_keepalive_connections=self._max_connections,
+                keepalive_expiry=60,
+            )
+            self._aclient = httpx.AsyncClient(
+                timeout=self._timeout,
+                headers=self._headers,
+                limits=limits,
+                transport=self._async_transport or default_async_transport(limits),
+                follow_redirects=False,
+            )
+        return self._aclient
+
     def _post(self, body: dict[str, Any]) -> tuple[Any, float]:
         """POST ``body``; returns the parsed 2xx JSON and the latency, or raises."""
         started = time.perf_counter()
         status: int | str = "error"
         try:
-            response = self._client.post(
-                self.url,
-                content=orjson.dumps(body),
-                headers={"Content-Type": "application/json"},
-            )
+            response = self._client.post(self.url, content=orjson.dumps(body), headers=_JSON)
             status = response.status_code
-        except httpx.TimeoutException as exc:
-            status = "timeout"
-            raise InferenceError(
-                "timeout", f"{self.kind} call timed out ({type(exc).__name__})", retryable=True
-            ) from exc
         except httpx.HTTPError as exc:
-            raise InferenceError(
-                "transport", f"{self.kind} call failed: {type(exc).__name__}", retryable=True
-            ) from exc
+            status = "timeout" if _timed_out(exc) else status
+            raise self._transport_error(exc) from exc
         finally:
             latency_ms = (time.perf_counter() - started) * 1000
             if self.log_requests:
                 self._log(body, status, latency_ms)
+        return self._payload(response), latency_ms
+
+    async def _apost(self, body: dict[str, Any]) -> tuple[Any, float]:
+        """``_post`` on the async client."""
+        started = time.perf_counter()
+        status: int | str = "error"
+        try:
+            response = await self._async_client().post(
+                self.url, content=orjson.dumps(body), headers=_JSON
+            )
+            status = response.status_code
+        except httpx.HTTPError as exc:
+            status = "timeout" if _timed_out(exc) else status
+            raise self._transport_error(exc) from exc
+        finally:
+            latency_ms = (time.perf_counter() - started) * 1000
+            if self.log_requests:
+                self._log(body, status, latency_ms)
+        return self._payload(response), latency_ms
+
+    def _transport_error(self, exc: httpx.HTTPError) -> InferenceError:
+        if _timed_out(exc):
+            return InferenceError(
+                "timeout", f"{self.kind} call timed out ({type(exc).__name__})", retryable=True
+            )
+        return InferenceError(
+            "transport", f"{self.kind} call failed: {type(exc).__name__}", retryable=True
+        )
+
+    def _payload(self, response: httpx.Response) -> Any:
+        """The parsed JSON of a 2xx answer, or the named error of any other."""
         code = response.status_code
         if code == 429:
             raise InferenceError(
@@ -226,25 +319,60 @@ class _HttpProvider:
                 f"{self.kind} rate limited (HTTP 429){_detail(response)}",
                 retryable=True,
             )
-        if code >= 500:
-            raise InferenceError(
-                f"http_{code}",
-                f"{self.kind} answered HTTP {code}{_detail(response)}",
-                retryable=True,
-            )
         if code >= 300:
             raise InferenceError(
                 f"http_{code}",
                 f"{self.kind} answered HTTP {code}{_detail(response)}",
-                retryable=False,
+                retryable=code >= 500,
             )
         try:
-            payload = orjson.loads(response.content)
+            return orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
             raise InferenceError(
                 "provider_error", f"{self.kind} answered a body that is not JSON", retryable=True
             ) from exc
-        return payload, latency_ms
+
+    def body(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        schema: dict | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _answer(self, payload: Any, latency_ms: float) -> Completion:
+        raise NotImplementedError
+
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        schema: dict | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> Completion:
+        body = self.body(
+            messages, schema=schema, temperature=temperature, max_tokens=max_tokens, seed=seed
+        )
+        return self._answer(*self._post(body))
+
+    async def acomplete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        schema: dict | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> Completion:
+        body = self.body(
+            messages, schema=schema, temperature=temperature, max_tokens=max_tokens, seed=seed
+        )
+        return self._answer(*await self._apost(body))
 
     def _log(self, body: dict[str, Any], status: int | str, latency_ms: float) -> None:
         text = orjson.dumps(redact(body)).decode()
@@ -267,6 +395,8 @@ class GatewayProvider(_HttpProvider):
         path: str = CREATE_CHAT_COMPLETION_PATH,
         log_requests: bool = False,
         transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 16,
     ) -> None:
         super().__init__(
             _join(base_url, path),
@@ -274,6 +404,8 @@ class GatewayProvider(_HttpProvider):
             headers=None,
             log_requests=log_requests,
             transport=transport,
+            async_transport=async_transport,
+            max_connections=max_connections,
         )
         self._token = token
 
@@ -301,19 +433,7 @@ class GatewayProvider(_HttpProvider):
             body["authorization"] = self._token
         return body
 
-    def complete(
-        self,
-        messages: list[dict[str, str]],
-        *,
-        schema: dict | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        seed: int | None = None,
-    ) -> Completion:
-        body = self.body(
-            messages, schema=schema, temperature=temperature, max_tokens=max_tokens, seed=seed
-        )
-        payload, latency_ms = self._post(body)
+    def _answer(self, payload: Any, latency_ms: float) -> Completion:
         result = payload.get("result") if isinstance(payload, dict) else None
         if not isinstance(result, dict):
             raise InferenceError(
@@ -367,6 +487,8 @@ class OpenAIProvider(_HttpProvider):
         timeout: float = 120.0,
         log_requests: bool = False,
         transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 16,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
         super().__init__(
@@ -375,6 +497,8 @@ class OpenAIProvider(_HttpProvider):
             headers=headers,
             log_requests=log_requests,
             transport=transport,
+            async_transport=async_transport,
+            max_connections=max_connections,
         )
         self.model = model
 
@@ -404,19 +528,7 @@ class OpenAIProvider(_HttpProvider):
         )
         return body
 
-    def complete(
-        self,
-        messages: list[dict[str, str]],
-        *,
-        schema: dict | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        seed: int | None = None,
-    ) -> Completion:
-        body = self.body(
-            messages, schema=schema, temperature=temperature, max_tokens=max_tokens, seed=seed
-        )
-        payload, latency_ms = self._post(body)
+    def _answer(self, payload: Any, latency_ms: float) -> Completion:
         if not isinstance(payload, dict):
             raise InferenceError(
                 "provider_error", "provider answer is not an object", retryable=True

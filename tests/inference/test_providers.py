@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import httpx
 import orjson
@@ -383,3 +385,61 @@ def test_list_models_failures_are_upstream_errors_without_the_key():
         with pytest.raises(UpstreamError) as caught:
             call()
         assert API_KEY not in str(caught.value)
+
+
+# --------------------------------------------------------------------------- the async path
+
+
+async def _acomplete_many(provider: GatewayProvider | OpenAIProvider, count: int) -> list:
+    try:
+        return await asyncio.gather(
+            *(provider.acomplete(MESSAGES, schema=SCHEMA, seed=i) for i in range(count)),
+            return_exceptions=True,
+        )
+    finally:
+        await provider.aclose()
+
+
+def run(coro: Coroutine[Any, Any, list]) -> list:
+    return asyncio.run(coro)
+
+
+@pytest.mark.parametrize("flavor", ["gateway", "openai"])
+def test_the_async_path_returns_valid_records_over_one_pool(mock_llm: MockLLMProcess, flavor):
+    provider = gateway(mock_llm) if flavor == "gateway" else openai(mock_llm)
+    answers = run(_acomplete_many(provider, 24))
+    validator = compile_validator(SCHEMA)
+    assert all(isinstance(a, Completion) for a in answers), answers
+    assert all(validator.errors(extract_json(a.text)) == [] for a in answers)
+    assert all(a.tokens_in and a.tokens_out for a in answers)
+
+
+@pytest.mark.parametrize("flavor", ["gateway", "openai"])
+def test_a_closed_port_is_a_transport_error_on_the_async_path_too(flavor):
+    url = f"http://127.0.0.1:{free_port()}"
+    provider = (
+        GatewayProvider(url) if flavor == "gateway" else OpenAIProvider(url, api_key="k", model="m")
+    )
+    [error] = run(_acomplete_many(provider, 1))
+    assert isinstance(error, InferenceError)
+    assert (error.reason, error.retryable) == ("transport", True)
+
+
+def test_a_slow_gateway_is_a_timeout_on_the_async_path(mock_llm: MockLLMProcess):
+    mock_llm.config(latencyMs=2000)
+    [error] = run(_acomplete_many(gateway(mock_llm, timeout=0.2), 1))
+    assert isinstance(error, InferenceError)
+    assert (error.reason, error.retryable) == ("timeout", True)
+
+
+def test_the_async_path_maps_statuses_and_envelope_errors_like_the_sync_one():
+    async def handler(request: httpx.Request) -> httpx.Response:
+        body = orjson.loads(request.content)
+        if body["metadata"]["seed"] == 0:
+            return httpx.Response(503, json={"detail": "busy"})
+        return httpx.Response(200, json={"result": {"status": "rate_limited", "error": "slow"}})
+
+    provider = GatewayProvider("http://gw.test", async_transport=httpx.MockTransport(handler))
+    unavailable, limited = run(_acomplete_many(provider, 2))
+    assert (unavailable.reason, unavailable.retryable) == ("http_503", True)
+    assert (limited.reason, limited.retryable) == ("rate_limited", True)
