@@ -9,7 +9,9 @@ cut off when the file is opened again.
 
 from __future__ import annotations
 
+import bisect
 import os
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +61,38 @@ def _lines(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
                 if isinstance(entry, dict) and isinstance(entry.get("i"), int):
                     yield offset, length, entry
             offset += length
+
+
+class _IndexSlots:
+    """The indices of some ranges, numbered 0..size-1 in index order (overlaps merged)."""
+
+    def __init__(self, ranges: list[Range]) -> None:
+        merged: list[list[int]] = []
+        for start, end in sorted((r.start, r.end) for r in ranges if r.end > r.start):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        self._starts = [start for start, _ in merged]
+        self._spans = merged
+        self._bases: list[int] = []
+        size = 0
+        for start, end in merged:
+            self._bases.append(size)
+            size += end - start
+        self.size = size
+
+    def of(self, index: int) -> int | None:
+        """The slot of ``index``, or None when no range holds it."""
+        at = bisect.bisect_right(self._starts, index) - 1
+        if at < 0 or index >= self._spans[at][1]:
+            return None
+        return self._bases[at] + index - self._starts[at]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for (start, end), base in zip(self._spans, self._bases, strict=True):
+            for index in range(start, end):
+                yield index, base + index - start
 
 
 def _inside(ranges: list[Range]) -> Any:
@@ -121,39 +155,43 @@ class ResultFile:
         """Write the slice sorted by index, one line per index (an ok result wins, else the
         latest failure), with earlier failures of that index under ``history``.
 
-        Memory holds (index, offset, length) per record and the failures. Returns the
-        slice path and the failures as ``[{"index", "message"}]``.
+        Memory holds 13 bytes per index of ``ranges`` (where its chosen line is) and the
+        failures' history, whatever the size of the records. Returns the slice path and
+        the failures as ``[{"index", "message"}]``.
         """
-        chosen: dict[int, tuple[int, int, bool]] = {}
+        slots = _IndexSlots(ranges)
+        offsets = array("q", [-1]) * slots.size  # where the chosen line of each index is
+        lengths = array("l", [0]) * slots.size
+        oks = bytearray(slots.size)
         history: dict[int, list[dict[str, Any]]] = {}
-        inside = _inside(ranges)
         if self.path.exists():
             for offset, length, entry in _lines(self.path):
                 index, ok = entry["i"], bool(entry.get("ok"))
-                if not inside(index):
+                slot = slots.of(index)
+                if slot is None:
                     continue
-                previous = chosen.get(index)
-                if previous is not None and previous[2]:
+                if offsets[slot] >= 0 and oks[slot]:
                     continue  # an ok result is final
-                if previous is not None or entry.get("history"):
+                if offsets[slot] >= 0 or entry.get("history"):
                     past = history.setdefault(index, list(entry.get("history") or []))
-                    if previous is not None:
-                        past.append(self._failure_note(previous))
-                chosen[index] = (offset, length, ok)
+                    if offsets[slot] >= 0:
+                        past.append(self._failure_note(offsets[slot], lengths[slot]))
+                offsets[slot], lengths[slot], oks[slot] = offset, length, ok
         failures: list[dict[str, Any]] = []
         tmp = dest.with_suffix(".tmp")
         source_path = self.path if self.path.exists() else os.devnull
         with open(source_path, "rb") as source, open(tmp, "wb") as out:
-            for index in sorted(chosen):
-                offset, length, ok = chosen[index]
-                source.seek(offset)
-                line = source.read(length)
-                if index in history or not ok:
+            for index, slot in slots:
+                if offsets[slot] < 0:
+                    continue
+                source.seek(offsets[slot])
+                line = source.read(lengths[slot])
+                if index in history or not oks[slot]:
                     entry = orjson.loads(line)
                     if index in history:
                         entry["history"] = history[index][-HISTORY_KEPT:]
                         line = orjson.dumps(entry) + b"\n"
-                    if not ok:
+                    if not oks[slot]:
                         failures.append({"index": index, "message": str(entry.get("error", ""))})
                 out.write(line)
             out.flush()
@@ -161,8 +199,7 @@ class ResultFile:
         os.replace(tmp, dest)
         return dest, failures
 
-    def _failure_note(self, located: tuple[int, int, bool]) -> dict[str, Any]:
-        offset, length, _ = located
+    def _failure_note(self, offset: int, length: int) -> dict[str, Any]:
         with open(self.path, "rb") as source:
             source.seek(offset)
             entry = orjson.loads(source.read(length))

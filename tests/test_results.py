@@ -70,3 +70,28 @@ def test_a_slice_covers_every_range_a_peer_owns(tmp_path: Path) -> None:
     assert sorted(results.resume(ranges).ok) == [0, 1, 20]
     path, _ = results.write_slice(tmp_path / "s.jsonl", ranges)
     assert [orjson.loads(x)["i"] for x in path.read_bytes().splitlines()] == [0, 1, 20]
+
+
+def test_overlapping_or_unsorted_ranges_give_each_index_one_line_in_order(
+    tmp_path: Path,
+) -> None:
+    results = ResultFile(tmp_path / "r.jsonl")
+    for i in (12, 3, 7, 5, 30):
+        results.append({"i": i, "ok": True, "data": {"n": i}})
+    results.append({"i": 5, "ok": False, "error": "late failure", "reason": "timeout"})
+    ranges = [Range(start=10, end=13), Range(start=0, end=6), Range(start=4, end=8)]
+
+    path, failures = results.write_slice(tmp_path / "s.jsonl", ranges)
+
+    lines = [orjson.loads(x) for x in path.read_bytes().splitlines()]
+    assert [(e["i"], e["ok"]) for e in lines] == [(3, True), (5, True), (7, True), (12, True)]
+    assert failures == []
+
+
+def test_an_empty_or_missing_file_writes_an_empty_slice(tmp_path: Path) -> None:
+    results = ResultFile(tmp_path / "never-written.jsonl")
+
+    path, failures = results.write_slice(tmp_path / "s.jsonl", [Range(start=0, end=100)])
+
+    assert path.read_bytes() == b""
+    assert failures == []

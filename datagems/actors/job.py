@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import hashlib
 import logging
 import time
 from typing import Any
@@ -34,6 +33,7 @@ from datagems.actors.messages import (
     Tick,
 )
 from datagems.actors.record import CallLoop, RecordJob, run_record
+from datagems.duplicates import SeenRecords
 from datagems.errors import StoreError
 from datagems.inference import Provider
 from datagems.jobs import coverage, peer_ranges
@@ -72,7 +72,7 @@ class JobActor(Actor):
         self.calls = calls
         self.in_flight: dict[int, concurrent.futures.Future[None]] = {}
         self.pending: list[int] = []  # indices still to start, popped from the end
-        self.seen: set[bytes] = set()
+        self.seen = SeenRecords()
         self.draining = False
         self.cancelled = False
         self.finished = False
@@ -285,11 +285,7 @@ class JobActor(Actor):
         duplicate = False
         if outcome.ok:
             entry["data"] = outcome.data
-            digest = hashlib.blake2b(
-                orjson.dumps(outcome.data, option=orjson.OPT_SORT_KEYS), digest_size=16
-            ).digest()
-            duplicate = digest in self.seen
-            self.seen.add(digest)
+            duplicate = self.seen.add(outcome.data)
         else:
             entry.update(error=outcome.error, reason=outcome.reason)
         if outcome.attempts > 1:

@@ -87,6 +87,12 @@ class RecordStateChanged(Message):
     reason: str | None = None
 
 
+class Flush(Message):
+    """Write this job's progress now (the writer tells itself, behind what is queued)."""
+
+    job_id: str
+
+
 class RecordDone(Message):
     job_id: str
     owner: str

@@ -2,7 +2,9 @@
 
 It keeps this peer's state of every job it works on — its own range and, after a
 takeover, the dead peers' ranges it finishes (under ``takeovers``) — and writes it:
-- when ``K`` more records have finished (``DATAGEN_UPDATE_EVERY_K_REQUESTS``);
+- when ``K`` more records have finished (``DATAGEN_UPDATE_EVERY_K_REQUESTS``), once the
+  messages already queued are handled: under a burst it writes once for all of them, so
+  it never falls behind the records (fewer writes, never more, than one per ``K``);
 - on a tick, when something changed and the last write is older than
   ``DATAGEN_PROGRESS_FLUSH_SECONDS`` (so in-flight records stay visible), or when the
   heartbeat (``lastUpdateAt``) would otherwise grow older than a third of the lease;
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +27,11 @@ import orjson
 from datagems import jobs
 from datagems.actors.base import Actor, Ticker
 from datagems.actors.messages import (
+    Flush,
     JobDropped,
     JobOpened,
     RecordDone,
+    RecordOutcome,
     RecordsStarted,
     RecordStateChanged,
     SliceUploaded,
@@ -55,11 +60,29 @@ class _Tracked:
     retry_at: float = 0.0
     finalize: bool = False
     in_flight: dict[int, InFlightRecord] = field(default_factory=dict)
+    # records finished since the last write, newest last: made into ``recent`` on a write
+    finished: deque[tuple[RecordOutcome, str]] = field(
+        default_factory=lambda: deque(maxlen=RECENT_KEPT)
+    )
+    flush_asked: bool = False
 
 
 def _small(data: Any) -> bool:
     """Small enough to ride in the peer state for the dashboard (about 1 KiB of JSON)."""
     return len(orjson.dumps(data)) <= RECENT_DATA_BYTES
+
+
+def _recent(finished: tuple[RecordOutcome, str]) -> RecentRecord:
+    outcome, finished_at = finished
+    return RecentRecord(
+        i=outcome.i,
+        ok=outcome.ok,
+        attempts=outcome.attempts,
+        reason=outcome.reason,
+        message=(outcome.error or "")[:200] or None,
+        finished_at=finished_at,
+        data=outcome.data if outcome.ok and _small(outcome.data) else None,
+    )
 
 
 class CStoreWriter(Actor):
@@ -96,6 +119,11 @@ class CStoreWriter(Actor):
                 self._record_state(message)
             case RecordDone():
                 self._record_done(message)
+            case Flush():
+                tracked = self.tracked.get(message.job_id)
+                if tracked is not None:
+                    tracked.flush_asked = False
+                    self._write(message.job_id)
             case Tick():
                 self._tick()
             case JobOpened():
@@ -178,22 +206,12 @@ class CStoreWriter(Actor):
         state.tokens_out += outcome.tokens_out
         state.latency_ms_total += outcome.latency_ms
         state.duplicates += 1 if message.duplicate else 0
-        state.recent = [
-            *state.recent[-(RECENT_KEPT - 1) :],
-            RecentRecord(
-                i=outcome.i,
-                ok=outcome.ok,
-                attempts=outcome.attempts,
-                reason=outcome.reason,
-                message=(outcome.error or "")[:200] or None,
-                finished_at=now_iso(),
-                data=outcome.data if outcome.ok and _small(outcome.data) else None,
-            ),
-        ]
+        tracked.finished.append((outcome, now_iso()))
         tracked.dirty = True
         tracked.finished_since_write += 1
-        if tracked.finished_since_write >= self.settings.update_every_k:
-            self._write(message.job_id)
+        if tracked.finished_since_write >= self.settings.update_every_k and not tracked.flush_asked:
+            tracked.flush_asked = True
+            self.actor_ref.tell(Flush(job_id=message.job_id))
 
     def _slice_uploaded(self, message: SliceUploaded) -> None:
         tracked = self.tracked.get(message.job_id)
@@ -251,6 +269,9 @@ class CStoreWriter(Actor):
         if tracked.failures and now < tracked.retry_at and not force:
             return
         state = tracked.state
+        if tracked.finished:
+            state.recent = [*state.recent, *map(_recent, tracked.finished)][-RECENT_KEPT:]
+            tracked.finished.clear()
         state.in_flight = sorted(tracked.in_flight.values(), key=lambda r: r.i)
         state.last_update_at = now_iso()
         if self.peer in tracked.active or state.generated_ok or state.generated_failed:
