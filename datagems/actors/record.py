@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 BACKOFF_BASE_SECONDS = 0.25
 BACKOFF_CAP_SECONDS = 8.0
 CONGESTION_REASONS = frozenset({"rate_limited", "timeout"})
+CLOSE_SECONDS = 2.0  # at stop, how long connections may take to close
 
 
 class CallLoop:
@@ -67,7 +68,10 @@ class CallLoop:
         asyncio.set_event_loop(self._loop)
         try:
             self._loop.run_forever()
+            # what is left: clients closing (let them finish), records of stopped jobs
             tasks = asyncio.all_tasks(self._loop)
+            if tasks:
+                self._loop.run_until_complete(asyncio.wait(tasks, timeout=CLOSE_SECONDS))
             for task in tasks:
                 task.cancel()
             self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
