@@ -200,9 +200,12 @@ class _HttpProvider:
     """The shared part: the clients, the POST, timing, logging and HTTP error mapping.
 
     ``complete`` runs on the caller's thread over a keep-alive ``httpx.Client`` (the web
-    layer's draft and preview calls); ``acomplete`` runs on an asyncio loop over one
-    ``httpx.AsyncClient`` shared by every record of a job (the engine's hot path), made on
-    first use in that loop. Both build the same body and read the answer the same way.
+    layer's draft and preview calls); ``acomplete`` runs on an asyncio loop over one async
+    transport (one connection pool) shared by every record of a job (the engine's hot
+    path), made on first use in that loop. The hot path hands a prepared ``httpx.Request``
+    straight to the transport: a POST to one fixed URL needs none of the client's URL
+    merging, cookie jar or redirect handling, which cost a third of its CPU. Both paths
+    build the same body and read the answer the same way.
     """
 
     kind = "inference"
@@ -224,7 +227,9 @@ class _HttpProvider:
         self._headers = headers
         self._async_transport = async_transport
         self._max_connections = max_connections
-        self._aclient: httpx.AsyncClient | None = None
+        self._atransport: httpx.AsyncBaseTransport | None = None
+        self._aurl = httpx.URL(url)
+        self._aheaders = {**_JSON, "Accept": "application/json", **(headers or {})}
         self._client = httpx.Client(
             timeout=self._timeout,
             headers=headers,
@@ -240,9 +245,9 @@ class _HttpProvider:
 
     async def aclose(self) -> None:
         """Close the async client (on the loop that made it) and the sync one."""
-        if self._aclient is not None:
-            client, self._aclient = self._aclient, None
-            await client.aclose()
+        if self._atransport is not None:
+            transport, self._atransport = self._atransport, None
+            await transport.aclose()
         self.close()
 
     def __enter__(self) -> _HttpProvider:
@@ -251,21 +256,15 @@ class _HttpProvider:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _async_client(self) -> httpx.AsyncClient:
-        if self._aclient is None:
+    def _pool(self) -> httpx.AsyncBaseTransport:
+        if self._atransport is None:
             limits = httpx.Limits(
                 max_connections=self._max_connections,
                 max_keepalive_connections=self._max_connections,
                 keepalive_expiry=60,
             )
-            self._aclient = httpx.AsyncClient(
-                timeout=self._timeout,
-                headers=self._headers,
-                limits=limits,
-                transport=self._async_transport or default_async_transport(limits),
-                follow_redirects=False,
-            )
-        return self._aclient
+            self._atransport = self._async_transport or default_async_transport(limits)
+        return self._atransport
 
     def _post(self, body: dict[str, Any]) -> tuple[Any, float]:
         """POST ``body``; returns the parsed 2xx JSON and the latency, or raises."""
@@ -287,10 +286,19 @@ class _HttpProvider:
         """``_post`` on the async client."""
         started = time.perf_counter()
         status: int | str = "error"
+        request = httpx.Request(
+            "POST",
+            self._aurl,
+            content=orjson.dumps(body),
+            headers=self._aheaders,
+            extensions={"timeout": self._timeout.as_dict()},
+        )
         try:
-            response = await self._async_client().post(
-                self.url, content=orjson.dumps(body), headers=_JSON
-            )
+            response = await self._pool().handle_async_request(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
             status = response.status_code
         except httpx.HTTPError as exc:
             status = "timeout" if _timed_out(exc) else status
