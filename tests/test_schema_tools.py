@@ -8,7 +8,10 @@ import pytest
 
 from datagems.errors import SchemaInvalid
 from datagems.schema_tools import (
+    MAX_PATTERN_SUBJECT,
     META_SCHEMA_URL,
+    PATTERN_BUDGET,
+    PATTERN_TIMEOUT,
     check_schema,
     compile_validator,
     pattern_problem,
@@ -301,3 +304,197 @@ def test_pattern_matching_cost_is_bounded():
     assert validator.errors({"s": "a" * 50_000 + "!"})  # too long for a pattern check
     assert validator.errors({"s": "a" * 5_000 + "!"})
     assert time.monotonic() - started < 0.5
+
+
+# Polynomial backtracking: no nested repeat, so the check-time refusal lets these through.
+# Under Python's `re` each takes O(n^4) steps: about a second on 200 digits, months on
+# 10,000. `regex` answers the first ones at once (it looks for the required literal first)
+# and gives up on the others after PATTERN_TIMEOUT. The 20 s guards stand in for "hangs".
+POLYNOMIAL = "^(\\d*)(\\d*)(\\d*)(\\d*)\\D$"
+POLYNOMIAL_NAME = "^(\\w*)(\\w*)(\\w*)(\\w*)\\W$"
+DIGITS = "1" * MAX_PATTERN_SUBJECT
+
+
+def string_schema(pattern: str) -> dict:
+    return {"type": "object", "properties": {"s": {"type": "string", "pattern": pattern}}}
+
+
+@pytest.mark.parametrize(
+    "pattern", ["^(\\d*)(\\d*)(\\d*)(\\d*)x$", "^\\d*\\d*\\d*\\d*x$", "(\\w*)(\\w*)(\\w*)y"]
+)
+@pytest.mark.timeout(20)
+def test_the_polynomial_patterns_that_stalled_re_now_fail_a_long_string_promptly(pattern):
+    assert pattern_problem(pattern) is None  # accepted at check time, as before
+    errors = compile_validator(string_schema(pattern)).errors({"s": DIGITS})
+    assert len(errors) == 1 and errors[0].startswith("/s: '1111")  # "... does not match ..."
+    assert "too costly" not in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "subject"),
+    [(POLYNOMIAL, DIGITS), ("^\\d*\\d*\\d*\\d*[a-z]$", DIGITS), (".*a.*a.*b", "a" * 10_000)],
+)
+@pytest.mark.timeout(20)
+def test_a_pattern_too_costly_to_run_fails_the_record_with_a_message_instead_of_hanging(
+    pattern, subject
+):
+    assert pattern_problem(pattern) is None
+    errors = compile_validator(string_schema(pattern)).errors({"s": subject})
+    assert errors == [f"/s: pattern {pattern!r} too costly to check (over {PATTERN_TIMEOUT:g} s)"]
+
+
+@pytest.mark.timeout(20)
+def test_a_costly_pattern_property_is_bounded_through_additional_properties():
+    validator = compile_validator(
+        {
+            "type": "object",
+            "patternProperties": {POLYNOMIAL_NAME: {"type": "string"}},
+            "additionalProperties": False,
+        }
+    )
+    errors = validator.errors({"a" * 5_000: "x"})
+    assert errors and all("too costly to check" in e for e in errors)
+    assert all(e.startswith("/aaaa") and "property name" in e for e in errors)
+    assert all(len(e) < 500 for e in errors)  # the 5,000-character name is clipped
+
+
+@pytest.mark.timeout(20)
+def test_a_costly_pattern_property_is_bounded_through_unevaluated_properties():
+    # jsonschema looks the name up in patternProperties again to find what was evaluated
+    validator = compile_validator(
+        {
+            "type": "object",
+            "patternProperties": {POLYNOMIAL_NAME: {"type": "string"}},
+            "unevaluatedProperties": False,
+        }
+    )
+    errors = validator.errors({"a" * 5_000: "x"})
+    assert errors and all("property name: pattern" in e and "too costly" in e for e in errors)
+    nested = compile_validator(
+        {
+            "type": "object",
+            "allOf": [{"patternProperties": {POLYNOMIAL_NAME: {"type": "string"}}}],
+            "unevaluatedProperties": False,
+        }
+    )
+    assert any("too costly to check" in e for e in nested.errors({"a" * 5_000: "x"}))
+
+
+@pytest.mark.timeout(20)
+def test_a_costly_pattern_is_bounded_through_property_names_and_dependent_schemas():
+    names = compile_validator({"type": "object", "propertyNames": {"pattern": POLYNOMIAL_NAME}})
+    assert "too costly to check" in names.errors({"a" * 5_000: 1})[0]
+    dependent = compile_validator(
+        {"type": "object", "dependentSchemas": {"k": string_schema(POLYNOMIAL)}}
+    )
+    assert dependent.errors({"k": 1, "s": DIGITS})[0].startswith("/s: pattern")
+    assert dependent.errors({"s": DIGITS}) == []  # not applied without "k"
+
+
+@pytest.mark.parametrize("dialect", [META_SCHEMA_URL, "http://json-schema.org/draft-07/schema#"])
+@pytest.mark.timeout(20)
+def test_a_nested_dollar_schema_does_not_switch_back_to_unbounded_matching(dialect):
+    # jsonschema would pick its stock class (matching with `re`) for such a subschema
+    schema = string_schema(POLYNOMIAL)
+    schema["properties"]["s"]["$schema"] = dialect
+    assert "too costly to check" in compile_validator(schema).errors({"s": DIGITS})[0]
+
+
+@pytest.mark.timeout(20)
+def test_a_costly_match_hidden_under_not_still_fails_the_record():
+    # the timed-out `pattern` is an error, so `not` alone would pass the record
+    validator = compile_validator(
+        {"type": "object", "properties": {"s": {"not": {"pattern": POLYNOMIAL}}}}
+    )
+    assert validator.errors({"s": DIGITS}) == [
+        f"/: pattern {POLYNOMIAL!r} too costly to check (over {PATTERN_TIMEOUT:g} s)"
+    ]
+    assert validator.errors({"s": "12a"}) == [
+        "/s: '12a' should not be valid under {'pattern': " + repr(POLYNOMIAL) + "}"
+    ]
+
+
+@pytest.mark.timeout(20)
+def test_many_costly_matches_in_one_record_share_one_budget():
+    validator = compile_validator(
+        {
+            "type": "object",
+            "properties": {"s": {"type": "array", "items": {"not": {"pattern": POLYNOMIAL}}}},
+        }
+    )
+    # 100 strings x PATTERN_TIMEOUT would be 5 s; past PATTERN_BUDGET the rest give up at once
+    errors = validator.errors({"s": [DIGITS[: 9_000 + i] for i in range(100)]})
+    assert errors == [f"/: pattern {POLYNOMIAL!r} too costly to check (over {PATTERN_TIMEOUT:g} s)"]
+    assert PATTERN_BUDGET < 100 * PATTERN_TIMEOUT
+
+
+def test_a_string_over_the_subject_cap_is_refused_only_where_a_pattern_runs_on_it():
+    validator = compile_validator(
+        {
+            "type": "object",
+            "properties": {"note": {"type": "string"}, "code": {"type": "string", "pattern": "^b"}},
+        }
+    )
+    assert validator.errors({"note": "z" * 20_000, "code": "bb"}) == []
+    assert validator.errors({"code": "b" * (MAX_PATTERN_SUBJECT + 1)}) == [
+        f"/code: pattern '^b' not checked: string longer than {MAX_PATTERN_SUBJECT} characters"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("schema", "good", "bad", "message"),
+    [
+        (
+            string_schema("^[A-Z]{2}\\d+$"),
+            {"s": "AB12"},
+            {"s": "ab12"},
+            "/s: 'ab12' does not match '^[A-Z]{2}\\\\d+$'",
+        ),
+        (
+            string_schema("\\bfoo\\b"),
+            {"s": "a foo b"},
+            {"s": "afoob"},
+            "/s: 'afoob' does not match '\\\\bfoo\\\\b'",
+        ),
+        (
+            {
+                "type": "object",
+                "patternProperties": {"^x-": {"type": "string"}, "^y-": {"type": "integer"}},
+                "additionalProperties": False,
+            },
+            {"x-a": "s", "y-b": 1},
+            {"x-a": 1, "z": 1},
+            "/: 'z' does not match any of the regexes: '^x-', '^y-'",
+        ),
+        (
+            {
+                "type": "object",
+                "patternProperties": {"^x-": {"type": "string"}},
+                "additionalProperties": {"type": "integer"},
+            },
+            {"x-a": "s", "n": 1},
+            {"n": "one"},
+            "/n: 'one' is not of type 'integer'",
+        ),
+        (
+            {
+                "type": "object",
+                "allOf": [{"patternProperties": {"^x-": {"type": "string"}}}],
+                "unevaluatedProperties": False,
+            },
+            {"x-a": "s"},
+            {"x-a": "s", "z": 1},
+            "/: Unevaluated properties are not allowed ('z' was unexpected)",
+        ),
+        (
+            {"type": "object", "propertyNames": {"pattern": "^[a-z_]+$"}},
+            {"snake_case": 1},
+            {"camelCase": 1},
+            "/: 'camelCase' does not match '^[a-z_]+$'",
+        ),
+    ],
+)
+def test_ordinary_patterns_accept_and_refuse_as_before(schema, good, bad, message):
+    validator = compile_validator(schema)
+    assert validator.errors(good) == []
+    assert message in validator.errors(bad)
