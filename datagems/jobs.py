@@ -248,10 +248,25 @@ def load_job(services: Services, job_id: str) -> JobView | None:
     if job is None:
         return None
     peers = services.peers.all(job_id)
-    cancel = (
-        services.cancels.get(job_id) if job.status in ("queued", "running", "cancelled") else None
-    )
+    cancel = services.cancels.get(job_id) if reads_cancel(job) else None
     commands = services.commands.get(job_id)
+    return view_of(services, job, peers, cancel, commands)
+
+
+def reads_cancel(job: JobBase) -> bool:
+    """Does a cancel request count for this stored base? (Not once it succeeded or failed.)"""
+    return job.status in ("queued", "running", "cancelled")
+
+
+def view_of(
+    services: Services,
+    job: JobBase,
+    peers: dict[str, PeerState],
+    cancel: CancelRequest | None,
+    commands: JobCommands | None,
+) -> JobView:
+    """``load_job`` over parts already read (the web layer's read cache reads them itself):
+    the derived view, and the finished base written back when it changed."""
     derived = derive(job, peers, cancel, commands)
     if (
         derived.status in TERMINAL_STATUSES

@@ -25,7 +25,7 @@ from datagems.models import (
     WireModel,
 )
 from datagems.store import keys
-from datagems.store.base import R1FS, CStore
+from datagems.store.base import R1FS, CStore, decode_value
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -45,6 +45,14 @@ def parse(model: type[M], value: Any, where: str) -> M | None:
         return None
 
 
+def parse_stored(model: type[M], stored: Any, where: str) -> M | None:
+    """A *server value* (the JSON text a ``*_raw`` read returns) as ``model``, or ``None``.
+
+    With the raw readers below, a cache can keep the text next to the model and parse a
+    field again only when its text changed."""
+    return parse(model, decode_value(stored), where)
+
+
 def _wire(model: WireModel) -> dict[str, Any]:
     return model.wire()
 
@@ -60,6 +68,14 @@ class JobsRepo:
 
     def put(self, job: JobBase) -> None:
         self.cstore.hset(keys.JOBS, job.id, _wire(job))
+
+    def all_raw(self) -> dict[str, Any]:
+        """Job id -> stored text, unparsed (``parse_raw`` reads one)."""
+        return self.cstore.hgetall_raw(keys.JOBS)
+
+    @staticmethod
+    def parse_raw(job_id: str, stored: Any) -> JobBase | None:
+        return parse_stored(JobBase, stored, f"job {job_id}")
 
     def all(self) -> dict[str, JobBase]:
         jobs = {}
@@ -83,6 +99,14 @@ class PeersRepo:
             if state is not None:
                 states[peer_id] = state
         return states
+
+    def all_raw(self, job_id: str) -> dict[str, Any]:
+        """Peer id -> stored text, unparsed (``parse_raw`` reads one)."""
+        return self.cstore.hgetall_raw(keys.job_peers(job_id))
+
+    @staticmethod
+    def parse_raw(job_id: str, peer_id: str, stored: Any) -> PeerState | None:
+        return parse_stored(PeerState, stored, f"peer {peer_id} of job {job_id}")
 
     def get(self, job_id: str, peer_id: str) -> PeerState | None:
         value = self.cstore.hget(keys.job_peers(job_id), peer_id)
@@ -185,6 +209,16 @@ class CancelsRepo:
     def get(self, job_id: str) -> CancelRequest | None:
         return parse(CancelRequest, self.cstore.hget(keys.CANCELS, job_id), f"cancel {job_id}")
 
+    def get_raw(self, job_id: str) -> Any:
+        return self.cstore.hget_raw(keys.CANCELS, job_id)
+
+    def all_raw(self) -> dict[str, Any]:
+        return self.cstore.hgetall_raw(keys.CANCELS)
+
+    @staticmethod
+    def parse_raw(job_id: str, stored: Any) -> CancelRequest | None:
+        return parse_stored(CancelRequest, stored, f"cancel {job_id}")
+
     def all(self) -> dict[str, CancelRequest]:
         found = {}
         for job_id, value in self.cstore.hgetall(keys.CANCELS).items():
@@ -221,6 +255,18 @@ class CommandsRepo:
     def get(self, job_id: str) -> JobCommands:
         value = self.cstore.hget(keys.JOB_COMMANDS, job_id)
         return parse(JobCommands, value, f"commands {job_id}") or JobCommands(job_id=job_id)
+
+    def get_raw(self, job_id: str) -> Any:
+        return self.cstore.hget_raw(keys.JOB_COMMANDS, job_id)
+
+    def all_raw(self) -> dict[str, Any]:
+        return self.cstore.hgetall_raw(keys.JOB_COMMANDS)
+
+    @staticmethod
+    def parse_raw(job_id: str, stored: Any) -> JobCommands:
+        """As ``get``: the default (no command) when absent or unreadable."""
+        found = parse_stored(JobCommands, stored, f"commands {job_id}")
+        return found or JobCommands(job_id=job_id)
 
     def put(self, commands: JobCommands) -> None:
         self.cstore.hset(keys.JOB_COMMANDS, commands.job_id, _wire(commands))
