@@ -17,7 +17,7 @@ from datagems.errors import BadRequest, Conflict, DatagemsError, ServiceUnavaila
 from datagems.models import UserIndexEntry, now_iso
 from datagems.web.auth import caller, clear_session_cookie, session_secret, set_session_cookie
 from datagems.web.bodies import LoginBody, RegisterBody, ResendBody, read_body
-from datagems.web.keys import ACCOUNTS, LIMITERS, MAILER, SERVICES, THROTTLE
+from datagems.web.keys import ACCOUNTS, LIMITERS, MAILER, READ_CACHE, SERVICES, THROTTLE
 
 logger = logging.getLogger(__name__)
 MAIL_NOT_CONFIGURED = (
@@ -128,9 +128,12 @@ async def register(request: web.Request) -> web.Response:
     username = await asyncio.to_thread(_free_username, request, body.email)
     password = generate_password()
     metadata = {"email": body.email, "name": body.name, "country": body.country}
-    await asyncio.to_thread(
-        request.app[ACCOUNTS].create, username, password, role="user", metadata=metadata
-    )
+    try:
+        await asyncio.to_thread(
+            request.app[ACCOUNTS].create, username, password, role="user", metadata=metadata
+        )
+    finally:
+        request.app[READ_CACHE].users_changed()
     entry = UserIndexEntry(
         username=username,
         email=body.email,
@@ -172,7 +175,10 @@ async def resend(request: web.Request) -> web.Response:
         return web.json_response({"ok": True}, status=202)
     entry = await asyncio.to_thread(services.users.get, account.username)
     password = generate_password()
-    await asyncio.to_thread(accounts.set_password, account.username, password)
+    try:
+        await asyncio.to_thread(accounts.set_password, account.username, password)
+    finally:
+        request.app[READ_CACHE].users_changed()
     name = (entry.name if entry else None) or account.username
     try:
         await mailer.send_credentials(

@@ -2,7 +2,10 @@
 and the live event stream of one job.
 
 Everything is read from CStore / R1FS through ``datagems.jobs`` and ``datagems.export``;
-store calls are sync and run in a worker thread so the event loop never blocks.
+store calls are sync and run in a worker thread so the event loop never blocks. The read
+routes (list, view, records, export, events) read jobs through the app's read cache
+(``datagems.web.cache``); the writes (confirm, cancel, retry, extend) read the store
+directly and invalidate the cache, so the caller sees the change at once.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ from datagems.web.bodies import (
     SchemaBody,
     read_body,
 )
-from datagems.web.keys import LIMITERS, SERVICES, STATE
+from datagems.web.cache import CachedView
+from datagems.web.keys import LIMITERS, READ_CACHE, SERVICES, STATE
 
 logger = logging.getLogger(__name__)
 DRAFT_ATTEMPTS = 3
@@ -114,8 +118,14 @@ def _draft_once(provider: Any, messages: list[dict[str, str]], spec: InferenceSp
     return schema
 
 
+def _json(body: bytes, status: int = 200) -> web.Response:
+    """A response of JSON already serialized (orjson)."""
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
 async def owned_job(request: web.Request, job_id: str) -> jobs.JobView:
-    """The job, when the caller may see it; 404 otherwise (never 403: no enumeration)."""
+    """The job read from the store now, when the caller may see it; 404 otherwise (never
+    403: no enumeration). For the writes, which must act on the latest state."""
     who = caller(request)
     view = await asyncio.to_thread(jobs.load_job, request.app[SERVICES], job_id)
     if view is None or (view.job.owner != who.username and not who.is_admin):
@@ -123,21 +133,32 @@ async def owned_job(request: web.Request, job_id: str) -> jobs.JobView:
     return view
 
 
+async def owned_view(request: web.Request, job_id: str) -> CachedView:
+    """As ``owned_job``, from the read cache (at most ``READ_TTL_SECONDS`` behind others'
+    writes, never behind this replica's): for the reads."""
+    who = caller(request)
+    cached = await request.app[READ_CACHE].job_view(job_id)
+    if cached is None or (cached.view.job.owner != who.username and not who.is_admin):
+        raise NotFound("job not found")
+    return cached
+
+
+async def view_body(request: web.Request, cached: CachedView) -> bytes:
+    """The JSON of ``GET /api/tasks/{id}`` for a cached view, built once per view."""
+    if cached.body is not None:
+        return cached.body
+    details = cached.details
+    if details is None and cached.view.job.job_details_cid:  # not readable then: try again
+        details = await job_details(request, cached.view)
+    body = orjson.dumps(view_payload(cached.view, details))
+    if details is not None or not cached.view.job.job_details_cid:
+        cached.body = body  # not when the details could not be read: try again next time
+    return body
+
+
 async def job_details(request: web.Request, view: jobs.JobView) -> JobDetails | None:
-    cid = view.job.job_details_cid
-    if not cid:
-        return None
-    state = request.app[STATE]
-    found = state.cached_details(cid)
-    if found is None:
-        services = request.app[SERVICES]
-        try:
-            found = await asyncio.to_thread(services.details.get, cid)
-        except DatagemsError as exc:
-            logger.warning("details of job %s not readable: %s", view.job.id, exc)
-            return None
-        state.remember_details(cid, found)
-    return found
+    """The job's details (R1FS), kept by CID; ``None`` (logged) when unreadable."""
+    return await asyncio.to_thread(request.app[READ_CACHE].details.of, view.job, None)
 
 
 def peer_usage(state: PeerState) -> dict[str, Any]:
@@ -425,6 +446,8 @@ async def confirm(request: web.Request) -> web.Response:
     except DatagemsError:
         await asyncio.to_thread(ledger.release, jti)  # nothing was started: the draft may retry
         raise
+    finally:
+        request.app[READ_CACHE].jobs_changed(job_id)
     logger.info("%s confirmed job %s (%d records)", who.username, job.id, job.total_records)
     return web.json_response({"jobId": job.id})
 
@@ -442,7 +465,10 @@ async def retry_failed(request: web.Request) -> web.Response:
             new_records=view.job.total_failed,
             job_id=view.job.id,
         )
-    commands = await asyncio.to_thread(jobs.request_retry, services, view.job.id, who.username)
+    try:
+        commands = await asyncio.to_thread(jobs.request_retry, services, view.job.id, who.username)
+    finally:
+        request.app[READ_CACHE].jobs_changed(view.job.id)
     answer = {"jobId": view.job.id, "retryRound": commands.retry_round}
     return web.json_response({**answer, "records": view.job.total_failed}, status=202)
 
@@ -465,9 +491,12 @@ async def extend_task(request: web.Request) -> web.Response:
             new_records=outstanding + body.additional_records,
             job_id=view.job.id,
         )
-    job = await asyncio.to_thread(
-        jobs.request_extend, services, view.job.id, who.username, body.additional_records
-    )
+    try:
+        job = await asyncio.to_thread(
+            jobs.request_extend, services, view.job.id, who.username, body.additional_records
+        )
+    finally:
+        request.app[READ_CACHE].jobs_changed(view.job.id)
     return web.json_response({"jobId": job.id, "totalRecords": job.total_records}, status=202)
 
 
@@ -475,17 +504,17 @@ async def extend_task(request: web.Request) -> web.Response:
 
 
 async def list_tasks(request: web.Request) -> web.Response:
+    """The caller's jobs (everyone's for an admin with ``?all=true``), newest first, as
+    ``jobs.list_jobs`` lists them, from the read cache."""
     who = caller(request)
     everyone = who.is_admin and request.query.get("all", "") in ("1", "true")
-    listed = await asyncio.to_thread(
-        jobs.list_jobs, request.app[SERVICES], None if everyone else who.username
-    )
-    return web.json_response({"jobs": [job.wire() for job in listed]})
+    body = await request.app[READ_CACHE].listing(None if everyone else who.username)
+    return _json(body)
 
 
 async def get_task(request: web.Request) -> web.Response:
-    view = await owned_job(request, request.match_info["id"])
-    return web.json_response(view_payload(view, await job_details(request, view)))
+    cached = await owned_view(request, request.match_info["id"])
+    return _json(await view_body(request, cached))
 
 
 async def cancel_task(request: web.Request) -> web.Response:
@@ -495,7 +524,12 @@ async def cancel_task(request: web.Request) -> web.Response:
         return web.json_response(
             {"ok": True, "jobId": view.job.id, "status": view.job.status}, status=202
         )
-    await asyncio.to_thread(jobs.request_cancel, request.app[SERVICES], view.job.id, who.username)
+    try:
+        await asyncio.to_thread(
+            jobs.request_cancel, request.app[SERVICES], view.job.id, who.username
+        )
+    finally:
+        request.app[READ_CACHE].jobs_changed(view.job.id)
     return web.json_response({"ok": True, "jobId": view.job.id, "status": "cancelling"}, status=202)
 
 
@@ -513,7 +547,7 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
 
 
 async def task_records(request: web.Request) -> web.Response:
-    view = await owned_job(request, request.match_info["id"])
+    view = (await owned_view(request, request.match_info["id"])).view
     offset = _int_query(request, "offset", 0, 0, 10_000_000)
     limit = _int_query(request, "limit", 50, 1, 500)
     page = await asyncio.to_thread(
@@ -530,7 +564,7 @@ CONTENT_TYPES = {
 
 
 async def export_task(request: web.Request) -> web.StreamResponse:
-    view = await owned_job(request, request.match_info["id"])
+    view = (await owned_view(request, request.match_info["id"])).view
     fmt = request.query.get("format", "json").lower()
     if fmt not in export.FORMATS:
         raise BadRequest(f"format must be one of {', '.join(export.FORMATS)}")
@@ -571,13 +605,15 @@ def _sse(event: str, data: bytes) -> bytes:
 
 
 async def task_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: the job view whenever it changes, read from CStore every ~0.75 s.
+    """Server-sent events: the job view whenever it changes, read every ~0.75 s (through
+    the read cache: every stream of a job shares its reads).
 
     Ends after the job reaches a terminal state (``event: end``), when the client goes
     away, or when the app stops.
     """
-    view = await owned_job(request, request.match_info["id"])
-    services = request.app[SERVICES]
+    cached = await owned_view(request, request.match_info["id"])
+    job_id = cached.view.job.id
+    cache = request.app[READ_CACHE]
     stopping = request.app[STATE].stopping
     response = web.StreamResponse(
         headers={
@@ -588,12 +624,11 @@ async def task_events(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     await response.write(b"retry: 3000\n\n")
-    details = await job_details(request, view)
     last_digest = b""
     last_write = time.monotonic()
     try:
         while True:
-            payload = orjson.dumps(view_payload(view, details))
+            payload = await view_body(request, cached)
             digest = hashlib.blake2b(payload, digest_size=16).digest()
             if digest != last_digest:
                 await response.write(_sse("job", payload))
@@ -601,8 +636,9 @@ async def task_events(request: web.Request) -> web.StreamResponse:
             elif time.monotonic() - last_write > HEARTBEAT_SECONDS:
                 await response.write(b": keep-alive\n\n")
                 last_write = time.monotonic()
-            if view.job.status in TERMINAL_STATUSES:
-                await response.write(_sse("end", orjson.dumps({"status": view.job.status})))
+            status = cached.view.job.status
+            if status in TERMINAL_STATUSES:
+                await response.write(_sse("end", orjson.dumps({"status": status})))
                 break
             try:
                 await asyncio.wait_for(stopping.wait(), EVENT_INTERVAL_SECONDS)
@@ -610,13 +646,13 @@ async def task_events(request: web.Request) -> web.StreamResponse:
             except TimeoutError:
                 pass
             try:
-                fresh = await asyncio.to_thread(jobs.load_job, services, view.job.id)
+                fresh = await cache.job_view(job_id)
             except DatagemsError as exc:  # the store hiccups: keep the stream, try again
-                logger.warning("events of job %s: %s", view.job.id, exc)
+                logger.warning("events of job %s: %s", job_id, exc)
                 continue
             if fresh is None:
                 break
-            view = fresh
+            cached = fresh
     except (ConnectionResetError, ConnectionError):
         pass
     return response

@@ -22,7 +22,7 @@ from datagems.web.bodies import (
     parse_body,
     read_body,
 )
-from datagems.web.keys import ACCOUNTS, SERVICES
+from datagems.web.keys import ACCOUNTS, READ_CACHE, SERVICES
 
 logger = logging.getLogger(__name__)
 MASK = "••••"
@@ -177,7 +177,10 @@ async def admin_delete_account(request: web.Request) -> web.Response:
     accounts = request.app[ACCOUNTS]
     if await asyncio.to_thread(accounts.get, username) is None:
         raise NotFound("account not found")
-    await asyncio.to_thread(accounts.delete, username)
+    try:
+        await asyncio.to_thread(accounts.delete, username)
+    finally:
+        request.app[READ_CACHE].users_changed()  # its sessions end here at once
     await asyncio.to_thread(request.app[SERVICES].users.delete, username)
     logger.info("%s deleted account %s", who.username, username)
     return web.json_response({"ok": True})

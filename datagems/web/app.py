@@ -21,7 +21,16 @@ from datagems.accounts.ratelimit import LoginThrottle, WindowLimiter
 from datagems.accounts.users import Accounts
 from datagems.services import Services
 from datagems.web.auth import auth_middleware
-from datagems.web.keys import ACCOUNTS, LIMITERS, MAILER, SERVICES, STATE, THROTTLE
+from datagems.web.cache import WebCache
+from datagems.web.keys import (
+    ACCOUNTS,
+    LIMITERS,
+    MAILER,
+    READ_CACHE,
+    SERVICES,
+    STATE,
+    THROTTLE,
+)
 from datagems.web.limits import task_limiter
 from datagems.web.middleware import error_middleware
 from datagems.web.routes import setup_routes
@@ -66,6 +75,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[STATE] = WebState()
     yield
     app[STATE].stopping.set()
+    await app[READ_CACHE].close()
 
 
 async def _stop_streams(app: web.Application) -> None:
@@ -96,6 +106,7 @@ def create_app(services: Services) -> web.Application:
     app[ACCOUNTS] = Accounts(
         services.cstore, settings.auth_hkey, settings.auth_secret.get_secret_value()
     )
+    app[READ_CACHE] = WebCache(services, app[ACCOUNTS])
     app[THROTTLE] = LoginThrottle()
     app[MAILER] = Mailer(settings)
     app[LIMITERS] = _limiters(services)

@@ -8,7 +8,6 @@ of this site (same ``Origin``, or ``Referer`` when there is no ``Origin``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,9 +15,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from datagems.accounts.tokens import SESSION_COOKIE, SESSION_TTL_SECONDS, read_session
+from datagems.accounts.tokens import SESSION_COOKIE, SESSION_TTL_SECONDS
 from datagems.errors import Forbidden, Unauthorized
-from datagems.web.keys import ACCOUNTS, ROUTE_SPECS, SERVICES
+from datagems.web.keys import READ_CACHE, ROUTE_SPECS, SERVICES
 
 logger = logging.getLogger(__name__)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -117,11 +116,14 @@ def _token_of(request: web.Request) -> tuple[str | None, str]:
 
 
 async def resolve_caller(request: web.Request, token: str, via: str) -> Caller | None:
-    try:
-        session = read_session(session_secret(request), token)
-    except Unauthorized:
+    """The caller of a session token, its account as stored at most
+    ``cache.READ_TTL_SECONDS`` ago (a deletion or a new role on another replica shows
+    that late; one made here at once). Usually answered without a store read."""
+    cache = request.app[READ_CACHE]
+    session = cache.session(session_secret(request), token)
+    if session is None:
         return None
-    account = await asyncio.to_thread(request.app[ACCOUNTS].get, session.username)
+    account = await cache.account(session.username)
     if account is None:  # deleted since the session was issued
         return None
     return Caller(account.username, account.role or "user", via)

@@ -8,6 +8,7 @@ from datagems.accounts.mailer import Mailer
 from datagems.accounts.ratelimit import LoginThrottle
 from datagems.accounts.users import Accounts
 from datagems.services import Services
+from datagems.web.cache import WebCache
 from datagems.web.state import Limiters, WebState
 
 SERVICES = web.AppKey("services", Services)
@@ -16,4 +17,5 @@ THROTTLE = web.AppKey("throttle", LoginThrottle)
 MAILER = web.AppKey("mailer", Mailer)
 LIMITERS = web.AppKey("limiters", Limiters)
 STATE = web.AppKey("state", WebState)
+READ_CACHE = web.AppKey("read_cache", WebCache)  # what the read routes and auth read
 ROUTE_SPECS = web.AppKey("route_specs", dict)  # (method, path) -> routes.Route

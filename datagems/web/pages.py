@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import aiohttp_jinja2
 from aiohttp import web
 
-from datagems.web.api_tasks import owned_job
+from datagems.web.api_tasks import owned_view
 from datagems.web.auth import CALLER, caller, require_admin
 from datagems.web.keys import MAILER, SERVICES
 
@@ -74,8 +74,8 @@ async def new_page(request: web.Request) -> web.Response:
 
 
 async def job_page(request: web.Request) -> web.Response:
-    view = await owned_job(request, request.match_info["id"])
-    return _render(request, "job.html", "job", jobId=view.job.id)
+    cached = await owned_view(request, request.match_info["id"])
+    return _render(request, "job.html", "job", jobId=cached.view.job.id)
 
 
 async def stats_page(request: web.Request) -> web.Response:
