@@ -134,6 +134,7 @@ class MockLLM:
         }
         self.in_flight = 0
         self.max_in_flight = 0
+        self.last_answer_at: float | None = None  # wall clock (time.time) of the last answer
         self.started = time.monotonic()
 
     def stats(self) -> dict[str, Any]:
@@ -143,6 +144,7 @@ class MockLLM:
             "faults": dict(self.faults),
             "inFlight": self.in_flight,
             "maxInFlight": self.max_in_flight,
+            "lastAnswerAt": self.last_answer_at,
             "factories": len(self.factories),
             "config": self.config.public(),
         }
@@ -267,6 +269,7 @@ class MockLLM:
             return self._answer(request, body, openai)
         finally:
             self.in_flight -= 1
+            self.last_answer_at = time.time()
 
     def _answer(self, request: web.Request, body: dict[str, Any], openai: bool) -> web.Response:
         config = self.config
