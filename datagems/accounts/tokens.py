@@ -8,12 +8,18 @@ also look at the payload itself, so a token of one kind is never accepted as the
   original's drafts have no ``typ``: a payload with ``schema`` or ``totalRecords`` is a
   draft, never a session). A session of the original (``{username, role}``, no ``typ``) is
   accepted.
+- A session issued here carries ``cred``, an HMAC of the account's stored password record
+  (``credential_stamp``): once the password changes (``resend``, an operator), the stamp no
+  longer matches and the session is refused (``session_is_current``). Sessions of the
+  original carry no stamp and stay valid until they expire.
 - ``read_draft`` accepts only ``typ == "draft"`` bound (``sub``) to the calling user, with
   a ``jti`` for the confirm-once ledger.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import time
 import uuid
@@ -33,7 +39,7 @@ DRAFT_TTL_SECONDS = 30 * 60
 ALGORITHM = "HS256"
 LEEWAY_SECONDS = 30  # clock skew between replicas
 DRAFT_MARKERS = frozenset({"schema", "totalRecords"})
-RESERVED_CLAIMS = frozenset({"typ", "sub", "jti", "iat", "exp", "nbf", "username", "role"})
+RESERVED_CLAIMS = frozenset({"typ", "sub", "jti", "iat", "exp", "nbf", "username", "role", "cred"})
 INVALID_DRAFT = "Invalid or expired draft"
 INVALID_SESSION = "invalid or expired session"
 # A fixed namespace: the job id of a draft is the same on every replica.
@@ -44,6 +50,7 @@ DRAFT_JOB_NAMESPACE = uuid.UUID("6f1d2c3e-8a4b-5c6d-9e0f-0a1b2c3d4e5f")
 class Session:
     username: str
     role: str
+    cred: str | None = None  # None: a session of the original app, without a stamp
 
 
 def _key(secret: str) -> bytes:
@@ -72,17 +79,35 @@ def _decode(secret: str, token: str) -> dict[str, Any]:
     return payload
 
 
-def issue_session(secret: str, username: str, role: str, *, now: float | None = None) -> str:
-    """A 7-day session token ``{username, role, typ: "session", iat, exp}``."""
+def credential_stamp(secret: str, credential: str) -> str:
+    """What a session says about the password it was issued under (``Account.credential``):
+    keyed with the session secret, so the token tells nothing about the stored record."""
+    mac = hmac.new(_key(secret), credential.encode("ascii"), hashlib.sha256)
+    return mac.hexdigest()[:32]
+
+
+def issue_session(
+    secret: str, username: str, role: str, *, credential: str = "", now: float | None = None
+) -> str:
+    """A 7-day session token ``{username, role, typ: "session", cred, iat, exp}``."""
     issued = _now(now)
-    payload = {
+    payload: dict[str, Any] = {
         "username": username,
         "role": role,
         "typ": "session",
         "iat": issued,
         "exp": issued + SESSION_TTL_SECONDS,
     }
+    if credential:
+        payload["cred"] = credential_stamp(secret, credential)
     return jwt.encode(payload, _key(secret), algorithm=ALGORITHM)
+
+
+def session_is_current(secret: str, session: Session, credential: str) -> bool:
+    """False when the session was issued under a password the account no longer has."""
+    if session.cred is None:
+        return True
+    return hmac.compare_digest(session.cred, credential_stamp(secret, credential))
 
 
 def read_session(secret: str, token: str) -> Session:
@@ -96,9 +121,12 @@ def read_session(secret: str, token: str) -> Session:
         raise Unauthorized(INVALID_SESSION)
     username = payload.get("username")
     role = payload.get("role")
+    cred = payload.get("cred")
     if not isinstance(username, str) or not username or not isinstance(role, str):
         raise Unauthorized(INVALID_SESSION)
-    return Session(username=username, role=role)
+    if cred is not None and not isinstance(cred, str):
+        raise Unauthorized(INVALID_SESSION)
+    return Session(username=username, role=role, cred=cred)
 
 
 def issue_draft(

@@ -17,12 +17,15 @@ when checked, so this needs two users racing for one name within a replication d
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import secrets
 import threading
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from datagems.accounts.passwords import hash_password, verify_password
 from datagems.errors import BadRequest, Conflict, NotFound, Unauthorized
@@ -62,6 +65,16 @@ class Account:
     role: str
     created_at: str | None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # A digest of the stored password record: it changes with every new password, so a
+    # session issued before the change can be told apart (``tokens.credential_stamp``).
+    credential: str = field(default="", repr=False, compare=False)
+
+
+def _credential(stored: Any) -> str:
+    if not isinstance(stored, dict):
+        return ""
+    text = orjson.dumps(stored, option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(text, digest_size=16).hexdigest()
 
 
 def _record(value: Any) -> dict[str, Any] | None:
@@ -80,6 +93,7 @@ def _account(username: str, record: dict[str, Any]) -> Account:
         role=role if role in ROLES else "user",
         created_at=created if isinstance(created, str) else None,
         metadata=dict(metadata) if isinstance(metadata, dict) else {},
+        credential=_credential(record.get("password")),
     )
 
 

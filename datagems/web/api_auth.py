@@ -53,7 +53,9 @@ async def _authenticate(request: web.Request) -> Account:
 
 async def login(request: web.Request) -> web.Response:
     account = await _authenticate(request)
-    token = issue_session(session_secret(request), account.username, account.role)
+    token = issue_session(
+        session_secret(request), account.username, account.role, credential=account.credential
+    )
     response = web.json_response({"username": account.username, "role": account.role})
     set_session_cookie(request, response, token)
     logger.info("%s signed in", account.username)
@@ -65,7 +67,13 @@ async def token(request: web.Request) -> web.Response:
     ``Authorization: Bearer <token>``. It is the same 7-day session as the cookie's."""
     account = await _authenticate(request)
     issued = int(time.time())
-    token = issue_session(session_secret(request), account.username, account.role, now=issued)
+    token = issue_session(
+        session_secret(request),
+        account.username,
+        account.role,
+        credential=account.credential,
+        now=issued,
+    )
     expires = datetime.fromtimestamp(issued + SESSION_TTL_SECONDS, UTC)
     logger.info("%s signed in for an API token", account.username)
     response = web.json_response(

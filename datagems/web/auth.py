@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from datagems.accounts.tokens import SESSION_COOKIE, SESSION_TTL_SECONDS
+from datagems.accounts.tokens import SESSION_COOKIE, SESSION_TTL_SECONDS, session_is_current
 from datagems.errors import Forbidden, Unauthorized
 from datagems.web.keys import READ_CACHE, ROUTE_SPECS, SERVICES
 
@@ -117,15 +117,19 @@ def _token_of(request: web.Request) -> tuple[str | None, str]:
 
 async def resolve_caller(request: web.Request, token: str, via: str) -> Caller | None:
     """The caller of a session token, its account as stored at most
-    ``cache.READ_TTL_SECONDS`` ago (a deletion or a new role on another replica shows
-    that late; one made here at once). Usually answered without a store read."""
+    ``cache.READ_TTL_SECONDS`` ago (a deletion, a new password or a new role on another
+    replica shows that late; one made here at once). Usually answered without a store
+    read."""
     cache = request.app[READ_CACHE]
-    session = cache.session(session_secret(request), token)
+    secret = session_secret(request)
+    session = cache.session(secret, token)
     if session is None:
         return None
     account = await cache.account(session.username)
     if account is None:  # deleted since the session was issued
         return None
+    if not session_is_current(secret, session, account.credential):
+        return None  # issued under a password the account no longer has
     return Caller(account.username, account.role or "user", via)
 
 

@@ -18,6 +18,7 @@ from datagems.accounts.tokens import (
     job_id_for_draft,
     read_draft,
     read_session,
+    session_is_current,
 )
 from datagems.errors import BadRequest, Unauthorized
 from datagems.store import keys
@@ -215,3 +216,23 @@ def test_a_released_claim_can_be_claimed_again(cstore: SqliteCStore) -> None:
     ledger.claim("jti-3", "job-a")
     ledger.release("jti-3")
     ledger.claim("jti-3", "job-a")
+
+
+def test_a_session_is_stale_once_the_password_it_was_issued_under_changes() -> None:
+    token = issue_session(SECRET, "ada", "user", credential="digest-of-the-first-password")
+    session = read_session(SECRET, token)
+    assert session_is_current(SECRET, session, "digest-of-the-first-password")
+    assert not session_is_current(SECRET, session, "digest-of-the-second-password")
+    payload = jwt.decode(token, SECRET, algorithms=["HS256"])
+    assert "digest-of-the-first-password" not in str(payload)
+
+
+def test_a_session_of_the_original_app_has_no_stamp_and_stays_current() -> None:
+    session = read_session(SECRET, original_token({"username": "ada", "role": "user"}))
+    assert session_is_current(SECRET, session, "any-digest")
+
+
+def test_a_session_with_a_malformed_stamp_is_refused() -> None:
+    token = original_token({"username": "ada", "role": "user", "typ": "session", "cred": 7})
+    with pytest.raises(Unauthorized):
+        read_session(SECRET, token)

@@ -13,6 +13,7 @@ import pytest
 from datagems.accounts.tokens import issue_draft, issue_session
 from datagems.web.routes import ROUTES
 from tests.fleet import ADMIN_PASSWORD, SESSION_SECRET
+from tests.servers import wait_until
 from tests.web.harness import (
     USER_PASSWORD,
     LiveApp,
@@ -483,6 +484,27 @@ def test_the_openapi_document_describes_every_registered_route(live: LiveApp) ->
     ref = schema_body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
     properties = document["components"]["schemas"][ref]["properties"]
     assert properties["title"]["maxLength"] == 200 and "totalRecords" in properties
+
+
+def test_a_new_password_signs_out_the_sessions_issued_under_the_old_one(live: LiveApp) -> None:
+    assert live.accounts.get("grace") is None
+    live.accounts.create("grace", USER_PASSWORD)
+    browser = live.login("grace")
+    api = httpx.post(
+        f"{live.url}/api/auth/token", json={"username": "grace", "password": USER_PASSWORD}
+    ).json()["token"]
+    bearer = {"Authorization": f"Bearer {api}"}
+    assert browser.get("/api/auth/me").status_code == 200
+    assert httpx.get(f"{live.url}/api/auth/me", headers=bearer).status_code == 200
+    # an operator (or another replica's "resend") gives the account a new password
+    live.accounts.set_password("grace", "a-brand-new-password-42")
+    wait_until(
+        lambda: browser.get("/api/auth/me").status_code == 401,
+        what="the old cookie session to be refused",
+    )
+    assert httpx.get(f"{live.url}/api/auth/me", headers=bearer).status_code == 401
+    fresh = live.login("grace", "a-brand-new-password-42")
+    assert fresh.get("/api/auth/me").json()["username"] == "grace"
 
 
 def test_a_forged_admin_session_for_an_unknown_user_is_refused(live: LiveApp) -> None:
