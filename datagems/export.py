@@ -7,7 +7,8 @@ harmless.
 
 - JSON: an array by global index, ``null`` for failed or missing records (as the original);
 - JSONL: one line per ok record's data;
-- CSV: the union of the records' keys as header (first seen first), nested values as JSON
+- CSV: the schema's fields as header, in schema order, then any other key the records
+  have (first seen first); nested values as JSON
   text, RFC 4180 quoting, and text cells starting with ``= + - @``, tab or CR prefixed with
   ``'`` against spreadsheet formula injection.
 """
@@ -17,16 +18,20 @@ from __future__ import annotations
 import csv
 import heapq
 import io
+import logging
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
 
 import orjson
 
-from datagems.errors import BadRequest, Conflict, NotFound
-from datagems.jobs import load_job, result_cids
+from datagems.errors import BadRequest, Conflict, DatagemsError, NotFound
+from datagems.jobs import JobView, load_job, result_cids
 from datagems.models import TERMINAL_STATUSES
+from datagems.schema_tools import field_order
 from datagems.services import Services
+
+logger = logging.getLogger(__name__)
 
 FORMATS = ("json", "jsonl", "csv")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -88,7 +93,7 @@ def export_chunks(
         return _json(merged_entries(services, job_id, partial=partial), total)
     if fmt == "jsonl":
         return _jsonl(merged_entries(services, job_id, partial=partial))
-    header = _csv_header(merged_entries(services, job_id, partial=partial))
+    header = _csv_header(merged_entries(services, job_id, partial=partial), _fields(services, view))
     return _csv(merged_entries(services, job_id, partial=partial), header)
 
 
@@ -130,8 +135,20 @@ def _jsonl(entries: Iterator[dict]) -> Iterator[bytes]:
     yield bytes(buffer)
 
 
-def _csv_header(entries: Iterator[dict]) -> list[str]:
-    seen: dict[str, None] = {}
+def _fields(services: Services, view: JobView) -> tuple[str, ...]:
+    """The schema's field order; none when the details cannot be read (keys as seen)."""
+    if not view.job.job_details_cid:
+        return ()
+    try:
+        details = services.details.get(view.job.job_details_cid)
+    except (DatagemsError, ValueError) as exc:  # ValueError: pydantic, a malformed file
+        logger.warning("job %s: details unreadable, CSV columns as seen: %s", view.job.id, exc)
+        return ()
+    return field_order(details.json_schema)
+
+
+def _csv_header(entries: Iterator[dict], fields: tuple[str, ...] = ()) -> list[str]:
+    seen: dict[str, None] = dict.fromkeys(fields)
     for entry in entries:
         data = entry.get("data") if entry.get("ok") else None
         if isinstance(data, dict):

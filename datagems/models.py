@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -203,6 +204,24 @@ class JobDetails(WireModel):
     schema_duration_ms: float = 0
     schema_refreshes: int = 0
     meta: dict[str, Any] | None = None
+    # The schema again, as JSON text: R1FS stores objects with sorted keys, and text keeps
+    # the author's field order (the order of the prompt, the records and the CSV columns).
+    # The original app reads ``schema`` and ignores this.
+    schema_text: str | None = None
+
+    @model_validator(mode="after")
+    def _keep_field_order(self) -> JobDetails:
+        ordered: Any = None
+        if self.schema_text:
+            try:
+                ordered = orjson.loads(self.schema_text)
+            except orjson.JSONDecodeError:
+                ordered = None
+        if isinstance(ordered, dict) and ordered == self.json_schema:
+            self.json_schema = ordered
+        else:  # none yet, or not the same schema: the object wins
+            self.schema_text = orjson.dumps(self.json_schema).decode() if self.json_schema else None
+        return self
 
 
 class JobSummary(WireModel):

@@ -279,6 +279,22 @@ def sanitize_schema(raw: object) -> dict[str, Any]:
 # --------------------------------------------------------------------------- check
 
 
+def field_order(schema: dict[str, Any]) -> tuple[str, ...]:
+    """The record's top-level fields in the order the schema lists them."""
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    return tuple(str(name) for name in properties) if isinstance(properties, dict) else ()
+
+
+def in_field_order(record: Any, order: tuple[str, ...]) -> Any:
+    """``record`` with its schema fields first, in schema order, then any others as given."""
+    if not order or not isinstance(record, dict):
+        return record
+    ordered = {name: record[name] for name in order if name in record}
+    if len(ordered) < len(record):
+        ordered.update((name, value) for name, value in record.items() if name not in ordered)
+    return ordered
+
+
 def _pointer(path: Iterator[object] | list[object]) -> str:
     parts = [str(p).replace("~", "~0").replace("/", "~1") for p in path]
     return "/" + "/".join(parts) if parts else "/"

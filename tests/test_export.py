@@ -36,6 +36,12 @@ def test_csv_export_has_the_union_header_json_cells_and_rfc4180_quoting() -> Non
     assert list(csv.reader(io.StringIO(body)))[2] == ["Bo\nb", "", "3"]
 
 
+def test_csv_columns_follow_the_schemas_field_order_then_other_keys_as_seen() -> None:
+    rows = [(0, {"age": 3, "name": "Ann", "extra": 1}), (1, {"name": "Bob", "nick": "b"})]
+    header = export._csv_header(entries(*rows), ("name", "age", "email"))
+    assert header == ["name", "age", "email", "extra", "nick"]
+
+
 def test_csv_cells_that_start_a_formula_are_neutralised_but_numbers_are_not() -> None:
     for text in ("=SUM(A1)", "+1", "-cmd", "@x", "\tx", "\rx"):
         assert csv_cell(text) == "'" + text

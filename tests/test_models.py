@@ -176,6 +176,32 @@ def test_job_details_round_trip_through_r1fs_with_the_schema_field(tmp_path: Pat
     assert repo.get(cid) == details
 
 
+def test_job_details_keep_the_schemas_field_order_through_r1fs_sorted_keys(
+    tmp_path: Path,
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"zip": {"type": "string"}, "city": {"type": "string"}, "age": {}},
+    }
+    repo = DetailsRepo(FolderR1FS(tmp_path / "r1fs"))
+    cid = repo.put(JobDetails(id="j1", owner="alice", json_schema=schema))
+    assert list(repo.r1fs.get_json(cid)["schema"]["properties"]) == ["age", "city", "zip"]
+    assert list(repo.get(cid).json_schema["properties"]) == ["zip", "city", "age"]
+
+
+def test_job_details_whose_schema_text_disagrees_with_the_schema_follow_the_schema() -> None:
+    details = JobDetails.model_validate(
+        {
+            "id": "j1",
+            "owner": "alice",
+            "schema": {"type": "object", "properties": {"b": {}, "a": {}}},
+            "schemaText": '{"type": "object", "properties": {"other": {}}}',
+        }
+    )
+    assert list(details.json_schema["properties"]) == ["b", "a"]
+    assert orjson.loads(details.schema_text or "") == details.json_schema
+
+
 def test_users_and_the_email_index_round_trip(cstore: SqliteCStore) -> None:
     users = UsersRepo(cstore)
     users.put(UserIndexEntry(username="alice", email="Alice@Example.com", created_at=now_iso()))

@@ -14,6 +14,8 @@ from datagems.schema_tools import (
     PATTERN_TIMEOUT,
     check_schema,
     compile_validator,
+    field_order,
+    in_field_order,
     pattern_problem,
     sanitize_schema,
 )
@@ -497,3 +499,13 @@ def test_ordinary_patterns_accept_and_refuse_as_before(schema, good, bad, messag
     validator = compile_validator(schema)
     assert validator.errors(good) == []
     assert message in validator.errors(bad)
+
+
+def test_a_record_is_put_in_the_schemas_field_order_with_other_keys_after() -> None:
+    schema = {"type": "object", "properties": {"name": {}, "age": {}, "email": {}}}
+    order = field_order(schema)
+    assert order == ("name", "age", "email")
+    record = in_field_order({"email": "e", "extra": 1, "name": "n"}, order)
+    assert list(record) == ["name", "email", "extra"]
+    assert in_field_order(["not", "an", "object"], order) == ["not", "an", "object"]
+    assert field_order({"type": "object"}) == ()

@@ -86,7 +86,7 @@ class JobActor(Actor):
     # -- life --------------------------------------------------------------------------
     def start_up(self) -> None:
         from datagems.jobs import provider_for
-        from datagems.schema_tools import compile_validator
+        from datagems.schema_tools import compile_validator, field_order
 
         services = self.services
         job = services.jobs.get(self.job_id)
@@ -148,6 +148,7 @@ class JobActor(Actor):
             owner=self.owner,
             details=details,
             validator=compile_validator(details.json_schema),
+            fields=field_order(details.json_schema),
             total=job.total_records,
             attempts=self.settings.attempts_per_record,
             provider=self.provider,

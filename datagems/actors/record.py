@@ -102,6 +102,7 @@ class RecordJob:
     owner: str  # whose range: this peer, or the dead peer it took over from
     details: JobDetails
     validator: RecordValidator
+    fields: tuple[str, ...]  # the schema's field order: records are kept in it
     total: int
     attempts: int
     provider: Provider  # one async client (one connection pool) for the job's records
@@ -147,6 +148,7 @@ def _retrying(work: RecordJob, index: int, attempt: int, reason: str) -> None:
 async def generate(work: RecordJob, index: int) -> RecordOutcome:
     """The calls of one record, by the per-record rules above."""
     from datagems.inference import extract_json, prompts
+    from datagems.schema_tools import in_field_order
 
     messages = prompts.record_messages(details=work.details, index=index, total=work.total)
     seed = prompts.record_seed(work.job_id, index)
@@ -190,7 +192,7 @@ async def generate(work: RecordJob, index: int) -> RecordOutcome:
         return RecordOutcome(
             i=index,
             ok=True,
-            data=data,
+            data=in_field_order(data, work.fields),
             attempts=attempt,
             tokens_in=tokens_in,
             tokens_out=tokens_out,

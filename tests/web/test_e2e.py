@@ -66,9 +66,13 @@ def test_the_whole_flow_login_schema_confirm_progress_export(fleet: Fleet, url: 
     client = signed_in(url, "erin", "erin-Passw0rd!")
     drafted = client.post("/api/tasks/schema", json=schema_body()).json()
     assert drafted["schema"]["type"] == "object" and drafted["draftToken"]
-    job_id = client.post("/api/tasks/confirm", json={"draftToken": drafted["draftToken"]}).json()[
-        "jobId"
-    ]
+    # the user reorders the fields before confirming: not alphabetical, on purpose
+    schema = drafted["schema"]
+    fields = sorted(schema["properties"], reverse=True)
+    schema["properties"] = {name: schema["properties"][name] for name in fields}
+    job_id = client.post(
+        "/api/tasks/confirm", json={"draftToken": drafted["draftToken"], "schema": schema}
+    ).json()["jobId"]
 
     def finished() -> dict | None:
         view = client.get(f"/api/tasks/{job_id}").json()
@@ -86,7 +90,10 @@ def test_the_whole_flow_login_schema_confirm_progress_export(fleet: Fleet, url: 
     body = client.get(f"/api/tasks/{job_id}/export?format=csv").text
     table = list(csv.reader(io.StringIO(body)))
     header = table[0]
-    assert set(header) == {key for record in ok_records for key in record}
+    assert header == fields, "CSV columns follow the schema's field order"
+    assert all(list(record) == [f for f in fields if f in record] for record in ok_records)
+    details = client.get(f"/api/tasks/{job_id}").json()["details"]
+    assert list(details["schema"]["properties"]) == fields
     assert len(table) == 1 + len(ok_records)
     for row in table[1:]:
         assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row)
