@@ -1014,6 +1014,30 @@ _THEMES: tuple[tuple[tuple[str, ...], tuple[tuple[str, dict[str, Any]], ...]], .
         ),
     ),
     (
+        ("bike", "bicycle", "car", "vehicle", "motorcycle", "scooter", "van", "truck"),
+        (
+            ("brand", {"type": "string", "description": "Maker"}),
+            ("model", {"type": "string", "description": "Model name"}),
+            (
+                "year",
+                {"type": "integer", "minimum": 1990, "maximum": 2026, "description": "Model year"},
+            ),
+            ("price_eur", {"type": "number", "minimum": 0, "description": "Asking price in EUR"}),
+            (
+                "condition",
+                {
+                    "type": "string",
+                    "enum": ["new", "like new", "good", "fair", "for parts"],
+                    "description": "Condition",
+                },
+            ),
+            (
+                "mileage_km",
+                {"type": "integer", "minimum": 0, "maximum": 400000, "description": "Distance"},
+            ),
+        ),
+    ),
+    (
         ("recipe", "recipes", "food", "dish", "meal", "cooking"),
         (
             ("dish_name", {"type": "string", "description": "Name of the dish"}),
@@ -1058,10 +1082,20 @@ _DEFAULT_PROPS: tuple[tuple[str, dict[str, Any]], ...] = (
 _LABEL_WORDS = ("classification", "labeled", "labelled", '"label"', "label")
 
 
+_ASKED = re.compile(
+    r"^(?:dataset title|one record describes|instructions for the data):\s*(.*)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
 def draft_schema(text: str, rng: random.Random) -> dict[str, Any]:
-    """A plausible 2020-12 record schema for a schema-draft prompt (3-6 properties)."""
+    """A plausible 2020-12 record schema for a schema-draft prompt (3-6 properties).
+
+    The theme comes from what the user wrote (title, description, instructions, when the
+    prompt has those lines), not from the prompt's own wording."""
     lowered = text.lower()
-    words = re.findall(r"[a-z]+", lowered)
+    asked = " ".join(_ASKED.findall(text)).lower() or lowered
+    words = re.findall(r"[a-z]+", asked)
     positions: dict[str, int] = {}
     for position, word in enumerate(words):
         positions.setdefault(word, position)

@@ -361,10 +361,11 @@ class MockLLM:
                     _follow_label(record, body, schema)
             text = orjson.dumps(record).decode()
         else:
-            prompt = "\n".join(
-                m.get("content", "")
-                for m in body["messages"]
-                if m.get("role") in ("user", "system")
+            # what the user asked for; the system prompt's own words ("user", "record")
+            # would otherwise pick the theme
+            asked = [m.get("content", "") for m in body["messages"] if m.get("role") == "user"]
+            prompt = "\n".join(asked) or "\n".join(
+                m.get("content", "") for m in body["messages"] if m.get("role") == "system"
             )
             text = orjson.dumps(draft_schema(prompt, rng)).decode()
 

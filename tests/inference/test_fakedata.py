@@ -256,7 +256,16 @@ PROMPTS = [
     'classification. The schema MUST have a required string property "label"',
     "Dataset title: ???\nOne record describes: something vague",
     "Recipes with ingredients and calories, from many cuisines",
+    "Dataset title: Bike listings\nOne record describes: a used bike for sale",
 ]
+
+
+def test_a_drafted_schema_follows_the_subject_of_the_description() -> None:
+    drafted = draft_schema(
+        "Dataset title: Bike listings\nOne record describes: a used bike for sale",
+        random.Random(1),
+    )
+    assert list(drafted["properties"])[:3] == ["brand", "model", "year"]
 
 
 @pytest.mark.parametrize("prompt", PROMPTS)
