@@ -7,8 +7,8 @@ harmless.
 
 - JSON: an array by global index, ``null`` for failed or missing records (as the original);
 - JSONL: one line per ok record's data;
-- CSV: the schema's fields as header, in schema order, then any other key the records
-  have (first seen first); nested values as JSON
+- CSV: the union of the records' keys as header, the schema's fields first in schema
+  order, then the others (first seen first); nested values as JSON
   text, RFC 4180 quoting, and text cells starting with ``= + - @``, tab or CR prefixed with
   ``'`` against spreadsheet formula injection.
 """
@@ -148,7 +148,9 @@ def _fields(services: Services, view: JobView) -> tuple[str, ...]:
 
 
 def _csv_header(entries: Iterator[dict], fields: tuple[str, ...] = ()) -> list[str]:
-    seen: dict[str, None] = dict.fromkeys(fields)
+    """The keys the records have: the schema's fields first, in schema order, then the
+    others as first seen. A schema field no record has gets no column."""
+    seen: dict[str, None] = {}
     for entry in entries:
         data = entry.get("data") if entry.get("ok") else None
         if isinstance(data, dict):
@@ -156,7 +158,9 @@ def _csv_header(entries: Iterator[dict], fields: tuple[str, ...] = ()) -> list[s
                 seen.setdefault(str(key), None)
         elif data is not None:
             seen.setdefault("value", None)
-    return list(seen)
+    first = [name for name in fields if name in seen]
+    known = set(first)
+    return first + [name for name in seen if name not in known]
 
 
 def csv_cell(value: Any) -> str:
