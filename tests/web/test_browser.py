@@ -98,9 +98,14 @@ def test_a_user_drafts_previews_confirms_watches_and_downloads_in_the_browser(
 
         page.goto(f"{url}/new")
         page.fill("input[name=title]", "Coffee shop orders")
-        page.fill("input[name=totalRecords]", "40")
+        page.fill("input[name=totalRecords]", "100001")
         page.fill("textarea[name=description]", "One order at a coffee shop: drink, size, price.")
         page.fill("textarea[name=instructions]", "Sizes small, medium, large. Prices in euros.")
+        page.click("#draft-btn")
+        page.wait_for_selector("#describe-error:not([hidden])")
+        assert page.text_content("#describe-error").startswith("Records must be at most")
+        assert page.get_attribute("input[name=totalRecords]", "aria-invalid") == "true"
+        page.fill("input[name=totalRecords]", "40")
         page.click("#draft-btn")
         page.wait_for_selector("#schema-step:not([hidden])")
         assert "properties" in page.input_value("#schema-editor")

@@ -333,6 +333,7 @@ function initNew() {
 
   async function requestDraft(button, previous) {
     showError($("#describe-error"), "");
+    form.querySelectorAll("[aria-invalid]").forEach((node) => node.removeAttribute("aria-invalid"));
     const body = describeBody();
     if (previous) body.previousDraftToken = previous;
     await busy(button, async () => {
@@ -341,8 +342,23 @@ function initNew() {
         renderSchema(); steps(2);
         $("#preview-step").hidden = true;
         $("#schema-step").scrollIntoView({ behavior: "smooth", block: "start" });
-      } catch (err) { showError($("#describe-error"), err.message); if (previous) showError($("#schema-error"), err.message); }
+      } catch (err) {
+        const message = describeMessage(err.message);
+        showError($("#describe-error"), message);
+        if (previous) showError($("#schema-error"), message);
+      }
     });
+  }
+
+  // "totalRecords must be at most 200" -> "Records must be at most 200", and the field is
+  // marked and focused
+  function describeMessage(message) {
+    const labels = { title: "Title", totalRecords: "Records", description: "Description", instructions: "Instructions" };
+    const name = Object.keys(labels).find((key) => (message || "").startsWith(`${key} `));
+    if (!name) return message;
+    const field = form.elements[name];
+    if (field) { field.setAttribute("aria-invalid", "true"); field.focus(); }
+    return labels[name] + message.slice(name.length);
   }
 
   form.addEventListener("submit", (event) => { event.preventDefault(); requestDraft($("#draft-btn"), null); });
