@@ -277,13 +277,12 @@ class GatewayWatcher:
         self._client = httpx.Client(timeout=5)
         self._base = 0
 
+    def _stats(self) -> list[dict[str, Any]]:
+        return [self._client.get(f"{url}/stats").json() for url in self.urls]
+
     def _counts(self) -> tuple[int, int]:
-        requests = in_flight = 0
-        for url in self.urls:
-            stats = self._client.get(f"{url}/stats").json()
-            requests += int(stats["requests"])
-            in_flight += int(stats["inFlight"])
-        return requests, in_flight
+        stats = self._stats()
+        return sum(int(s["requests"]) for s in stats), sum(int(s["inFlight"]) for s in stats)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -340,7 +339,7 @@ class GatewayWatcher:
 
     def _settle(self) -> None:
         """The job ended between two samples: take the gateways' own last-answer time."""
-        stats = [self._client.get(f"{url}/stats").json() for url in self.urls]
+        stats = self._stats()
         requests = sum(int(item["requests"]) for item in stats) - self._base
         answers = [item.get("lastAnswerAt") for item in stats if item.get("lastAnswerAt")]
         if requests >= self.total and answers and self.first is not None:

@@ -350,15 +350,16 @@ function initNew() {
     });
   }
 
-  // "totalRecords must be at most 200" -> "Records must be at most 200", and the field is
-  // marked and focused
+  // "totalRecords must be at most 200" -> "Records must be at most 200" (the field's label
+  // on the page), and the field is marked and focused
   function describeMessage(message) {
-    const labels = { title: "Title", totalRecords: "Records", description: "Description", instructions: "Instructions" };
-    const name = Object.keys(labels).find((key) => (message || "").startsWith(`${key} `));
-    if (!name) return message;
-    const field = form.elements[name];
-    if (field) { field.setAttribute("aria-invalid", "true"); field.focus(); }
-    return labels[name] + message.slice(name.length);
+    const text = message || "";
+    const field = Array.from(form.elements).find((node) => node.name && text.startsWith(`${node.name} `));
+    if (!field) return text;
+    field.setAttribute("aria-invalid", "true"); field.focus();
+    const label = field.closest("label");
+    const shown = label && label.firstChild ? label.firstChild.textContent.trim() : field.name;
+    return shown + text.slice(field.name.length);
   }
 
   form.addEventListener("submit", (event) => { event.preventDefault(); requestDraft($("#draft-btn"), null); });
