@@ -53,6 +53,12 @@ class CStore(ABC):
     @abstractmethod
     def hgetall_raw(self, hkey: str) -> dict[str, Any]: ...
 
+    def hscan_raw(self, hkey: str) -> Iterator[tuple[str, Any]]:
+        """Every field of a hash with its server value, one at a time, without holding the
+        whole hash in memory where the backend can (a full read of a big hash otherwise
+        leaves the process tens of MB larger). Consume it to the end promptly."""
+        yield from self.hgetall_raw(hkey).items()
+
     def hsync(self, hkey: str) -> None:  # noqa: B027 - optional: only networked stores sync
         """Pull a hash from peers where the backend can; a no-op otherwise."""
 

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS hkv (
 );
 """
 CHUNK = 64 * 1024
+SCAN_BATCH = 1000  # rows per step of a streamed hash read
 
 
 def _pack(value: Any) -> tuple[str, int]:
@@ -123,6 +124,23 @@ class SqliteCStore(CStore):
     def hgetall_raw(self, hkey: str) -> dict[str, Any]:
         rows = self._read("SELECT field, value, is_text FROM hkv WHERE hkey = ?", (hkey,))
         return {field: _unpack(value, is_text) for field, value, is_text in rows}
+
+    def hscan_raw(self, hkey: str) -> Iterator[tuple[str, Any]]:
+        """Rows in batches, on a connection of the scan's own (one read snapshot, one batch
+        in memory; the thread's connection stays free for writes meanwhile)."""
+        try:
+            db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"embedded store at {self.path}: {exc}") from exc
+        try:
+            cursor = db.execute("SELECT field, value, is_text FROM hkv WHERE hkey = ?", (hkey,))
+            while rows := cursor.fetchmany(SCAN_BATCH):
+                for field, value, is_text in rows:
+                    yield field, _unpack(value, is_text)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"embedded store at {self.path}: {exc}") from exc
+        finally:
+            db.close()
 
     def close(self) -> None:
         with self._lock:

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import ijson
 import orjson
 
 from datagems.errors import StoreRejected, StoreUnavailable, WriteNotConfirmed
@@ -32,6 +33,7 @@ from datagems.store.base import R1FS, CStore
 logger = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
+SCAN_CHUNK = 64 * 1024  # bytes parsed per step of a streamed hash read
 _SECRET_QUERY = re.compile(r"(secret=)[^&\s\"']*", re.IGNORECASE)
 
 
@@ -225,6 +227,26 @@ class HttpCStore(CStore):
         if not isinstance(result, dict):
             raise StoreUnavailable(f"CStore /hgetall at {self._http.where}: not an object")
         return result
+
+    def hscan_raw(self, hkey: str) -> Iterator[tuple[str, Any]]:
+        """``/hgetall`` read as a stream: the answer is parsed as it arrives (ijson's push
+        parser), so a hash of 50 000 fields costs one field of memory, not the whole answer.
+        A failure after the first field raises ``StoreUnavailable`` (no retry mid-stream)."""
+        name = f"CStore GET /hgetall at {self._http.where}"
+        response = self._http.send("GET", "/hgetall", params={"hkey": hkey}, stream=True)
+        found = ijson.sendable_list()
+        parser = ijson.kvitems_coro(found, "result", use_float=True)
+        try:
+            for chunk in response.iter_bytes(SCAN_CHUNK):
+                parser.send(chunk)
+                yield from found
+                del found[:]
+            parser.close()
+            yield from found
+        except (httpx.HTTPError, ijson.JSONError) as exc:
+            raise StoreUnavailable(f"{name}: the answer broke off ({type(exc).__name__})") from exc
+        finally:
+            response.close()
 
     def hsync(self, hkey: str) -> None:
         self._http.call("POST", "/hsync", json={"hkey": hkey, "chainstore_peers": self.peers})

@@ -142,3 +142,30 @@ def test_hsync_can_be_called_on_every_backend(cstore: CStore, key: str) -> None:
     cstore.hset(key, "f", 1)
     cstore.hsync(key)
     assert cstore.hget(key, "f") == 1
+
+
+def test_a_scan_reads_every_field_of_a_big_hash_as_a_full_read_does(
+    cstore: CStore, key: str
+) -> None:
+    for i in range(2500):  # more than a batch of the embedded scan and a chunk of the HTTP one
+        cstore.hset_raw(key, f"job-{i}", orjson.dumps({"i": i, "text": "é" * (i % 50)}).decode())
+    cstore.hset_raw(key, "plain", "not json")
+    cstore.hset_raw(key, "object", {"stored": "as an object"})
+    scanned = dict(cstore.hscan_raw(key))
+    assert scanned == cstore.hgetall_raw(key)
+    assert len(scanned) == 2502
+
+
+def test_a_scan_of_a_missing_hash_yields_nothing(cstore: CStore, key: str) -> None:
+    assert list(cstore.hscan_raw(key)) == []
+
+
+def test_writes_go_on_while_a_scan_is_being_read(cstore: CStore, key: str) -> None:
+    for i in range(3):
+        cstore.hset(key, f"f{i}", i)
+    scan = cstore.hscan_raw(key)
+    first = next(scan)
+    cstore.hset(key, "during", 1)  # the scan holds no lock that a write waits for
+    rest = list(scan)
+    assert {first[0], *(name for name, _ in rest)} >= {"f0", "f1", "f2"}
+    assert cstore.hget(key, "during") == 1
