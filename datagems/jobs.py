@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from datagems import job_index
 from datagems.errors import BadRequest, Conflict, NotFound
 from datagems.models import (
     TERMINAL_STATUSES,
@@ -27,6 +28,7 @@ from datagems.models import (
     split_ranges,
 )
 from datagems.services import Services
+from datagems.store.base import decode_value
 
 if TYPE_CHECKING:
     from datagems.inference import Provider
@@ -68,9 +70,6 @@ def create_job(services: Services, *, owner: str, draft: dict[str, Any], job_id:
         schema_duration_ms=draft.get("schemaDurationMs") or 0,
         schema_refreshes=draft.get("schemaRefreshes") or 0,
     )
-    cid = services.details.put(details)
-    for peer, assigned in split_ranges(total, peers):
-        services.peers.put(job_id, PeerState(peer_id=peer, assigned=assigned.size, range=assigned))
     job = JobBase(
         id=job_id,
         owner=owner,
@@ -80,13 +79,16 @@ def create_job(services: Services, *, owner: str, draft: dict[str, Any], job_id:
         dataset_mode=details.dataset_mode,
         peers=peers,
         peer_count=len(peers),
-        job_details_cid=cid,
         created_at=now,
         schema_generated_at=details.schema_generated_at,
         schema_duration_ms=details.schema_duration_ms,
         schema_refreshes=details.schema_refreshes,
         updated_at=now,
     )
+    job_index.open_job(services, job)  # first: a crash below leaves an entry, never a lost job
+    job.job_details_cid = services.details.put(details)
+    for peer, assigned in split_ranges(total, peers):
+        services.peers.put(job_id, PeerState(peer_id=peer, assigned=assigned.size, range=assigned))
     services.jobs.put(job)
     services.user_jobs.put(owner, summary_of(job))
     logger.info("job %s created: %d records over %d peers", job_id, total, len(peers))
@@ -284,10 +286,15 @@ def settled(job: JobBase, peers: dict[str, PeerState], commands: JobCommands | N
 
 
 def write_back(services: Services, job: JobBase) -> None:
-    """Store a derived (finished) base and the owner's summary; any peer may do it."""
+    """Store a derived base and the owner's summary; any peer may do it. A final base then
+    leaves the open-jobs index, an open one is (again) in it (``job_index``)."""
     job.updated_at = now_iso()
     services.jobs.put(job)
     services.user_jobs.put(job.owner, summary_of(job))
+    if job.status in TERMINAL_STATUSES:
+        job_index.close_job(services, job)
+    else:
+        job_index.open_job(services, job)
     logger.info(
         "job %s is %s (%d ok, %d failed)", job.id, job.status, job.total_ok, job.total_failed
     )
@@ -299,17 +306,51 @@ def refresh(services: Services, job_id: str) -> JobBase | None:
     return view.job if view else None
 
 
-def list_jobs(services: Services, owner: str | None) -> list[JobBase]:
-    """The owner's jobs (every job for ``None``), newest first, running ones derived."""
-    jobs = [j for j in services.jobs.all().values() if owner is None or j.owner == owner]
-    running = any(j.status not in TERMINAL_STATUSES for j in jobs)
-    cancels = services.cancels.all() if running else {}
-    commands = services.commands.all() if running else {}
+def still_open(services: Services, job_id: str) -> JobBase | None:
+    """The job, derived, when it can still need work: its stored status is not final, or
+    it is final but a retry or an extension asked since has not been caught up with by
+    every peer. ``None`` when it is finished (or absent, or unreadable)."""
+    job = services.jobs.get(job_id)
+    if job is None:
+        return None
+    cancel = services.cancels.get(job_id) if reads_cancel(job) else None
+    if job.status in TERMINAL_STATUSES:
+        commands = services.commands.get(job_id)
+        if not commands.extensions and not commands.retry_round:
+            return None  # nothing was asked of it since it finished
+        derived = derive(job, services.peers.all(job_id), cancel, commands)
+        return derived if derived.status not in TERMINAL_STATUSES else None
+    return derive(job, services.peers.all(job_id), cancel, services.commands.get(job_id))
+
+
+def open_jobs(services: Services, owner: str | None = None) -> list[JobBase]:
+    """The jobs that can still need work (the open-jobs index, ``still_open``), status
+    and totals derived from their peer states, newest first; only ``owner``'s when given.
+    Costs the open jobs, not history: what per-user caps and the poller need."""
     listed = []
-    for job in jobs:
-        if job.status not in TERMINAL_STATUSES:
-            job = derive(job, services.peers.all(job.id), cancels.get(job.id), commands.get(job.id))
-        listed.append(job)
+    for job_id, entry in job_index.open_entries(services).items():
+        if owner is not None and entry.owner != owner:
+            continue
+        job = still_open(services, job_id)
+        if job is not None and (owner is None or job.owner == owner):
+            listed.append(job)
+    listed.sort(key=lambda j: j.created_at or "", reverse=True)
+    return listed
+
+
+def list_jobs(services: Services, owner: str | None) -> list[JobBase]:
+    """The owner's jobs (every job for ``None``), newest first, open ones derived.
+
+    Reads every job (streamed, so memory grows with the answer, not with history): for a
+    page use ``GET /api/tasks`` (``datagems.listing``); for caps, ``open_jobs``."""
+    derived = {job.id: job for job in open_jobs(services, owner)}
+    listed = list(derived.values())
+    for job_id, stored in services.jobs.scan_raw():
+        if job_id in derived:
+            continue
+        job = services.jobs.parse_raw(job_id, stored)
+        if job is not None and (owner is None or job.owner == owner):
+            listed.append(job)
     listed.sort(key=lambda j: j.created_at or "", reverse=True)
     return listed
 
@@ -327,7 +368,9 @@ def request_cancel(services: Services, job_id: str, username: str) -> None:
 
 
 def _reopen(services: Services, job: JobBase, commands: JobCommands) -> None:
-    """Store the new commands, then the base as running again (any peer may refresh it)."""
+    """Store the new commands, then the base as running again (any peer may refresh it).
+    The job is in the open-jobs index before either write, and again after the base."""
+    job_index.open_job(services, job)
     commands.updated_at = now_iso()
     services.commands.put(commands)
     job.status = "running"
@@ -382,16 +425,41 @@ def request_extend(services: Services, job_id: str, username: str, additional: i
 
 
 def metrics(services: Services) -> dict[str, Any]:
-    """The contract's metrics, derived from the jobs (single-writer by construction)."""
-    jobs = list_jobs(services, None)
+    """The contract's metrics, derived from the jobs (single-writer by construction): one
+    streamed pass over every job, open ones derived from their peer states."""
+    derived = {job.id: job for job in open_jobs(services)}
+    total = requested = generated = active = failed = 0
+    last: str | None = None
+    for job_id, stored in services.jobs.scan_raw():
+        job = derived.get(job_id)
+        if job is not None:
+            status, created = job.status, job.created_at
+            records, made = job.total_records, job.total_generated
+        else:  # read without the model: one pass over history stays cheap
+            value = decode_value(stored)
+            if not isinstance(value, dict) or not isinstance(value.get("status"), str):
+                continue
+            status, created = value["status"], value.get("createdAt")
+            records, made = _count(value.get("totalRecords")), _count(value.get("totalGenerated"))
+        total += 1
+        requested += records
+        generated += made
+        active += status in ("queued", "running")
+        failed += status == "failed"
+        if isinstance(created, str) and (last is None or created > last):
+            last = created
     return {
-        "totalJobs": len(jobs),
-        "totalRecordsRequested": sum(j.total_records for j in jobs),
-        "totalRecordsGenerated": sum(j.total_generated for j in jobs),
-        "activeJobs": sum(1 for j in jobs if j.status in ("queued", "running")),
-        "failedJobs": sum(1 for j in jobs if j.status == "failed"),
-        "lastJobAt": max((j.created_at for j in jobs if j.created_at), default=None),
+        "totalJobs": total,
+        "totalRecordsRequested": requested,
+        "totalRecordsGenerated": generated,
+        "activeJobs": active,
+        "failedJobs": failed,
+        "lastJobAt": last,
     }
+
+
+def _count(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
 def provider_for(

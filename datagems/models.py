@@ -277,6 +277,40 @@ class JobCommands(WireModel):
     updated_at: str | None = None
 
 
+class OpenJob(WireModel):
+    """``datagen:open-jobs`` field value (ours): a job that can still need work (its stored
+    status is not final), with what a listing shows before reading its base."""
+
+    owner: str = ""
+    title: str = ""
+    created_at: str | None = None
+    peers: list[str] = Field(default_factory=list)
+    opened_at: str | None = None
+
+
+class ClosedJob(WireModel):
+    """``datagen:closed-jobs`` field value (ours): a job whose final base was written lately
+    (kept ``job_index.CLOSED_KEPT_SECONDS``), so a read cache can place it in a listing."""
+
+    owner: str = ""
+    title: str = ""
+    created_at: str | None = None
+    status: str = ""
+    closed_at: str | None = None
+
+
+class IndexMeta(WireModel):
+    """``datagen:open-jobs-meta`` (ours): the last rebuild of the open-jobs index."""
+
+    version: int = 0
+    built_at: str | None = None
+    built_by: str = ""
+    original_mark: str | None = None  # the original's metrics mark read before that scan
+    jobs: int = 0
+    open: int = 0
+    unreadable: int = 0
+
+
 class CancelRequest(WireModel):
     """``datagen:cancels`` field value (ours): a user asked to stop the job."""
 

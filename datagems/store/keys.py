@@ -8,6 +8,9 @@ JOB_COMMANDS = "datagen:job-commands"  # ours: job id -> retry round and extensi
 CANCELS = "datagen:cancels"  # ours: job id -> cancel request
 REPLICAS = "datagen:replicas"  # ours: peer id -> replica heartbeat
 DRAFTS_USED = "datagen:drafts-used"  # ours: draft token id -> job id (confirm once)
+OPEN_JOBS = "datagen:open-jobs"  # ours: job id -> a job that can still need work
+CLOSED_JOBS = "datagen:closed-jobs"  # ours: job id -> a job closed lately (kept a while)
+OPEN_JOBS_META = "datagen:open-jobs-meta"  # ours: when the open-jobs index was last rebuilt
 
 
 def job_peers(job_id: str) -> str:

@@ -8,16 +8,20 @@ unknown writer) is logged at WARNING and skipped: one bad field never breaks a l
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from datagems.models import (
     CancelRequest,
+    ClosedJob,
+    IndexMeta,
     JobBase,
     JobCommands,
     JobDetails,
     JobSummary,
+    OpenJob,
     PeerState,
     ReplicaBeat,
     UserIndexEntry,
@@ -72,6 +76,13 @@ class JobsRepo:
     def all_raw(self) -> dict[str, Any]:
         """Job id -> stored text, unparsed (``parse_raw`` reads one)."""
         return self.cstore.hgetall_raw(keys.JOBS)
+
+    def get_raw(self, job_id: str) -> Any:
+        return self.cstore.hget_raw(keys.JOBS, job_id)
+
+    def scan_raw(self) -> Iterator[tuple[str, Any]]:
+        """(job id, stored text) for every job, streamed: memory flat in the hash's size."""
+        return self.cstore.hscan_raw(keys.JOBS)
 
     @staticmethod
     def parse_raw(job_id: str, stored: Any) -> JobBase | None:
@@ -278,3 +289,44 @@ class CommandsRepo:
             if commands is not None:
                 found[job_id] = commands
         return found
+
+
+class JobIndexRepo:
+    """The open-jobs index (ours, see ``datagems.job_index``): ``datagen:open-jobs`` (job id
+    -> a job that can still need work), ``datagen:closed-jobs`` (job id -> closed lately)
+    and ``datagen:open-jobs-meta`` (the last rebuild)."""
+
+    def __init__(self, cstore: CStore) -> None:
+        self.cstore = cstore
+
+    def open_raw(self) -> dict[str, Any]:
+        return self.cstore.hgetall_raw(keys.OPEN_JOBS)
+
+    @staticmethod
+    def parse_open(job_id: str, stored: Any) -> OpenJob | None:
+        return parse_stored(OpenJob, stored, f"open-jobs entry {job_id}")
+
+    def put_open(self, job_id: str, entry: OpenJob) -> None:
+        self.cstore.hset(keys.OPEN_JOBS, job_id, _wire(entry))
+
+    def drop_open(self, job_id: str) -> None:
+        self.cstore.hset(keys.OPEN_JOBS, job_id, None)
+
+    def closed_raw(self) -> dict[str, Any]:
+        return self.cstore.hgetall_raw(keys.CLOSED_JOBS)
+
+    @staticmethod
+    def parse_closed(job_id: str, stored: Any) -> ClosedJob | None:
+        return parse_stored(ClosedJob, stored, f"closed-jobs entry {job_id}")
+
+    def put_closed(self, job_id: str, entry: ClosedJob) -> None:
+        self.cstore.hset(keys.CLOSED_JOBS, job_id, _wire(entry))
+
+    def drop_closed(self, job_id: str) -> None:
+        self.cstore.hset(keys.CLOSED_JOBS, job_id, None)
+
+    def meta(self) -> IndexMeta | None:
+        return parse(IndexMeta, self.cstore.get(keys.OPEN_JOBS_META), "open-jobs meta")
+
+    def put_meta(self, meta: IndexMeta) -> None:
+        self.cstore.set(keys.OPEN_JOBS_META, _wire(meta))

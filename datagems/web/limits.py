@@ -59,7 +59,7 @@ def check_capacity(
     settings = services.settings
     running = [
         job
-        for job in jobs.list_jobs(services, who.username)
+        for job in jobs.open_jobs(services, who.username)
         if job.status in ACTIVE and job.id != job_id
     ]
     if len(running) + 1 > settings.max_running_jobs_per_user:
