@@ -64,7 +64,7 @@ class JobBase(WireModel):
     title: str = ""
     status: str = "queued"
     total_records: int = 0
-    dataset_mode: str | None = None
+    dataset_mode: bool | str | None = None  # the original writes a boolean
     peers: list[str] = Field(default_factory=list)
     peer_count: int = 0
     total_generated: int = 0
@@ -197,7 +197,7 @@ class JobDetails(WireModel):
     instructions: str = ""
     json_schema: dict[str, Any] = Field(default_factory=dict, alias="schema")
     inference: InferenceSpec = Field(default_factory=InferenceSpec)
-    dataset_mode: str | None = None
+    dataset_mode: bool | str | None = None  # the original writes a boolean
     total_records: int | None = None
     created_at: str | None = None
     schema_generated_at: str | None = None
