@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from datagems import export, jobs
+from datagems import export, jobs, listing
 from datagems.accounts.tokens import DraftLedger, issue_draft, job_id_for_draft, read_draft
 from datagems.errors import (
     BadRequest,
@@ -504,12 +504,14 @@ async def extend_task(request: web.Request) -> web.Response:
 
 
 async def list_tasks(request: web.Request) -> web.Response:
-    """The caller's jobs (everyone's for an admin with ``?all=true``), newest first, as
-    ``jobs.list_jobs`` lists them, from the read cache."""
+    """One page of the caller's jobs (an admin's: everyone's with ``?all=true``, or one
+    user's with ``?owner=``), newest first: ``{"jobs", "nextCursor"}``. Filters ``status``
+    (comma list) and ``q`` (title text); ``limit`` up to ``listing.MAX_PAGE_SIZE``; pass
+    ``nextCursor`` back as ``cursor`` for the next page. From the read cache: open jobs
+    live, finished ones from the user's own job hash (``datagems.listing``)."""
     who = caller(request)
-    everyone = who.is_admin and request.query.get("all", "") in ("1", "true")
-    body = await request.app[READ_CACHE].listing(None if everyone else who.username)
-    return _json(body)
+    query = listing.parse_query(request.query, username=who.username, is_admin=who.is_admin)
+    return _json(await request.app[READ_CACHE].listing(query))
 
 
 async def get_task(request: web.Request) -> web.Response:

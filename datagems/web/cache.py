@@ -5,19 +5,28 @@ Why: while a job runs, the replica's engine keeps its threads busy, and each sto
 round-trip and each ``asyncio.to_thread`` hop of a handler waits for the GIL behind them.
 Reading the store once per ``READ_TTL_SECONDS`` for every request, instead of several
 times per request, keeps ``GET /api/tasks`` and ``GET /api/tasks/{id}`` fast; a request
-answered from here makes no store call and no thread hop at all.
+answered from here makes no store call and no thread hop at all. Nothing here grows with
+history: the jobs are read through the open-jobs index and a bounded head per listing.
 
 What is kept:
 
-- the jobs hash (``datagen:jobs``) as its stored text per job, each base parsed once per
-  text; for every job not finished (stored status queued or running), its view (peer
-  states, cancel request, commands, derived totals), built again only when one of those
-  texts changed. Fresh for ``READ_TTL_SECONDS``.
+- the open jobs (``datagems.job_index``): the index, each open job's stored base and
+  view (peer states, cancel request, commands, derived totals), built again only when one
+  of those texts changed; the recent closes (``datagen:closed-jobs``) and the original's
+  mark. Fresh for ``READ_TTL_SECONDS``.
+- per listing (owner and filters), a head (``datagems.listing.Head``): the newest
+  ``listing.HEAD_ROWS`` rows of its source, patched with every close seen since it was
+  read, read again in the background after ``HEAD_REFRESH_SECONDS`` or when the original
+  wrote jobs, and before answering after ``HEAD_MAX_AGE_SECONDS`` (closes are kept longer
+  than that, so no close is missed). At most ``HEADS_KEPT`` heads.
+- the listed bases of finished jobs (``WIRES_KEPT``), each read again at most every
+  ``LIST_WIRE_TTL_SECONDS`` (in the background: the page answers at once), and pages far
+  down a listing (``DEEP_KEPT``), for ``DEEP_TTL_SECONDS``.
 - the view of a job that looked up once is finished (stored status terminal, derived
   status terminal, settled: every range has its slice uploaded) is kept as it is while
-  the job's text in the jobs hash stays the same, however old: nothing but a retry or an
-  extension changes such a job, and both rewrite that text. Any other view is fresh for
-  ``READ_TTL_SECONDS``.
+  the job's stored base stays the same text (read again every ``READ_TTL_SECONDS``),
+  however old: nothing but a retry or an extension changes such a job, and both rewrite
+  that text. Any other view is fresh for ``READ_TTL_SECONDS``.
 - accounts (existence and role, what the session check needs) and decoded session
   tokens: fresh for ``READ_TTL_SECONDS``. Sign-in never reads from here: a password is
   checked against the store every time.
@@ -28,11 +37,15 @@ Consistency: every write this replica's web layer makes (confirm, cancel, retry,
 deleting an account, a new password) invalidates what it touches (``jobs_changed``,
 ``users_changed``), so a user sees their own writes at once. Writes by anyone else (another
 replica, this replica's engine, the original DataGems on the same CStore) are seen at most
-``READ_TTL_SECONDS`` later: a value counts as fresh for that long after its read *began*.
-A job created on another replica can thus answer 404 here for that long. Once a value is
-half that old a request starts its refresh in the background and is answered at once, so
-a steady stream of requests rarely waits for the store; only one refresh of a value runs
-at a time, and every request that needs it waits for that one.
+``READ_TTL_SECONDS`` later: a value counts as fresh for that long after its read *began*;
+a finished job's listed totals or title rewritten by another writer, within
+``LIST_WIRE_TTL_SECONDS``. A job created on another replica can thus answer 404 here for
+that long. Once a value is half that old a request starts its refresh in the background
+and is answered at once, so a steady stream of requests rarely waits for the store; only
+one refresh of a value runs at a time, and every request that needs it waits for that one.
+A job never leaves a listing while it moves from open to finished: it is listed from the
+open jobs until its close is seen, and from the head after (a close is recorded before the
+job leaves the index, and this cache reads the index before the closes).
 """
 
 from __future__ import annotations
@@ -44,17 +57,18 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, TypeVar
 
 import orjson
 
-from datagems import jobs
+from datagems import job_index, jobs, listing
 from datagems.accounts.tokens import Session, read_session
 from datagems.accounts.users import Account, Accounts
 from datagems.errors import DatagemsError, Unauthorized
-from datagems.models import TERMINAL_STATUSES, JobBase, JobDetails
+from datagems.listing import Head, Query, Row
+from datagems.models import TERMINAL_STATUSES, ClosedJob, JobBase, JobDetails
 from datagems.services import Services
 
 logger = logging.getLogger(__name__)
@@ -73,6 +87,14 @@ person never notices, and long enough that one store read serves hundreds of req
 """
 REFRESH_AHEAD = 0.5  # refresh in the background once a value is this fraction of the TTL old
 VIEWS_KEPT = 1024  # job views (finished ones stay until evicted)
+TEXTS_KEPT = 1024  # stored bases of jobs viewed that are not open
+HEADS_KEPT = 16  # listing heads (owner and filters)
+WIRES_KEPT = 2000  # listed bases of finished jobs
+DEEP_KEPT = 32  # pages further down than a head
+LIST_WIRE_TTL_SECONDS = 5.0  # a listed finished job's base is read again at most this often
+DEEP_TTL_SECONDS = 30.0
+HEAD_REFRESH_SECONDS = job_index.CLOSED_KEPT_SECONDS / 4
+HEAD_MAX_AGE_SECONDS = job_index.CLOSED_KEPT_SECONDS / 2
 DETAILS_KEPT = 256
 ACCOUNTS_KEPT = 4096
 SESSIONS_KEPT = 4096
@@ -95,16 +117,26 @@ class CachedView:
 
 @dataclass(eq=False)
 class JobsSnapshot:
-    """The jobs hash as read once: texts, parsed bases, and what ``GET /api/tasks`` lists."""
+    """The open jobs as read once (``job_index``), with what a listing needs of them."""
 
-    raw: dict[str, Any]
-    bases: dict[str, JobBase]  # job id -> stored base (texts that do not parse left out)
-    entries: dict[str, CachedView]  # views of the jobs not finished
+    raw: dict[str, Any]  # open job id -> its stored base text
+    bases: dict[str, JobBase | None]  # the same, parsed (None: it does not parse)
+    entries: dict[str, CachedView]  # open job id -> its view
+    index_raw: dict[str, Any]  # the index as read
+    closed_raw: dict[str, Any]  # the closes as read
+    closed: dict[str, ClosedJob]
+    mark: str | None  # the original's mark (``job_index.original_mark``)
     shown: dict[str, tuple[JobBase, dict[str, Any]]]  # job id -> listed job and its wire
-    listed: tuple[tuple[str, dict[str, Any]], ...]  # (owner, wire), newest first
-    cancels_raw: dict[str, Any] | None  # read with the jobs when one was not finished
-    commands_raw: dict[str, Any] | None
-    bodies: dict[str | None, bytes] = field(default_factory=dict)  # owner -> JSON of the list
+    rows: tuple[tuple[Row, dict[str, Any]], ...]  # the open jobs as listed, newest first
+
+
+@dataclass
+class ListedWire:
+    """A finished job's listed base: the stored text, its wire, when it was read."""
+
+    stored: Any
+    wire: dict[str, Any] | None  # None: gone, or not readable
+    at: float
 
 
 # --------------------------------------------------------------------------- reading (threads)
@@ -208,19 +240,12 @@ def load_view(
     base: JobBase,
     base_raw: Any,
     previous: CachedView | None,
-    snapshot: JobsSnapshot,
 ) -> CachedView:
-    """One job's view: its peer states read from the store, its cancel request and
-    commands too unless ``snapshot`` read them with the jobs, its details from R1FS unless
-    kept."""
+    """One job's view: its peer states, cancel request and commands read from the store,
+    its details from R1FS unless kept."""
     peers_raw = services.peers.all_raw(base.id)
-    reads_cancel = jobs.reads_cancel(base)
-    if snapshot.cancels_raw is not None and snapshot.commands_raw is not None:
-        cancel_raw = snapshot.cancels_raw.get(base.id) if reads_cancel else None
-        commands_raw = snapshot.commands_raw.get(base.id)
-    else:
-        cancel_raw = services.cancels.get_raw(base.id) if reads_cancel else None
-        commands_raw = services.commands.get_raw(base.id)
+    cancel_raw = services.cancels.get_raw(base.id) if jobs.reads_cancel(base) else None
+    commands_raw = services.commands.get_raw(base.id)
     return build_view(
         services, details, base, base_raw, peers_raw, cancel_raw, commands_raw, previous
     )
@@ -229,45 +254,72 @@ def load_view(
 def load_snapshot(
     services: Services, details: DetailsKept, previous: JobsSnapshot | None
 ) -> JobsSnapshot:
-    """The jobs hash, and the view of every job not finished (as ``jobs.list_jobs`` sees
-    them), reusing from ``previous`` whatever was built from the same texts."""
-    raw = services.jobs.all_raw()
-    bases: dict[str, JobBase] = {}
-    for job_id, stored in raw.items():
+    """The open-jobs index, then the recent closes (a close is recorded before its job
+    leaves the index, so a job is in one or the other), the original's mark, and the view
+    of every open job, reusing from ``previous`` whatever was built from the same texts."""
+    index_raw = services.index.open_raw()
+    closed_raw = services.index.closed_raw()
+    mark = job_index.original_mark(services)
+    raw: dict[str, Any] = {}
+    bases: dict[str, JobBase | None] = {}
+    entries: dict[str, CachedView] = {}
+    for job_id in index_raw:
+        stored = services.jobs.get_raw(job_id)
+        if stored is None:
+            continue  # a confirm in progress (or one that died): nothing to show yet
+        raw[job_id] = stored
         if previous is not None and previous.raw.get(job_id, _NOTHING) == stored:
             base = previous.bases.get(job_id)  # None: it did not parse then either
         else:
             base = services.jobs.parse_raw(job_id, stored)
+        bases[job_id] = base
         if base is not None:
-            bases[job_id] = base
-    entries: dict[str, CachedView] = {}
-    cancels = commands = None
-    unfinished = [base for base in bases.values() if base.status not in TERMINAL_STATUSES]
-    if unfinished:
-        cancels = services.cancels.all_raw()
-        commands = services.commands.all_raw()
-        for base in unfinished:
-            entries[base.id] = build_view(
+            entries[job_id] = load_view(
                 services,
                 details,
                 base,
-                raw[base.id],
-                services.peers.all_raw(base.id),
-                cancels.get(base.id),
-                commands.get(base.id),
-                previous.entries.get(base.id) if previous is not None else None,
+                stored,
+                previous.entries.get(job_id) if previous is not None else None,
             )
+    closed: dict[str, ClosedJob] = {}
+    for job_id, stored in closed_raw.items():
+        if previous is not None and previous.closed_raw.get(job_id, _NOTHING) == stored:
+            found = previous.closed.get(job_id)
+        else:
+            found = services.index.parse_closed(job_id, stored)
+        if found is not None:
+            closed[job_id] = found
     shown: dict[str, tuple[JobBase, dict[str, Any]]] = {}
     rows = []
-    for job_id, base in bases.items():
-        job = entries[job_id].view.job if job_id in entries else base
+    for job_id, entry in entries.items():
+        job = entry.view.job
         before = previous.shown.get(job_id) if previous is not None else None
         wire = before[1] if before is not None and before[0] is job else job.wire()
         shown[job_id] = (job, wire)
-        rows.append((job.created_at or "", base.owner, wire))
-    rows.sort(key=lambda row: row[0], reverse=True)
-    listed = tuple((owner, wire) for _, owner, wire in rows)
-    return JobsSnapshot(raw, bases, entries, shown, listed, cancels, commands)
+        key = (job.created_at or "", job_id)
+        rows.append((Row(key=key, owner=job.owner, title=job.title, status=job.status), wire))
+    rows.sort(key=lambda item: item[0].key, reverse=True)
+    return JobsSnapshot(
+        raw, bases, entries, index_raw, closed_raw, closed, mark, shown, tuple(rows)
+    )
+
+
+def read_wires(
+    services: Services, job_ids: list[str], kept: dict[str, ListedWire]
+) -> dict[str, ListedWire]:
+    """The stored bases of listed jobs (one read each), with their wires; a text already
+    ``kept`` is not parsed again."""
+    found = {}
+    for job_id in job_ids:
+        at = time.monotonic()
+        stored = services.jobs.get_raw(job_id)
+        before = kept.get(job_id)
+        if before is not None and before.stored == stored:
+            found[job_id] = ListedWire(stored, before.wire, at)
+            continue
+        job = services.jobs.parse_raw(job_id, stored) if stored is not None else None
+        found[job_id] = ListedWire(stored, job.wire() if job is not None else None, at)
+    return found
 
 
 # --------------------------------------------------------------------------- the cache
@@ -331,32 +383,68 @@ class WebCache:
         self._users_epoch = _Epoch()
         self._snapshot: _Cell[JobsSnapshot] = _Cell(self._jobs_epoch)
         self._views: OrderedDict[str, _Cell[CachedView]] = OrderedDict()
+        self._texts: OrderedDict[str, _Cell[Any]] = OrderedDict()
+        self._heads: OrderedDict[tuple[Any, ...], tuple[float, Head]] = OrderedDict()
+        self._head_flights: dict[tuple[Any, ...], asyncio.Task[Head]] = {}
+        self._wires: OrderedDict[str, ListedWire] = OrderedDict()
+        self._wires_flight: asyncio.Task[Any] | None = None
+        self._deep: OrderedDict[tuple[Any, ...], tuple[float, list[Row], bool]] = OrderedDict()
+        self._deep_closes: Any = None  # the closes the kept deep pages were read with
         self._accounts: OrderedDict[str, _Cell[Account | None]] = OrderedDict()
         self._sessions: OrderedDict[str, tuple[float, Session]] = OrderedDict()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- jobs ------------------------------------------------------------------------
-    async def listing(self, owner: str | None) -> bytes:
-        """The JSON body of ``GET /api/tasks``: ``owner``'s jobs (all for ``None``)."""
+    async def listing(self, query: Query) -> bytes:
+        """The JSON body of ``GET /api/tasks``: one page, ``{"jobs", "nextCursor"}``. Open
+        jobs come from the open-jobs snapshot (live), the others from the listing's head
+        (or, further down than it reaches, from one streamed read of the source)."""
         snapshot = await self._jobs()
-        body = snapshot.bodies.get(owner)
-        if body is None:
-            wires = [wire for who, wire in snapshot.listed if owner is None or who == owner]
-            body = snapshot.bodies[owner] = orjson.dumps({"jobs": wires})
-        return body
+        opened = [
+            (row, wire) for row, wire in snapshot.rows if query.admits(row) and query.below(row.key)
+        ]
+        need = query.limit + 1
+        head = await self._head(query, snapshot)
+        below = [r for r in head.rows if query.below(r.key) and r.id not in snapshot.raw]
+        more_below = False
+        if len(below) < need and not head.complete:
+            below, more_below = await self._deep_page(query, need + len(snapshot.raw), snapshot)
+            below = [r for r in below if r.id not in snapshot.raw]
+        wires = await self._listed_wires([r.id for r in below[:need]])
+        rows: list[tuple[Row, dict[str, Any]]] = list(opened)
+        for row in below[:need]:
+            wire = wires.get(row.id)
+            if wire is None:
+                continue  # its base is gone or unreadable
+            status = wire.get("status")
+            if query.statuses and status not in query.statuses:
+                continue  # the summary the head was read from is behind the base
+            rows.append((row, wire))
+        rows.sort(key=lambda item: item[0].key, reverse=True)
+        page = rows[: query.limit]
+        more = len(rows) > query.limit or more_below
+        cursor = listing.encode_cursor(page[-1][0].key) if more and page else None
+        return orjson.dumps({"jobs": [wire for _, wire in page], "nextCursor": cursor})
 
     async def job_view(self, job_id: str) -> CachedView | None:
         """The job as ``jobs.load_job`` would answer it, or ``None`` when there is none."""
         snapshot = await self._jobs()
-        base = snapshot.bases.get(job_id)
+        read_at = math.inf
+        if job_id in snapshot.raw:
+            base, stored = snapshot.bases.get(job_id), snapshot.raw[job_id]
+            # its base comes from the snapshot: the view is as old as the snapshot's read
+            read_at = self._snapshot.at if self._snapshot.value is snapshot else -math.inf
+        else:
+            text = self._kept(self._texts, job_id, self._jobs_epoch, TEXTS_KEPT)
+            stored = await self._get(text, partial(self.services.jobs.get_raw, job_id))
+            if stored is None:
+                return None
+            base = self.services.jobs.parse_raw(job_id, stored)
         if base is None:
             return None
-        stored = snapshot.raw[job_id]
         cell = self._kept(self._views, job_id, self._jobs_epoch, VIEWS_KEPT)
         previous = cell.value if cell.value is not _NOTHING else None
-        fetch = partial(load_view, self.services, self.details, base, stored, previous, snapshot)
-        # parts may come from the snapshot: the view is as old as the snapshot's read
-        read_at = self._snapshot.at if self._snapshot.value is snapshot else -math.inf
+        fetch = partial(load_view, self.services, self.details, base, stored, previous)
         return await self._get(cell, fetch, key=stored, final=_is_final, read_at=read_at)
 
     def jobs_changed(self, job_id: str | None = None) -> None:
@@ -364,6 +452,8 @@ class WebCache:
         self._jobs_epoch.value += 1
         if job_id is not None:
             self._views.pop(job_id, None)
+            self._texts.pop(job_id, None)
+            self._wires.pop(job_id, None)
 
     async def _jobs(self) -> JobsSnapshot:
         current = self._snapshot.value
@@ -378,6 +468,119 @@ class WebCache:
             if at > cell.at:
                 cell.value, cell.key, cell.at, cell.epoch = entry, entry.base_raw, at, epoch
                 cell.final = entry.final
+
+    async def _head(self, query: Query, snapshot: JobsSnapshot) -> Head:
+        """The listing's head: built (read before answering) when none is kept or it is
+        too old for the closes still kept; read again in the background when it is due or
+        the original wrote jobs since; patched with the closes of ``snapshot``."""
+        key = query.filters
+        now = time.monotonic()
+        kept = self._heads.get(key)
+        if kept is None or now - kept[0] >= HEAD_MAX_AGE_SECONDS:
+            await asyncio.shield(self._build_head(query, snapshot.mark))
+            kept = self._heads[key]
+        elif now - kept[0] >= HEAD_REFRESH_SECONDS or kept[1].built_mark != snapshot.mark:
+            self._build_head(query, snapshot.mark)
+        self._heads.move_to_end(key)
+        head = kept[1]
+        self._patch(head, query, snapshot)
+        return head
+
+    def _build_head(self, query: Query, mark: str | None) -> asyncio.Task[Head]:
+        key = query.filters
+        flight = self._head_flights.get(key)
+        if flight is not None:
+            return flight
+
+        async def build() -> Head:
+            started = time.monotonic()
+            try:
+                head = await asyncio.to_thread(listing.build_head, self.services, query, mark)
+            finally:
+                self._head_flights.pop(key, None)
+            self._heads[key] = (started, head)
+            self._heads.move_to_end(key)
+            while len(self._heads) > HEADS_KEPT:
+                self._heads.popitem(last=False)
+            return head
+
+        task = self._head_flights[key] = asyncio.get_running_loop().create_task(build())
+        self._tasks.add(task)
+        task.add_done_callback(self._settled)
+        return task
+
+    @staticmethod
+    def _patch(head: Head, query: Query, snapshot: JobsSnapshot) -> None:
+        """Place in ``head`` every job closed since it was read (``datagen:closed-jobs``)."""
+        for job_id, closed in snapshot.closed.items():
+            if head.applied.get(job_id, _NOTHING) == closed.closed_at:
+                continue
+            head.applied[job_id] = closed.closed_at
+            row = listing.closed_row(job_id, closed)
+            unbounded = Query(owner=query.owner, statuses=query.statuses, text=query.text)
+            if unbounded.admits(row):
+                head.add(row)
+        if len(head.applied) > len(snapshot.closed):
+            head.applied = {k: v for k, v in head.applied.items() if k in snapshot.closed}
+
+    async def _deep_page(
+        self, query: Query, count: int, snapshot: JobsSnapshot
+    ) -> tuple[list[Row], bool]:
+        """Rows further down than the head reaches: one streamed read of the source, kept
+        ``DEEP_TTL_SECONDS`` while no job closes."""
+        if self._deep_closes is not snapshot.closed_raw:
+            if self._deep_closes != snapshot.closed_raw:
+                self._deep.clear()
+            self._deep_closes = snapshot.closed_raw
+        key = (*query.filters, query.cursor, count)
+        kept = self._deep.get(key)
+        now = time.monotonic()
+        if kept is not None and now - kept[0] < DEEP_TTL_SECONDS:
+            return kept[1], kept[2]
+        rows, more = await asyncio.to_thread(listing.page_below, self.services, query, count)
+        self._deep[key] = (now, rows, more)
+        while len(self._deep) > DEEP_KEPT:
+            self._deep.popitem(last=False)
+        return rows, more
+
+    async def _listed_wires(self, job_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """The listed bases of finished jobs: read now when not kept, read again in the
+        background (one read at a time) when older than ``LIST_WIRE_TTL_SECONDS``."""
+        missing = [job_id for job_id in job_ids if job_id not in self._wires]
+        if missing:
+            self._keep_wires(await asyncio.to_thread(read_wires, self.services, missing, {}))
+        now = time.monotonic()
+        stale = [
+            job_id
+            for job_id in job_ids
+            if job_id in self._wires and now - self._wires[job_id].at >= LIST_WIRE_TTL_SECONDS
+        ]
+        if stale and self._wires_flight is None:
+            kept = {job_id: self._wires[job_id] for job_id in stale}
+            reread = self._reread(stale, kept)
+            self._wires_flight = asyncio.get_running_loop().create_task(reread)
+            self._tasks.add(self._wires_flight)
+            self._wires_flight.add_done_callback(self._settled)
+        found = {}
+        for job_id in job_ids:
+            listed = self._wires.get(job_id)
+            if listed is not None:
+                self._wires.move_to_end(job_id)
+                found[job_id] = listed.wire
+        return found
+
+    async def _reread(self, job_ids: list[str], kept: dict[str, ListedWire]) -> None:
+        try:
+            self._keep_wires(await asyncio.to_thread(read_wires, self.services, job_ids, kept))
+        finally:
+            self._wires_flight = None
+
+    def _keep_wires(self, read: dict[str, ListedWire]) -> None:
+        for job_id, listed in read.items():
+            self._wires[job_id] = listed
+            self._wires.move_to_end(job_id)
+        while len(self._wires) > WIRES_KEPT:
+            self._wires.popitem(last=False)
 
     # -- users -----------------------------------------------------------------------
     def session(self, secret: str, token: str) -> Session | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import BaseModel
 
+from datagems.listing import MAX_PAGE_SIZE, PAGE_SIZE, STATUSES
 from datagems.web import api_auth, api_misc, api_tasks, api_user, openapi, pages
 from datagems.web.bodies import (
     AccountDeleteBody,
@@ -141,10 +142,17 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/api/tasks",
         api_tasks.list_tasks,
-        "The caller's jobs, newest first",
+        "One page of the caller's jobs, newest first: {jobs, nextCursor}",
         "tasks",
-        query=(Param("all", "admins: true lists every user's jobs"),),
-        errors=(401,),
+        query=(
+            Param("limit", f"page size (1-{MAX_PAGE_SIZE}, default {PAGE_SIZE})", "integer"),
+            Param("cursor", "nextCursor of the previous page: the page after it"),
+            Param("status", f"only these statuses, comma-separated ({', '.join(STATUSES)})"),
+            Param("q", "only jobs whose title contains this text (any case)"),
+            Param("all", "admins: true lists every user's jobs"),
+            Param("owner", "admins: list this user's jobs"),
+        ),
+        errors=(400, 401),
     ),
     Route(
         "GET",
