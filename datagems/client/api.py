@@ -239,9 +239,17 @@ class ApiClient:
         return job_id
 
     def list_jobs(self, *, everyone: bool = False) -> list[dict[str, Any]]:
-        answer = self._json("GET", "/api/tasks", params={"all": "true"} if everyone else None)
+        """The newest page of jobs (see ``list_page``)."""
+        return self.list_page({"all": "true"} if everyone else {})[0]
+
+    def list_page(self, params: dict[str, str]) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of ``GET /api/tasks`` (``limit``, ``cursor``, ``status``, ``q``, ``all``,
+        ``owner``): its jobs and the cursor of the next page (``None``: the last page)."""
+        answer = self._json("GET", "/api/tasks", params=params or None)
         jobs = answer.get("jobs") if isinstance(answer, dict) else answer
-        return [job for job in jobs or [] if isinstance(job, dict)]
+        cursor = answer.get("nextCursor") if isinstance(answer, dict) else None
+        found = [job for job in jobs or [] if isinstance(job, dict)]
+        return found, cursor if isinstance(cursor, str) and cursor else None
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         """``{job, peers, details, cancel}``."""

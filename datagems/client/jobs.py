@@ -1,11 +1,17 @@
 """``datagems jobs``: list your jobs on a replica, newest first, as a table or JSON.
 
+One page at a time (``GET /api/tasks``): the newest ``--limit`` jobs, then a line on
+stderr telling how to get the next page (``--cursor``); ``--every`` follows every page.
+Filters: ``--status``, ``--search`` (title text), and for administrators ``--all`` or
+``--owner``.
+
 Exit codes: 0 listed; 3 usage or authentication error; 4 server unreachable or failing.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from typing import Any
 
@@ -20,6 +26,8 @@ from datagems.client.session import (
 )
 
 PROG = "datagems jobs"
+PAGE_SIZE = 50
+MAX_PAGES = 100_000  # a bound on --every (a server that never ends its pages)
 TITLE_WIDTH = 40
 COLUMNS = ("id", "title", "status", "ok/failed/total", "created")
 
@@ -29,6 +37,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--all", action="store_true", help="administrators: every user's jobs, not only yours"
     )
+    parser.add_argument("--owner", help="administrators: this user's jobs")
+    parser.add_argument(
+        "--status",
+        help="only jobs in these states, comma-separated (queued, running, succeeded, "
+        "failed, cancelled)",
+    )
+    parser.add_argument("--search", metavar="TEXT", help="only jobs whose title contains TEXT")
+    parser.add_argument(
+        "--limit", type=int, default=PAGE_SIZE, help=f"jobs per page (default {PAGE_SIZE})"
+    )
+    parser.add_argument("--cursor", help="start at this page (printed after the previous one)")
+    parser.add_argument("--every", action="store_true", help="follow every page to the oldest job")
     add_connection_arguments(parser)
     usage_exit_code(parser)
     describe_exit_codes(
@@ -85,21 +105,57 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def page_params(args: argparse.Namespace, cursor: str | None) -> dict[str, str]:
+    params = {"limit": str(args.limit)}
+    for name, value in (("status", args.status), ("q", args.search), ("owner", args.owner)):
+        if value:
+            params[name] = value
+    if args.all and not args.owner:
+        params["all"] = "true"
+    if cursor:
+        params["cursor"] = cursor
+    return params
+
+
 def main(args: argparse.Namespace) -> int:
+    rows: list[dict[str, Any]] = []
+    cursor: str | None = args.cursor
     try:
         with signed_in_client(args) as client:
-            jobs = client.list_jobs(everyone=args.all)
+            for _ in range(MAX_PAGES):
+                jobs, cursor = client.list_page(page_params(args, cursor))
+                rows += [job_row(job) for job in jobs]
+                if not args.every or cursor is None:
+                    break
     except ClientError as exc:
         sys.stderr.write(f"{PROG}: {exc}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write(f"\n{PROG}: interrupted\n")
         return EXIT_INTERRUPTED
-    rows = [job_row(job) for job in jobs]
     if args.json:
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif rows:
         sys.stdout.write(render_table(rows) + "\n")
     else:
-        sys.stderr.write("no jobs yet\n")
+        sys.stderr.write("no jobs yet\n" if not args.cursor else "no more jobs\n")
+    if cursor is not None and not args.every:
+        sys.stderr.write(f"more: {next_command(args, cursor)}  (or --every for all of them)\n")
     return EXIT_OK
+
+
+def next_command(args: argparse.Namespace, cursor: str) -> str:
+    """The command that lists the next page (same filters and page size)."""
+    words = [PROG]
+    for flag, value in (("--status", args.status), ("--search", args.search)):
+        if value:
+            words += [flag, value]
+    if args.owner:
+        words += ["--owner", args.owner]
+    elif args.all:
+        words.append("--all")
+    if args.limit != PAGE_SIZE:
+        words += ["--limit", str(args.limit)]
+    if args.json:
+        words.append("--json")
+    return shlex.join([*words, "--cursor", cursor])

@@ -375,3 +375,45 @@ def test_without_a_token_a_terminal_prompt_signs_in_and_never_echoes_the_passwor
     assert isinstance(orjson.loads(stdout), list)
     assert ADMIN_PASSWORD.encode() not in screen + stdout
     assert b"admin" in screen  # the username is echoed as typed; the password is not
+
+
+def test_jobs_pages_through_every_job_and_filters_them(
+    finished, url: str, token: str, fleet: Fleet
+) -> None:
+    import uuid
+
+    from datagems import jobs
+    from tests.actors.jobkit import fleet_services
+
+    services = fleet_services(fleet)
+    made = set()
+    for n in range(5):
+        job_id = str(uuid.uuid4())
+        draft = {"title": f"Paged {n}", "totalRecords": 1, "schema": {"type": "object"}}
+        jobs.create_job(services, owner="admin", job_id=job_id, draft=draft)
+        made.add(job_id)
+    first = cli(
+        "jobs", "--json", "--limit", "2", "--search", "paged", "--url", url, "--token", token
+    )
+    assert first.code == 0, first.stderr
+    assert len(orjson.loads(first.stdout)) == 2
+    hint = next(line for line in first.stderr.splitlines() if line.startswith("more: "))
+    assert "--search paged" in hint and "--limit 2" in hint and "--cursor " in hint
+    cursor = hint.split("--cursor ")[1].split()[0]
+    second = cli(
+        "jobs", "--json", "--limit", "2", "--search", "paged", "--cursor", cursor,
+        "--url", url, "--token", token,
+    )  # fmt: skip
+    assert second.code == 0, second.stderr
+    seen = [job["id"] for job in orjson.loads(first.stdout) + orjson.loads(second.stdout)]
+    assert len(set(seen)) == 4 and set(seen) <= made
+    every = cli(
+        "jobs", "--json", "--limit", "2", "--search", "PAGED", "--every", "--url", url,
+        "--token", token,
+    )  # fmt: skip
+    assert every.code == 0, every.stderr
+    assert {job["id"] for job in orjson.loads(every.stdout)} == made
+    assert "more:" not in every.stderr
+    bad = cli("jobs", "--limit", "0", "--url", url, "--token", token)
+    assert bad.code == 3 and "limit" in bad.stderr
+    no_traceback(bad)

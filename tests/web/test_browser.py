@@ -264,3 +264,43 @@ def test_the_job_page_retries_failed_records_and_adds_records(
     page.screenshot(path=str(ARTIFACTS / "job-control.png"), full_page=True)
     assert not errors, errors
     context.close()
+
+
+def test_the_dashboard_pages_through_the_jobs_and_filters_them(
+    browser: object, tmp_path: Path
+) -> None:
+    import uuid
+
+    from playwright.sync_api import expect
+
+    from datagems import jobs, listing
+
+    app = LiveApp(tmp_path).start()
+    try:
+        made = []
+        for n in range(listing.PAGE_SIZE + 7):
+            job_id = str(uuid.uuid4())
+            draft_ = {"title": f"Batch {n:02d}", "totalRecords": 1, "schema": {"type": "object"}}
+            jobs.create_job(app.services, owner="alice", job_id=job_id, draft=draft_)
+            made.append(job_id)
+        context = browser.new_context()
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        sign_in(page, app.url, "alice", USER_PASSWORD)
+        cards = page.locator(".job-card")
+        expect(cards).to_have_count(listing.PAGE_SIZE)
+        assert page.text_content(".job-card h3") == f"Batch {len(made) - 1:02d}"  # newest first
+        page.click("#load-more")
+        expect(cards).to_have_count(len(made))
+        assert page.is_hidden("#load-more")
+        page.fill("#job-search", "batch 07")
+        expect(cards).to_have_count(1)
+        assert page.text_content(".job-card h3") == "Batch 07"
+        page.fill("#job-search", "")
+        page.select_option("#job-status", "succeeded")
+        page.wait_for_selector("text=No dataset matches these filters.")
+        assert not errors, errors
+        context.close()
+    finally:
+        app.stop()

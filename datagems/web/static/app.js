@@ -230,22 +230,64 @@ function jobCard(job) {
 function initJobs() {
   const list = $("#jobs");
   const all = $("#show-all");
+  const owner = $("#job-owner");
+  const form = $("#job-filters");
+  const more = $("#load-more");
+  // pages of GET /api/tasks: the first is refreshed live, the ones below it are loaded on
+  // demand and kept (finished jobs rarely change); a job is shown once, by id
+  let older = [];      // jobs of the pages below the first, in order
+  let first = [];      // the first page, as last refreshed
+  let cursor = null;   // where the next page starts (null: no more)
   let stop = null;
+  const query = (extra) => {
+    const params = new URLSearchParams();
+    const data = new FormData(form);
+    for (const name of ["q", "status", "owner"]) {
+      const value = String(data.get(name) || "").trim();
+      if (value && !(name === "owner" && (!all || !all.checked))) params.set(name, value);
+    }
+    if (all && all.checked && !params.get("owner")) params.set("all", "true");
+    for (const [key, value] of Object.entries(extra || {})) params.set(key, value);
+    const text = params.toString();
+    return "/api/tasks" + (text ? "?" + text : "");
+  };
+  const filtered = () => ["q", "status"].some((name) => String(new FormData(form).get(name) || "").trim());
+  const render = () => {
+    clear(list);
+    const seen = new Set();
+    const shown = [...first, ...older].filter((job) => !seen.has(job.id) && seen.add(job.id));
+    if (!shown.length) {
+      if (filtered()) list.append(el("div", { class: "card empty" }, el("p", { class: "muted", text: "No dataset matches these filters." })));
+      else list.append(el("div", { class: "card empty" },
+        el("h2", { text: "No dataset yet" }),
+        el("p", { class: "muted", text: "Describe one record and DataGems drafts the schema for you." }),
+        el("a", { class: "btn btn-primary", href: "/new", text: "Create your first dataset" })));
+    }
+    for (const job of shown) list.append(jobCard(job));
+    more.hidden = !cursor;
+  };
   const start = () => {
     if (stop) stop();
-    stop = livePoll(() => api("GET", "/api/tasks" + (all && all.checked ? "?all=true" : "")), (data) => {
-      clear(list);
-      if (!data.jobs.length) {
-        list.append(el("div", { class: "card empty" },
-          el("h2", { text: "No dataset yet" }),
-          el("p", { class: "muted", text: "Describe one record and DataGems drafts the schema for you." }),
-          el("a", { class: "btn btn-primary", href: "/new", text: "Create your first dataset" })));
-        return;
-      }
-      for (const job of data.jobs) list.append(jobCard(job));
+    older = []; first = []; cursor = null;
+    if (owner) owner.disabled = !(all && all.checked);
+    stop = livePoll(() => api("GET", query()), (data) => {
+      first = data.jobs;
+      if (!older.length) cursor = data.nextCursor;
+      render();
     }, (data) => data.jobs.some((j) => ACTIVE(j.status)),
     (seconds) => { $("#live-note").textContent = `Refreshing every ${seconds}s`; });
   };
+  more.addEventListener("click", () => busy(more, async () => {
+    try {
+      const data = await api("GET", query({ cursor }));
+      older = older.concat(data.jobs);
+      cursor = data.nextCursor;
+      render();
+    } catch (err) { toast(err.message, true); }
+  }));
+  let typing = null;
+  form.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(start, 300); });
+  form.addEventListener("submit", (event) => { event.preventDefault(); start(); });
   if (all) all.addEventListener("change", start);
   start();
 }
