@@ -89,6 +89,7 @@ def foreign_cpu() -> float:
 def run_one(key: str, ctx: Context) -> Scenario:
     name, function = SCENARIOS[key]
     bound = ctx.sizes.s5_bound_seconds if name == "memory" else ctx.sizes.bound_seconds
+    bound = getattr(function, "bound_for", lambda quick: bound)(ctx.sizes.quick)
     deadline = Deadline(bound)
     started = time.monotonic()
     foreign_before = foreign_cpu()

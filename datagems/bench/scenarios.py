@@ -919,3 +919,11 @@ SCENARIOS: dict[str, tuple[str, Callable[[Context, Deadline], Scenario]]] = {
     "6": ("export", export),
     "7": ("api", api_under_load),
 }
+
+# scenarios in modules of their own (they import the helpers above); a function may carry
+# ``bound_for(quick) -> seconds`` for a time bound of its own
+from datagems.bench.fleet_size import fleet_size  # noqa: E402
+from datagems.bench.history import history  # noqa: E402
+
+SCENARIOS["history"] = ("history", history)
+SCENARIOS["fleet-size"] = ("fleet-size", fleet_size)
