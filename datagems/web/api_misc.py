@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
 
-from datagems import jobs
 from datagems.models import parse_iso
-from datagems.web.keys import SERVICES, STATE
+from datagems.web.keys import READ_CACHE, SERVICES, STATE
 
 
 async def health(request: web.Request) -> web.Response:
@@ -18,7 +16,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> dict[str, Any]:
-    found = await asyncio.to_thread(jobs.metrics, request.app[SERVICES])
+    found = await request.app[READ_CACHE].metrics()
     return found.get("metrics", found) if isinstance(found, dict) else {}
 
 

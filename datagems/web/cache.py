@@ -93,6 +93,7 @@ WIRES_KEPT = 2000  # listed bases of finished jobs
 DEEP_KEPT = 32  # pages further down than a head
 LIST_WIRE_TTL_SECONDS = 5.0  # a listed finished job's base is read again at most this often
 DEEP_TTL_SECONDS = 30.0
+METRICS_TTL_SECONDS = 10.0  # the fleet's metrics read every job: at most this often
 HEAD_REFRESH_SECONDS = job_index.CLOSED_KEPT_SECONDS / 4
 HEAD_MAX_AGE_SECONDS = job_index.CLOSED_KEPT_SECONDS / 2
 DETAILS_KEPT = 256
@@ -390,6 +391,8 @@ class WebCache:
         self._wires_flight: asyncio.Task[Any] | None = None
         self._deep: OrderedDict[tuple[Any, ...], tuple[float, list[Row], bool]] = OrderedDict()
         self._deep_closes: Any = None  # the closes the kept deep pages were read with
+        self._metrics: tuple[float, dict[str, Any]] | None = None
+        self._metrics_flight: asyncio.Task[dict[str, Any]] | None = None
         self._accounts: OrderedDict[str, _Cell[Account | None]] = OrderedDict()
         self._sessions: OrderedDict[str, tuple[float, Session]] = OrderedDict()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -405,11 +408,12 @@ class WebCache:
         ]
         need = query.limit + 1
         head = await self._head(query, snapshot)
-        below = [r for r in head.rows if query.below(r.key) and r.id not in snapshot.raw]
+        live = snapshot.entries  # listed from the snapshot: not from the head
+        below = [r for r in head.rows if query.below(r.key) and r.id not in live]
         more_below = False
         if len(below) < need and not head.complete:
-            below, more_below = await self._deep_page(query, need + len(snapshot.raw), snapshot)
-            below = [r for r in below if r.id not in snapshot.raw]
+            below, more_below = await self._deep_page(query, need + len(live), snapshot)
+            below = [r for r in below if r.id not in live]
         wires = await self._listed_wires([r.id for r in below[:need]])
         rows: list[tuple[Row, dict[str, Any]]] = list(opened)
         for row in below[:need]:
@@ -425,6 +429,29 @@ class WebCache:
         more = len(rows) > query.limit or more_below
         cursor = listing.encode_cursor(page[-1][0].key) if more and page else None
         return orjson.dumps({"jobs": [wire for _, wire in page], "nextCursor": cursor})
+
+    async def metrics(self) -> dict[str, Any]:
+        """The fleet's metrics (``jobs.metrics``: one streamed pass over every job), read at
+        most every ``METRICS_TTL_SECONDS`` however many pages and scrapers ask."""
+        kept = self._metrics
+        if kept is not None and time.monotonic() - kept[0] < METRICS_TTL_SECONDS:
+            return kept[1]
+        if self._metrics_flight is None:
+
+            async def read() -> dict[str, Any]:
+                started, epoch = time.monotonic(), self._jobs_epoch.value
+                try:
+                    found = await asyncio.to_thread(jobs.metrics, self.services)
+                finally:
+                    self._metrics_flight = None
+                if epoch == self._jobs_epoch.value:  # no local write since the read began
+                    self._metrics = (started, found)
+                return found
+
+            self._metrics_flight = asyncio.get_running_loop().create_task(read())
+            self._tasks.add(self._metrics_flight)
+            self._metrics_flight.add_done_callback(self._settled)
+        return await asyncio.shield(self._metrics_flight)
 
     async def job_view(self, job_id: str) -> CachedView | None:
         """The job as ``jobs.load_job`` would answer it, or ``None`` when there is none."""
@@ -450,6 +477,7 @@ class WebCache:
     def jobs_changed(self, job_id: str | None = None) -> None:
         """This replica's web layer wrote a job (or tried to): nothing read before counts."""
         self._jobs_epoch.value += 1
+        self._metrics = None
         if job_id is not None:
             self._views.pop(job_id, None)
             self._texts.pop(job_id, None)
