@@ -401,23 +401,12 @@ def history(ctx: Context, deadline: Deadline) -> Scenario:
         add("first page p99", "firstPageP99Ms", "ms", 100.0 if last else None)
         add("first page size", "firstPageKb", "KB", 100.0 if last else None)
         add("first page, first request after start", "firstPageColdMs", "ms")
-        add(
-            "new job picked up (confirmed 0.5 s after a poll)",
-            "pickupSeconds",
-            "s",
-            sizes.poll_seconds,
-        )
-        add("new job: work of the poll that found it", "pickupWorkSeconds", "s")
-        add("original's job picked up (written 0.5 s after a poll)", "originalSeconds", "s")
-        add("original's job: work of the poll that found it", "originalWorkSeconds", "s")
-        first_poll = figures["originalFirstPoll"] == 1.0
-        sc.add(
-            f"{at}: original's job found by the first poll",
-            1.0 if first_poll else 0.0,
-            "",
-            "yes",
-            first_poll,
-        )
+        for kind, label in (("pickup", "new job"), ("original", "original's job")):
+            add(f"{label} started (written 0.5 s after a poll)", f"{kind}Seconds", "s")
+            add(f"{label}: work of the poll that found it", f"{kind}WorkSeconds", "s")
+            first = figures[f"{kind}FirstPoll"] == 1.0
+            name = f"{at}: {label} found by the first poll after it was written"
+            sc.add(name, 1.0 if first else 0.0, "", "yes", first)
     tick = 0.01 / sizes.idle_seconds * 100  # one CPU-time tick over the window, in % core
     for name, label, floor in (
         ("idleCpuPercent", "idle replica CPU", tick),
