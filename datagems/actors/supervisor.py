@@ -112,6 +112,11 @@ class Supervisor(Actor):
         """The writer now (None while it is being restarted): the engine stops it last."""
         return self.writer
 
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        super().on_failure(exception_type, exception_value, traceback)
+        if self.writer is not None:  # the engine cannot ask a dead supervisor for it
+            self.writer.stop(block=False)  # it flushes what it holds as it stops
+
     def cleanup(self) -> None:
         self.stopping = True
         if self.poller is not None:

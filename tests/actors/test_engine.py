@@ -116,7 +116,7 @@ def test_stopping_the_engine_flushes_progress_and_a_new_engine_resumes(
 def test_a_writer_that_dies_mid_job_is_restarted_and_no_progress_is_lost_or_counted_twice(
     tmp_path: Path, gateway: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    total = 400
+    total = 500
     settings = Settings.from_env(
         {
             "DATAGEN_DATA_DIR": str(tmp_path),
@@ -173,14 +173,13 @@ def test_a_writer_that_dies_mid_job_is_restarted_and_no_progress_is_lost_or_coun
         )
         assert not first_writer.is_alive() and restarted.is_alive()
         assert len(supervisor.failures.get()["writer"]) == 1
+        state = services.peers.get(job_id, "local")
+        assert (state.assigned, state.generated_ok, state.generated_failed) == (total, total, 0)
+        assert state.result_cid and state.in_flight == []
+        ok_written = [s.generated_ok for s in written if s.peer_id == "local"]
+        assert ok_written == sorted(ok_written) and ok_written[-1] == total  # never back/over
+        assert (view.job.total_ok, view.job.total_failed) == (total, 0)
+        assert [e["i"] for e in exported_entries(services, job_id)] == list(range(total))
     finally:
         engine.stop(grace=2)
         services.close()
-
-    state = services.peers.get(job_id, "local")
-    assert (state.assigned, state.generated_ok, state.generated_failed) == (total, total, 0)
-    assert state.result_cid and state.in_flight == []
-    ok_written = [s.generated_ok for s in written if s.peer_id == "local"]
-    assert ok_written == sorted(ok_written) and ok_written[-1] == total  # never back, never over
-    assert (view.job.total_ok, view.job.total_failed, view.job.total_generated) == (total, 0, total)
-    assert [e["i"] for e in exported_entries(services, job_id)] == list(range(total))
