@@ -25,7 +25,7 @@ import logging
 import time
 import zlib
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
@@ -43,6 +43,9 @@ from datagems.models import (
     parse_iso,
 )
 from datagems.services import Services
+
+if TYPE_CHECKING:
+    from datagems.actors.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
 UNREADABLE_REMEMBERED = 1000  # job ids already reported as unreadable (reported once each)
@@ -98,7 +101,7 @@ def dead_peers(
 
 
 class Poller(Actor):
-    def __init__(self, services: Services, supervisor: pykka.ActorRef[Any]) -> None:
+    def __init__(self, services: Services, supervisor: pykka.ActorRef[Supervisor]) -> None:
         super().__init__()
         self.services = services
         self.peer = services.settings.host_addr
