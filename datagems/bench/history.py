@@ -382,7 +382,6 @@ def history(ctx: Context, deadline: Deadline) -> Scenario:
     for size in sizes.jobs:
         deadline.check(f"history at {size} jobs")
         results[size] = one_size(ctx, deadline, size, sizes)
-    sc.settings["perSize"] = {str(size): figures for size, figures in results.items()}
     biggest, zero = results[sizes.jobs[-1]], results[sizes.jobs[0]]
     for size, figures in results.items():
         at = f"{size} jobs"
@@ -391,6 +390,7 @@ def history(ctx: Context, deadline: Deadline) -> Scenario:
         def add(name: str, key: str, unit: str, limit: float | None = None) -> None:
             _add(sc, f"{at}: {name}", figures[key], unit, limit)  # noqa: B023 - called at once
 
+        add("seeded (bulk write into SQLite)", "seedSeconds", "s")
         add("index built at start (replica ready + scan)", "readyAndIndexedSeconds", "s")
         add("idle replica CPU", "idleCpuPercent", "% core", 2.0 if last else None)
         add("idle devnode CPU", "devnodeCpuPercent", "% core")
