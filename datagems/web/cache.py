@@ -414,9 +414,10 @@ class WebCache:
         if len(below) < need and not head.complete:
             below, more_below = await self._deep_page(query, need + len(live), snapshot)
             below = [r for r in below if r.id not in live]
-        wires = await self._listed_wires([r.id for r in below[:need]])
+        considered = below[:need]
+        wires = await self._listed_wires([r.id for r in considered])
         rows: list[tuple[Row, dict[str, Any]]] = list(opened)
-        for row in below[:need]:
+        for row in considered:
             wire = wires.get(row.id)
             if wire is None:
                 continue  # its base is gone or unreadable
@@ -426,8 +427,11 @@ class WebCache:
             rows.append((row, wire))
         rows.sort(key=lambda item: item[0].key, reverse=True)
         page = rows[: query.limit]
-        more = len(rows) > query.limit or more_below
-        cursor = listing.encode_cursor(page[-1][0].key) if more and page else None
+        more = len(rows) > query.limit or len(below) > len(considered) or more_below
+        cursor = None
+        if more:  # after the last row shown, or the last one looked at when none was shown
+            last = page[-1][0].key if page else considered[-1].key
+            cursor = listing.encode_cursor(last)
         return orjson.dumps({"jobs": [wire for _, wire in page], "nextCursor": cursor})
 
     async def metrics(self) -> dict[str, Any]:
