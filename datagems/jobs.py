@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from datagems.inference import Provider
 
 logger = logging.getLogger(__name__)
+GATEWAY_PATH = "/create_chat_completion"
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def create_job(services: Services, *, owner: str, draft: dict[str, Any], job_id:
         description=draft.get("description", ""),
         instructions=draft.get("instructions", ""),
         json_schema=draft["schema"],
-        inference=InferenceSpec.model_validate(draft.get("inference") or {}),
+        inference=recorded_inference(services, draft.get("inference") or {}, owner),
         dataset_mode=draft.get("datasetMode"),
         total_records=total,
         created_at=now,
@@ -93,13 +94,35 @@ def create_job(services: Services, *, owner: str, draft: dict[str, Any], job_id:
     return job
 
 
+def recorded_inference(services: Services, given: dict[str, Any], owner: str) -> InferenceSpec:
+    """The inference choice as the job details record it, as the original does: where the
+    records go (``baseUrl`` and ``path``), the gateway's unless an external profile's."""
+    from datagems.store.http import display_url
+
+    spec = InferenceSpec.model_validate(given)
+    if spec.use_external_api and spec.profile_id:
+        profiles = services.user_settings.get(owner).profiles
+        profile = next((p for p in profiles if p.id == spec.profile_id), None)
+        if profile is not None:
+            spec.base_url = spec.base_url or profile.base_url
+            spec.path = spec.path or profile.path or "/chat/completions"
+            spec.model = spec.model or profile.model
+        return spec
+    spec.use_external_api = False
+    spec.base_url = display_url(services.gateway_url)
+    spec.path = GATEWAY_PATH
+    return spec
+
+
 def summary_of(job: JobBase) -> JobSummary:
+    """The owner's summary of the job, with the job's ``updatedAt`` (as the original)."""
     return JobSummary(
         id=job.id,
         title=job.title,
         status=job.status,
         total_records=job.total_records,
         created_at=job.created_at,
+        updated_at=job.updated_at,
     )
 
 
@@ -238,7 +261,7 @@ def derive(
     if derived.job_started_at and derived.job_finished_at:
         begin, end = parse_iso(derived.job_started_at), parse_iso(derived.job_finished_at)
         if begin and end:
-            derived.records_duration_ms = max(0.0, (end - begin).total_seconds() * 1000)
+            derived.records_duration_ms = max(0, round((end - begin).total_seconds() * 1000))
     return derived
 
 

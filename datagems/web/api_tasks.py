@@ -298,7 +298,7 @@ async def draft_schema(request: web.Request) -> web.Response:
     if schema is None:
         detail = last_error.message if last_error else "no answer"
         raise UpstreamError(f"the model did not draft a valid schema ({detail})")
-    duration_ms = round((time.perf_counter() - started) * 1000, 1)
+    duration_ms = round((time.perf_counter() - started) * 1000)  # whole ms, as the original
     generated_at = now_iso()
     draft = {
         "title": body.title,
@@ -309,7 +309,7 @@ async def draft_schema(request: web.Request) -> web.Response:
         "schemaGeneratedAt": generated_at,
         "schemaDurationMs": duration_ms,
         "schemaRefreshes": refreshes,
-        "datasetMode": body.dataset_mode,
+        "datasetMode": prompts.is_label_mode(body.dataset_mode),  # a boolean, as the original
         "inference": spec.wire(),
     }
     token = issue_draft(session_secret(request), who.username, draft)

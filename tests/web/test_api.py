@@ -216,6 +216,31 @@ def test_a_draft_answers_the_contract_shape_and_counts_refreshes(live: LiveApp) 
     assert (second["schemaRefreshes"], third["schemaRefreshes"]) == (1, 2)
 
 
+def test_a_job_confirmed_here_is_stored_as_the_original_app_stores_one(live: LiveApp) -> None:
+    """What the original reads: a boolean ``datasetMode``, whole-millisecond durations, the
+    details' ``inference.baseUrl`` and ``path``, a summary with ``updatedAt``."""
+    from datagems.store import keys
+
+    services = live.services
+    assert services is not None
+    client = live.login("alice")
+    for sent, stored in ((True, True), ("classification", True), (None, False)):
+        job_id = confirm(client, datasetMode=sent)
+        base = orjson.loads(services.cstore.hget_raw(keys.JOBS, job_id))
+        assert base["datasetMode"] is stored
+        assert isinstance(base["schemaDurationMs"], int)
+        details = services.r1fs.get_json(base["jobDetailsCid"], secret=services.r1fs_secret)
+        assert details["datasetMode"] is stored and isinstance(details["schemaDurationMs"], int)
+        assert details["inference"] == {
+            "useExternalApi": False,
+            "baseUrl": services.gateway_url,
+            "path": "/create_chat_completion",
+        }
+        summary = orjson.loads(services.cstore.hget_raw(keys.user_jobs("alice"), job_id))
+        assert summary["updatedAt"] == base["updatedAt"] == base["createdAt"]
+        assert summary["status"] == "queued"
+
+
 def test_tampered_expired_replayed_and_cross_user_drafts_get_400(live: LiveApp) -> None:
     alice, bob = live.login("alice"), live.login("bob")
     drafted = draft(alice)

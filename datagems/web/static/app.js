@@ -422,7 +422,7 @@ function initJob() {
     $("#job-title").textContent = job.title || job.id;
     const sub = [`Created ${fmtTime(job.createdAt)}`, `${job.peerCount || (job.peers || []).length} peer(s)`];
     if (BOOT.user && job.owner !== BOOT.user.username) sub.push(`owner ${job.owner}`);
-    if (job.datasetMode) sub.push(`mode ${job.datasetMode}`);
+    if (job.datasetMode) sub.push("dataset mode (labelled)");
     $("#job-sub").textContent = sub.join(" · ");
     clear($("#job-status-wrap")).append(statusBadge(job.status));
     $("#progress-text").textContent = `${num(done)} / ${num(total)} records · ${total ? Math.floor((100 * done) / total) : 0}%`;
