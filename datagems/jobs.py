@@ -15,6 +15,7 @@ from datagems.errors import BadRequest, Conflict, NotFound
 from datagems.models import (
     TERMINAL_STATUSES,
     CancelRequest,
+    FleetMetrics,
     InferenceSpec,
     JobBase,
     JobCommands,
@@ -215,10 +216,12 @@ def coverage(
 
 
 def result_cids(peers: dict[str, PeerState]) -> list[str]:
-    """Every uploaded slice of the job: own slices and takeovers (merge keeps one per index)."""
-    cids = [s.result_cid for s in peers.values() if s.result_cid]
-    cids += [t.result_cid for s in peers.values() for t in s.takeovers.values() if t.result_cid]
-    return list(dict.fromkeys(cids))
+    """Every uploaded slice of the job: takeovers first, then the peers' own slices (the
+    ones the original app exports), so an index in both reads as in the own slice when the
+    export merges them (``datagems.export``: the last ok line wins)."""
+    cids = [t.result_cid for s in peers.values() for t in s.takeovers.values() if t.result_cid]
+    cids += [s.result_cid for s in peers.values() if s.result_cid]
+    return list(dict.fromkeys(reversed(cids)))[::-1]
 
 
 def derive(
@@ -405,16 +408,38 @@ def request_extend(services: Services, job_id: str, username: str, additional: i
 
 
 def metrics(services: Services) -> dict[str, Any]:
-    """The contract's metrics, derived from the jobs (single-writer by construction)."""
-    jobs = list_jobs(services, None)
-    return {
-        "totalJobs": len(jobs),
-        "totalRecordsRequested": sum(j.total_records for j in jobs),
-        "totalRecordsGenerated": sum(j.total_generated for j in jobs),
-        "activeJobs": sum(1 for j in jobs if j.status in ("queued", "running")),
-        "failedJobs": sum(1 for j in jobs if j.status == "failed"),
-        "lastJobAt": max((j.created_at for j in jobs if j.created_at), default=None),
-    }
+    """The contract's metrics, derived from the jobs and their peer states (so no lost
+    update can corrupt them): jobs, records asked for, records generated (ok), jobs queued
+    or running, jobs failed, and when a job was last confirmed or started (the original's
+    ``lastJobAt``)."""
+    return fleet_metrics(list_jobs(services, None)).wire()
+
+
+def fleet_metrics(jobs: list[JobBase]) -> FleetMetrics:
+    stamps = [j.created_at for j in jobs if j.created_at]
+    stamps += [j.job_started_at for j in jobs if j.job_started_at]
+    return FleetMetrics(
+        total_jobs=len(jobs),
+        total_records_requested=sum(j.total_records for j in jobs),
+        total_records_generated=sum(j.total_ok for j in jobs),
+        active_jobs=sum(1 for j in jobs if j.status in ("queued", "running")),
+        failed_jobs=sum(1 for j in jobs if j.status == "failed"),
+        last_job_at=max(stamps, default=None),
+    )
+
+
+def sync_metrics(services: Services) -> bool:
+    """Rewrite the original's ``datagen:metrics`` from the derived truth when it differs.
+
+    The original updates that key by read-modify-write (per record, per job start and end),
+    which loses updates when peers write at once and counts a record made twice twice; any
+    replica may set it to what the jobs say, idempotently. Returns whether it wrote."""
+    truth = fleet_metrics(list_jobs(services, None))
+    if services.metrics.get() == truth:
+        return False
+    services.metrics.put(truth)
+    logger.debug("datagen:metrics rewritten from the jobs: %s", truth.wire())
+    return True
 
 
 def provider_for(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,7 @@ import pykka
 from datagems.actors.base import Actor, Ticker
 from datagems.actors.messages import CancelJob, ChildFailed, StartJob, Tick
 from datagems.errors import StoreError
-from datagems.jobs import coverage
+from datagems.jobs import coverage, sync_metrics
 from datagems.models import (
     TERMINAL_STATUSES,
     JobBase,
@@ -36,6 +37,7 @@ from datagems.models import (
 from datagems.services import Services
 
 logger = logging.getLogger(__name__)
+METRICS_SYNC_SECONDS = 5.0  # how often the original's datagen:metrics is checked
 
 
 def fresh(stamp: str | None, now: datetime, lease: timedelta) -> bool:
@@ -95,6 +97,7 @@ class Poller(Actor):
         self.lease = timedelta(seconds=services.settings.peer_lease_seconds)
         self.supervisor = supervisor
         self._ticker: Ticker | None = None
+        self._metrics_due = 0.0
 
     def start_up(self) -> None:
         self._ticker = Ticker(self.actor_ref, Tick(), self.services.settings.job_poll_seconds)
@@ -144,3 +147,11 @@ class Poller(Actor):
             for dead in dead_peers(job, peers, beats, now, self.lease, commands):
                 if taker_for(dead, job, peers, beats, now, self.lease) == self.peer:
                     self.supervisor.tell(StartJob(job_id=job_id, owner=dead))
+        self._sync_metrics()
+
+    def _sync_metrics(self) -> None:
+        """Keep the original's ``datagen:metrics`` equal to the jobs (``jobs.sync_metrics``)."""
+        if time.monotonic() < self._metrics_due:
+            return
+        self._metrics_due = time.monotonic() + METRICS_SYNC_SECONDS
+        sync_metrics(self.services)
