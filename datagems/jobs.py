@@ -23,6 +23,7 @@ from datagems.models import (
     JobSummary,
     PeerState,
     Range,
+    Takeover,
     now_iso,
     parse_iso,
     split_ranges,
@@ -184,7 +185,7 @@ def coverage(
         candidates.append(
             Coverage(
                 peer,
-                peer,
+                own.completed_by or peer,
                 assigned,
                 own.generated_ok,
                 own.generated_failed,
@@ -317,6 +318,58 @@ def write_back(services: Services, job: JobBase) -> None:
     logger.info(
         "job %s is %s (%d ok, %d failed)", job.id, job.status, job.total_ok, job.total_failed
     )
+
+
+def refresh_totals(services: Services, job_id: str) -> bool:
+    """Write a running job's status and totals into its stored base and its owner's
+    summary, as the original app does after every K records (its dashboard reads only the
+    base). Any peer may: a stale write is harmless, as every reader derives the job again
+    and the peer that finishes it writes the final base. Returns whether it wrote."""
+    stored = services.jobs.get(job_id)
+    if stored is None or stored.status in TERMINAL_STATUSES:
+        return False
+    peers = services.peers.all(job_id)
+    cancel = services.cancels.get(job_id)
+    job = derive(stored, peers, cancel, services.commands.get(job_id))
+    if job.status in TERMINAL_STATUSES:
+        return False  # finalizing is the upload's (``refresh``)
+    shown = ("status", "total_ok", "total_failed", "total_records", "job_started_at")
+    if all(getattr(job, name) == getattr(stored, name) for name in shown):
+        return False
+    write_back(services, job)
+    return True
+
+
+def complete_for_owner(
+    services: Services, job_id: str, taker: str, took: Takeover, previous: str | None
+) -> bool:
+    """Write the owner's own peer state as finished by ``taker`` (``completedBy``), so the
+    original app, which shows and exports only the owners' states, sees the range done.
+
+    Only while the owner's state holds nothing the taker's slice lacks: no ``resultCid``
+    (it died before uploading), the slice the taker started from (``seededFrom``: the
+    taker's is that one plus the records it called since, a retry), or the taker's own
+    previous one (``previous``). An owner that came back and uploaded its own keeps it:
+    no record is ever lost, and every slice stays in the export (``result_cids``)."""
+    state = services.peers.get(job_id, took.peer_id)
+    if state is None or not took.result_cid or state.result_cid == took.result_cid:
+        return False
+    if state.result_cid not in (None, took.seeded_from, previous):
+        return False
+    now = now_iso()
+    state.assigned = took.assigned
+    state.generated_ok, state.generated_failed = took.generated_ok, took.generated_failed
+    state.result_cid, state.errors_cid = took.result_cid, took.errors_cid
+    state.started_at = state.started_at or took.started_at
+    state.finished_at = state.last_update_at = took.finished_at or now
+    state.ranges = list(took.ranges) or state.ranges
+    state.extensions_done, state.retry_round = took.extensions_done, took.retry_round
+    state.completed_by, state.completed_at = taker, now
+    services.peers.put(job_id, state)
+    logger.info(
+        "job %s: the state of %s now shows its range finished by %s", job_id, state.peer_id, taker
+    )
+    return True
 
 
 def refresh(services: Services, job_id: str) -> JobBase | None:

@@ -149,6 +149,7 @@ class Takeover(WireModel):
     cancelled_at: str | None = None
     result_cid: str | None = None
     errors_cid: str | None = None
+    seeded_from: str | None = None  # the owner's slice this one started from (its superset)
 
     @property
     def done(self) -> int:
@@ -188,6 +189,10 @@ class PeerState(WireModel):
     latency_ms_total: float = 0
     cancelled_at: str | None = None
     takeovers: dict[str, Takeover] = Field(default_factory=dict)
+    # written by the peer that finished this range for its owner (the original app reads
+    # only the owner's own state): that taker; never set by the owner itself
+    completed_by: str | None = None
+    completed_at: str | None = None  # when: the owner's own writes are the later stamps
     # job control (ours): every range this peer owns (``range`` is the first), and the
     # job commands it has caught up with when it uploaded ``resultCid``
     ranges: list[Range] = Field(default_factory=list)

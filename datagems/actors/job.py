@@ -107,8 +107,11 @@ class JobActor(Actor):
         self.results = ResultFile(
             self.settings.local_cache_dir / f"{self.job_id}_{self.owner}{suffix}.jsonl"
         )
+        seeded_from = None
         if not self.results.exists():
-            self._seed_from_upload(peers)
+            seeded_from = self._seed_from_upload(peers)
+        elif self.takeover and state is not None and self.owner in state.takeovers:
+            seeded_from = state.takeovers[self.owner].seeded_from
         done = self.results.resume(self.ranges)
         self.retried = set(done.to_retry(commands.retry_round))
         assigned = sum(r.size for r in self.ranges)
@@ -122,6 +125,7 @@ class JobActor(Actor):
                 assigned=assigned,
                 generated_ok=done.ok_count,
                 generated_failed=done.failed_count - len(self.retried),
+                seeded_from=seeded_from,
             )
             logger.warning(
                 "job %s: taking over the range of %s, silent past its lease",
@@ -130,6 +134,7 @@ class JobActor(Actor):
             )
         else:
             assert state is not None
+            state.completed_by = state.completed_at = None  # its own again
             state.ranges, state.assigned = self.ranges, assigned
             state.generated_ok = done.ok_count
             state.generated_failed = done.failed_count - len(self.retried)
@@ -226,9 +231,10 @@ class JobActor(Actor):
         """Did the owner ask for a retry or an extension this range has not caught up with?"""
         return bool(commands.extensions or commands.retry_round)
 
-    def _seed_from_upload(self, peers: dict[str, PeerState]) -> None:
+    def _seed_from_upload(self, peers: dict[str, PeerState]) -> str | None:
         """No local file (a new host, a taker): start from the range's latest upload, so a
-        retry calls only the failed records and a resume only the missing ones."""
+        retry calls only the failed records and a resume only the missing ones. Returns
+        the CID it started from."""
         owner_state = peers.get(self.owner)
         cids = [owner_state.result_cid] if owner_state and owner_state.result_cid else []
         cids += [
@@ -241,8 +247,10 @@ class JobActor(Actor):
             try:
                 with self.services.r1fs.open_file(cid, secret=self.services.r1fs_secret) as data:
                     self.results.seed(data)
+                return cid
             except StoreError as exc:
                 logger.warning("job %s: could not seed from slice %s: %s", self.job_id, cid, exc)
+        return None
 
     def in_flight_count(self) -> int:
         return len(self.in_flight)
