@@ -15,6 +15,7 @@ from datagems.errors import BadRequest, Conflict, NotFound
 from datagems.models import (
     TERMINAL_STATUSES,
     CancelRequest,
+    Extension,
     FleetMetrics,
     InferenceSpec,
     JobBase,
@@ -133,7 +134,7 @@ def peer_ranges(job: JobBase, peer: str, first: Range, commands: JobCommands | N
     extension, split over the job's peers like a new job."""
     ranges = [first]
     for extension in commands.extensions if commands else []:
-        for owner, share in split_ranges(extension.size, job.peers or [peer]):
+        for owner, share in split_ranges(extension.size, extension.peers or job.peers or [peer]):
             if owner == peer and share.size:
                 ranges.append(
                     Range(start=extension.start + share.start, end=extension.start + share.end)
@@ -450,9 +451,14 @@ def request_extend(services: Services, job_id: str, username: str, additional: i
             f"additionalRecords must be between 1 and {maximum - view.job.total_records} "
             f"(at most {maximum} records per job)"
         )
+    # split over the replicas of ours only (those seen in datagen:replicas), when the job
+    # has any: a peer of the original app never learns of an extension
+    beats = services.replicas.all()
+    ours = [p for p in view.job.peers if p in beats]
     commands = view.commands or JobCommands(job_id=job_id)
     start = view.job.total_records
-    commands.extensions.append(Range(start=start, end=start + additional))
+    peers = ours if ours and ours != view.job.peers else None
+    commands.extensions.append(Extension(start=start, end=start + additional, peers=peers))
     job = view.job
     job.total_records += additional
     _reopen(services, job, commands)

@@ -106,6 +106,14 @@ class JobBase(WireModel):
     updated_at: str | None = None
 
 
+class Extension(Range):
+    """Records added to a job: indices ``[start, end)``, split over ``peers`` like a new job
+    (absent: over the job's peers). A peer of the original app gets no share: it would
+    never know of it."""
+
+    peers: list[str] | None = None
+
+
 class InFlightRecord(WireModel):
     """One record being worked on, as shown in the peer state (ours)."""
 
@@ -305,7 +313,7 @@ class JobCommands(WireModel):
     job_id: str
     retry_round: int = 0
     retry_requested_at: str | None = None
-    extensions: list[Range] = Field(default_factory=list)
+    extensions: list[Extension] = Field(default_factory=list)
     updated_at: str | None = None
 
 

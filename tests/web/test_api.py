@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from datagems.accounts.tokens import issue_draft, issue_session
+from datagems.web.keys import READ_CACHE
 from datagems.web.routes import ROUTES
 from tests.fleet import ADMIN_PASSWORD, SESSION_SECRET
 from tests.servers import wait_until
@@ -320,6 +321,41 @@ def test_another_users_job_records_export_and_events_are_404_but_admins_see_them
     assert admin.get(f"/api/tasks/{job_id}").json()["job"]["owner"] == "alice"
     assert job_id in {j["id"] for j in admin.get("/api/tasks?all=true").json()["jobs"]}
     assert admin.get(f"/api/tasks/{job_id}/export?format=json").status_code == 200
+
+
+def test_a_job_stored_in_a_shape_we_cannot_read_is_listed_as_unreadable_and_blocks_nothing(
+    live: LiveApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Logged once with its key, listed to its owner as unreadable, the reason shown to
+    admins only; the jobs around it are listed as usual."""
+    from datagems.store import keys
+
+    services = live.services
+    assert services is not None
+    alice, admin = live.login("alice"), live.login("admin", ADMIN_PASSWORD)
+    good = confirm(alice)
+    bad = {"id": "job_odd", "owner": "alice", "title": "From the future", "peers": "ts1"}
+    services.cstore.hset(keys.JOBS, "job_odd", bad)
+    services.cstore.hset_raw(keys.JOBS, "job_text", "not json at all")
+    live.app[READ_CACHE].jobs_changed()  # as if read after the cache's TTL
+
+    def listed(client: httpx.Client, query: str = "") -> dict[str, dict]:
+        return {j["id"]: j for j in client.get(f"/api/tasks{query}").json()["jobs"]}
+
+    mine = listed(alice)
+    assert good in mine and mine[good]["status"] == "queued"
+    assert (
+        mine["job_odd"]["status"] == "unreadable" and mine["job_odd"]["title"] == "From the future"
+    )
+    assert "reason" not in mine["job_odd"] and "job_text" not in mine
+    everyone = listed(admin, "?all=true")
+    assert everyone["job_odd"]["reason"].startswith("peers")
+    assert everyone["job_text"]["reason"] == "not a JSON object"
+    for _ in range(3):
+        live.app[READ_CACHE].jobs_changed()
+        listed(admin, "?all=true")
+    assert caplog.text.count("unreadable job job_odd") == 1
+    assert alice.get("/api/tasks/job_odd").status_code == 404
 
 
 def test_a_job_view_has_the_contract_shape(live: LiveApp) -> None:
