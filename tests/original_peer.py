@@ -126,12 +126,12 @@ class OriginalPeer:
     def _hset(self, hkey: str, field: str, value: dict[str, Any]) -> None:
         self._alive()
         self.cstore.hset(hkey, field, value)
-        self.writes.append((hkey, field, value))
+        self.writes.append((hkey, field, orjson.loads(orjson.dumps(value))))  # as written
 
     def _set(self, key: str, value: dict[str, Any]) -> None:
         self._alive()
         self.cstore.set(key, value)
-        self.writes.append((key, "", value))
+        self.writes.append((key, "", orjson.loads(orjson.dumps(value))))
 
     def _metrics(self, **changes: Any) -> None:
         """``get`` then ``set`` (the defaults first when missing): loses updates, like the
