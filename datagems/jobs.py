@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from datagems.errors import BadRequest, Conflict, NotFound
 from datagems.models import (
@@ -100,8 +101,6 @@ def create_job(services: Services, *, owner: str, draft: dict[str, Any], job_id:
 def recorded_inference(services: Services, given: dict[str, Any], owner: str) -> InferenceSpec:
     """The inference choice as the job details record it, as the original does: where the
     records go (``baseUrl`` and ``path``), the gateway's unless an external profile's."""
-    from datagems.store.http import display_url
-
     spec = InferenceSpec.model_validate(given)
     if spec.use_external_api and spec.profile_id:
         profiles = services.user_settings.get(owner).profiles
@@ -112,7 +111,11 @@ def recorded_inference(services: Services, given: dict[str, Any], owner: str) ->
             spec.model = spec.model or profile.model
         return spec
     spec.use_external_api = False
-    spec.base_url = display_url(services.gateway_url)
+    parts = urlsplit(services.gateway_url)  # no credentials, query or fragment
+    netloc = parts.hostname or ""
+    netloc = f"[{netloc}]" if ":" in netloc else netloc
+    netloc += f":{parts.port}" if parts.port else ""
+    spec.base_url = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
     spec.path = GATEWAY_PATH
     return spec
 

@@ -39,6 +39,11 @@ def parse_iso(value: str | None) -> datetime | None:
 LABEL_MODE_NAMES = frozenset({"true", "1", "yes", "classification", "labeled", "labelled"})
 
 
+def dataset_mode_flag(value: Any) -> bool:
+    """``datasetMode`` as stored: a boolean, true for labelled records."""
+    return bool(_dataset_mode(value))
+
+
 def _dataset_mode(value: Any) -> Any:
     """``datasetMode`` as the original writes it, a boolean (true: labelled records); early
     versions of ours wrote a mode name (``"classification"``) or nothing."""

@@ -31,7 +31,14 @@ from datagems.errors import (
 )
 from datagems.inference import prompts
 from datagems.inference.extract import extract_json
-from datagems.models import TERMINAL_STATUSES, InferenceSpec, JobDetails, PeerState, now_iso
+from datagems.models import (
+    TERMINAL_STATUSES,
+    InferenceSpec,
+    JobDetails,
+    PeerState,
+    dataset_mode_flag,
+    now_iso,
+)
 from datagems.schema_tools import check_schema, compile_validator, sanitize_schema
 from datagems.ssrf import check_public_url
 from datagems.web import limits
@@ -299,12 +306,13 @@ async def draft_schema(request: web.Request) -> web.Response:
             refreshes = 0
     spec = await _inference_spec(request, body)
     provider = await asyncio.to_thread(_provider, request, spec, who.username)
+    dataset_mode = dataset_mode_flag(body.dataset_mode)  # a boolean, as the original's
     messages = prompts.schema_draft_messages(
         title=body.title,
         description=body.description,
         instructions=body.instructions,
         total_records=body.total_records,
-        dataset_mode=body.dataset_mode,
+        dataset_mode=dataset_mode,
     )
     started = time.perf_counter()
     failed = 0
@@ -340,7 +348,7 @@ async def draft_schema(request: web.Request) -> web.Response:
         "schemaGeneratedAt": generated_at,
         "schemaDurationMs": duration_ms,
         "schemaRefreshes": refreshes,
-        "datasetMode": prompts.is_label_mode(body.dataset_mode),  # a boolean, as the original
+        "datasetMode": dataset_mode,
         "inference": spec.wire(),
     }
     token = issue_draft(session_secret(request), who.username, draft)

@@ -111,3 +111,9 @@ def test_the_metrics_agree_with_the_captured_jobs_on_both_dashboards(seeded) -> 
 def rows(text: str) -> list[dict[str, str]]:
     """The CSV's records, as a reader sees them (blank lines are no records)."""
     return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_the_captured_secrets_never_reach_the_replicas_log(seeded) -> None:
+    _, fleet = seeded
+    output = fleet.replicas["py"].process.output()
+    assert output and not [secret for secret in capture.SECRETS if secret in output]
