@@ -319,8 +319,13 @@ def write_back(services: Services, job: JobBase) -> None:
     job.updated_at = now_iso()
     services.jobs.put(job)
     services.user_jobs.put(job.owner, summary_of(job))
-    logger.info(
-        "job %s is %s (%d ok, %d failed)", job.id, job.status, job.total_ok, job.total_failed
+    logger.log(
+        logging.INFO if job.status in TERMINAL_STATUSES else logging.DEBUG,
+        "job %s is %s (%d ok, %d failed)",
+        job.id,
+        job.status,
+        job.total_ok,
+        job.total_failed,
     )
 
 
