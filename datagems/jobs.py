@@ -369,7 +369,6 @@ def complete_for_owner(
     state.assigned = took.assigned
     state.generated_ok, state.generated_failed = took.generated_ok, took.generated_failed
     state.result_cid, state.errors_cid = took.result_cid, took.errors_cid
-    state.started_at = state.started_at or took.started_at
     state.finished_at = state.last_update_at = took.finished_at or now
     state.ranges = list(took.ranges) or state.ranges
     state.extensions_done, state.retry_round = took.extensions_done, took.retry_round

@@ -55,15 +55,22 @@ class PeerActivity:
     def see(self, peers: dict[str, PeerState]) -> None:
         """Note what the peers of one job wrote themselves (not a taker's completion)."""
         for peer_id, state in peers.items():
-            stamps = (state.started_at, state.last_update_at, state.finished_at)
-            moments = [m for m in map(parse_iso, stamps) if m is not None]
+            ends = [m for m in map(parse_iso, (state.last_update_at, state.finished_at)) if m]
             completed = parse_iso(state.completed_at) if state.completed_by else None
-            if completed is not None:  # a taker wrote these, not the peer
-                moments = [m for m in moments if m > completed]
+            if completed is not None:  # a taker wrote those (startedAt it leaves as it was)
+                ends = [m for m in ends if m > completed]
+            started = parse_iso(state.started_at)
+            moments = [*ends, *([started] if started else [])]
             if moments and (peer_id not in self.last or max(moments) > self.last[peer_id]):
                 self.last[peer_id] = max(moments)
-            started, updated = parse_iso(state.started_at), parse_iso(state.last_update_at)
-            if started and updated and updated > started and state.done >= self.k:
+            updated = parse_iso(state.last_update_at)
+            if (
+                completed is None
+                and started
+                and updated
+                and updated > started
+                and state.done >= self.k
+            ):
                 per_k = (updated - started).total_seconds() * self.k / state.done
                 self.pace[peer_id] = per_k
 
