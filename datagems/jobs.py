@@ -16,7 +16,6 @@ from datagems.errors import BadRequest, Conflict, NotFound
 from datagems.models import (
     TERMINAL_STATUSES,
     CancelRequest,
-    Extension,
     FleetMetrics,
     InferenceSpec,
     JobBase,
@@ -465,7 +464,7 @@ def request_extend(services: Services, job_id: str, username: str, additional: i
     commands = view.commands or JobCommands(job_id=job_id)
     start = view.job.total_records
     peers = ours if ours and ours != view.job.peers else None
-    commands.extensions.append(Extension(start=start, end=start + additional, peers=peers))
+    commands.extensions.append(Range(start=start, end=start + additional, peers=peers))
     job = view.job
     job.total_records += additional
     _reopen(services, job, commands)

@@ -80,6 +80,9 @@ class WireModel(BaseModel):
 class Range(WireModel):
     start: int
     end: int
+    # an extension's range (records added to a job) is split over these peers like a new
+    # job (absent: the job's peers): a peer of the original app never knows of one
+    peers: list[str] | None = None
 
     @property
     def size(self) -> int:
@@ -109,14 +112,6 @@ class JobBase(WireModel):
     records_duration_ms: Millis | None = None
     schema_refreshes: int = 0
     updated_at: str | None = None
-
-
-class Extension(Range):
-    """Records added to a job: indices ``[start, end)``, split over ``peers`` like a new job
-    (absent: over the job's peers). A peer of the original app gets no share: it would
-    never know of it."""
-
-    peers: list[str] | None = None
 
 
 class InFlightRecord(WireModel):
@@ -318,7 +313,7 @@ class JobCommands(WireModel):
     job_id: str
     retry_round: int = 0
     retry_requested_at: str | None = None
-    extensions: list[Extension] = Field(default_factory=list)
+    extensions: list[Range] = Field(default_factory=list)
     updated_at: str | None = None
 
 

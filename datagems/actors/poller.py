@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
@@ -32,12 +32,15 @@ from datagems.liveness import Fleet, PeerActivity, needs_taker, taker_for
 from datagems.models import TERMINAL_STATUSES, JobBase, parse_iso
 from datagems.services import Services
 
+if TYPE_CHECKING:
+    from datagems.actors.supervisor import Supervisor
+
 logger = logging.getLogger(__name__)
 METRICS_SYNC_SECONDS = 5.0  # how often the original's datagen:metrics is checked
 
 
 class Poller(Actor):
-    def __init__(self, services: Services, supervisor: pykka.ActorRef[Any]) -> None:
+    def __init__(self, services: Services, supervisor: pykka.ActorRef[Supervisor]) -> None:
         super().__init__()
         self.services = services
         self.peer = services.settings.host_addr
