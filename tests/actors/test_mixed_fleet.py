@@ -16,7 +16,7 @@ import pytest
 from datagems import jobs
 from datagems.services import Services
 from tests import capture
-from tests.actors.jobkit import exported_entries, fleet_services
+from tests.actors.jobkit import confirm_job, exported_entries, fleet_services
 from tests.fleet import ADMIN_PASSWORD, Fleet
 from tests.original_peer import OriginalPeer
 from tests.servers import wait_until
@@ -159,9 +159,18 @@ def test_a_job_confirmed_the_original_way_is_finished_by_both_kinds_of_peer(
                 "py": "datagems",
             }
             assert "keep generating after a cancel" in page["notes"][0]
-            truth = jobs.metrics(services)
+            stored = [orjson.loads(v) for v in fleet.cstore.hgetall_raw("datagen:jobs").values()]
+            truth = {  # what the jobs in the store say
+                "totalJobs": len(stored),
+                "totalRecordsRequested": sum(j["totalRecords"] for j in stored),
+                "totalRecordsGenerated": sum(j["totalOk"] for j in stored),
+                "activeJobs": sum(j["status"] in ("queued", "running") for j in stored),
+                "failedJobs": sum(j["status"] == "failed" for j in stored),
+                "lastJobAt": max(j[k] for j in stored for k in ("createdAt", "jobStartedAt")),
+            }
             assert truth["totalJobs"] == 1 and truth["totalRecordsGenerated"] == 20
-            assert client.get("/api/metrics").json()["metrics"] == truth
+            assert client.get("/api/metrics").json()["metrics"] == truth == jobs.metrics(services)
+        # the original's key, which it updated by read-modify-write, says the same
         wait_until(lambda: fleet.cstore.get("datagen:metrics") == truth, timeout=30)
 
 
@@ -330,3 +339,28 @@ def test_a_cancel_stops_the_replicas_and_the_page_says_the_original_peer_goes_on
         assert view is not None and view.job.status == "cancelled"
         done = exported_entries(services, job_id, partial=True)
         assert {e["i"] for e in done} >= set(range(20))  # every record it made is kept
+
+
+def test_the_stored_base_shows_a_running_jobs_progress_as_the_original_reads_it(
+    tmp_path: Path,
+) -> None:
+    """The original's dashboard reads only the stored base: a replica of ours refreshes its
+    status and totals while it works, not only at the end."""
+    env = {"DATAGEN_MAX_IN_FLIGHT_PER_JOB": "2"}
+    with mixed(tmp_path, ["py"], [], env=env, mock_args=("--latency-ms", "100")) as (
+        fleet,
+        _,
+        services,
+    ):
+        job_id = confirm_job(services, 120)
+
+        def midway() -> dict[str, Any] | None:
+            base = stored_base(fleet, job_id)
+            return base if base["status"] == "running" and 0 < base["totalOk"] < 120 else None
+
+        base = wait_until(midway, timeout=60, what="the stored base showing progress")
+        assert base["totalGenerated"] == base["totalOk"] + base["totalFailed"]
+        assert base["jobStartedAt"] and base["updatedAt"] >= base["jobStartedAt"]
+        summary = orjson.loads(fleet.cstore.hget_raw("datagen:user:alice:jobs", job_id))
+        assert summary["status"] in ("running", "succeeded")
+        wait_until(lambda: stored_base(fleet, job_id)["status"] == "succeeded", timeout=90)
