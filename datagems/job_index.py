@@ -174,7 +174,23 @@ def open_entries(services: Services) -> dict[str, OpenJob]:
 def original_mark(services: Services) -> str | None:
     """What the original changes at every confirm and job start: ``totalJobs`` and
     ``lastJobAt`` of ``datagen:metrics`` (not its per-record counters). ``None``: no key."""
-    stored = services.cstore.get_raw(keys.METRICS)
+    return mark_of(services.cstore.get_raw(keys.METRICS))
+
+
+def claim_mark(services: Services, written: Any) -> str | None:
+    """A replica of ours rewrote ``datagen:metrics`` (``jobs.sync_metrics``) after checking
+    that the original had not written since the index's last check: the mark of what it
+    wrote becomes the index's, so no replica rebuilds the index for a write of ours."""
+    mark = mark_of(written)
+    meta = services.index.meta()
+    if meta is not None and meta.original_mark != mark:
+        meta.original_mark = mark
+        services.index.put_meta(meta)
+    return mark
+
+
+def mark_of(stored: Any) -> str | None:
+    """The mark of a stored ``datagen:metrics`` value (``original_mark``)."""
     if stored is None:
         return None
     value = decode_value(stored)

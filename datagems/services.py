@@ -22,6 +22,7 @@ from datagems.store.repos import (
     DetailsRepo,
     JobIndexRepo,
     JobsRepo,
+    MetricsRepo,
     PeersRepo,
     ReplicasRepo,
     UserJobsRepo,
@@ -78,6 +79,7 @@ class Services:
     commands: CommandsRepo = field(init=False)
     replicas: ReplicasRepo = field(init=False)
     index: JobIndexRepo = field(init=False)
+    metrics: MetricsRepo = field(init=False)
 
     def __post_init__(self) -> None:
         secret = self.settings.r1fs_secret.get_secret_value() if self.settings.r1fs_secret else None
@@ -91,6 +93,7 @@ class Services:
         self.commands = CommandsRepo(self.cstore)
         self.replicas = ReplicasRepo(self.cstore)
         self.index = JobIndexRepo(self.cstore)
+        self.metrics = MetricsRepo(self.cstore)
 
     @property
     def r1fs_secret(self) -> str | None:

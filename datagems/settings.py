@@ -203,6 +203,8 @@ class Settings:
     progress_flush_seconds: float = 1.0
     peer_lease_seconds: float = 60.0
     index_reconcile_seconds: float = 3600.0
+    # a peer that never wrote a heartbeat (the original app): silent this long, in every job
+    original_peer_lease_seconds: float = 900.0
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
 
@@ -363,6 +365,9 @@ class Settings:
             peer_lease_seconds=env.float("DATAGEN_PEER_LEASE_SECONDS", default=60.0, minimum=1.0),
             index_reconcile_seconds=env.float(
                 "DATAGEN_INDEX_RECONCILE_SECONDS", default=3600.0, minimum=1.0
+            ),
+            original_peer_lease_seconds=env.float(
+                "DATAGEN_ORIGINAL_PEER_LEASE_SECONDS", default=900.0, minimum=1.0
             ),
             shutdown_grace_seconds=env.float(
                 "DATAGEN_SHUTDOWN_GRACE_SECONDS", default=10.0, minimum=0.0

@@ -4,17 +4,18 @@ It reads the open-jobs index (``datagems.job_index``), never every job: per poll
 ``get`` of the original's mark (``datagen:metrics``: the cheap check that the original
 DataGems wrote a job), one ``hgetall`` of the index, and per open job its base; per open
 job of this peer also its peer states, cancel request and commands, and the replica
-heartbeats when a peer may be dead. So a poll costs the open jobs, not history. It
-rebuilds the index from ``datagen:jobs`` (a streamed scan) at start when it is missing
-or stale, when the original's mark moves and every ``DATAGEN_INDEX_RECONCILE_SECONDS``;
-it closes the entries of jobs found final and drops closes kept too long.
-It asks the supervisor to start a job actor (the supervisor enforces the per-replica cap)
-and forwards cancel requests. It never waits on another actor.
+heartbeats. So a poll costs the open jobs, not history. It rebuilds the index from
+``datagen:jobs`` (a streamed scan) at start, when the original's mark moves and every
+``DATAGEN_INDEX_RECONCILE_SECONDS``; it closes the entries of jobs found final and drops
+closes kept too long. It asks the supervisor to start a job actor (the supervisor enforces
+the per-replica cap) and forwards cancel requests. It never waits on another actor.
 
-Takeover: a peer of the job whose range has no uploaded slice, whose state has not been
-updated for ``DATAGEN_PEER_LEASE_SECONDS`` and whose replica heartbeat is as old, is dead.
-Its range goes to the first live peer after it in the job's peer order: every replica
-computes the same taker from the same store, without talking to the others. If two
+Takeover (``datagems.liveness``): a peer of the job whose range has no uploaded slice and
+that is dead — a replica of ours silent (state and heartbeat) for
+``DATAGEN_PEER_LEASE_SECONDS``, a peer of the original app silent in every job for its own,
+longer lease — or a peer of the original app whose range is behind the job's commands, has
+its range worked by the first live replica of ours after it in the job's peer order: every
+replica computes the same taker from the same store, without talking to the others. If two
 disagree for a moment, both work the range; export keeps one result per index.
 """
 
@@ -33,71 +34,26 @@ from datagems import job_index
 from datagems.actors.base import Actor, Ticker
 from datagems.actors.messages import CancelJob, ChildFailed, StartJob, Tick
 from datagems.errors import StoreError
-from datagems.jobs import coverage, still_open
-from datagems.models import (
-    JobBase,
-    JobCommands,
-    OpenJob,
-    PeerState,
-    ReplicaBeat,
-    parse_iso,
+from datagems.jobs import (
+    add_metrics,
+    coverage,
+    fleet_metrics,
+    open_jobs,
+    refresh,
+    still_open,
+    stored_metrics,
+    sync_metrics,
 )
+from datagems.liveness import Fleet, PeerActivity, needs_taker, taker_for
+from datagems.models import FleetMetrics, JobBase, OpenJob, parse_iso
 from datagems.services import Services
 
 if TYPE_CHECKING:
     from datagems.actors.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
+METRICS_SYNC_SECONDS = 5.0  # how often the original's datagen:metrics is checked
 UNREADABLE_REMEMBERED = 1000  # job ids already reported as unreadable (reported once each)
-
-
-def fresh(stamp: str | None, now: datetime, lease: timedelta) -> bool:
-    moment = parse_iso(stamp)
-    return moment is not None and now - moment <= lease
-
-
-def taker_for(
-    dead: str,
-    job: JobBase,
-    peers: dict[str, PeerState],
-    beats: dict[str, ReplicaBeat],
-    now: datetime,
-    lease: timedelta,
-) -> str | None:
-    """The first live peer after ``dead`` in the job's peer order (ring), or None."""
-    order = job.peers
-    start = order.index(dead)
-    for step in range(1, len(order)):
-        peer = order[(start + step) % len(order)]
-        beat = beats.get(peer)
-        state = peers.get(peer)
-        if (beat and fresh(beat.last_seen_at, now, lease)) or (
-            state and fresh(state.last_update_at, now, lease)
-        ):
-            return peer
-    return None
-
-
-def dead_peers(
-    job: JobBase,
-    peers: dict[str, PeerState],
-    beats: dict[str, ReplicaBeat],
-    now: datetime,
-    lease: timedelta,
-    commands: JobCommands | None = None,
-) -> list[str]:
-    """Peers with a range nobody has uploaded, silent (state and replica) past the lease."""
-    covered = coverage(job, peers, commands)
-    dead = []
-    for peer in job.peers:
-        if peer in covered and covered[peer].uploaded:
-            continue
-        state, beat = peers.get(peer), beats.get(peer)
-        last = (state.last_update_at if state else None) or job.created_at
-        if fresh(last, now, lease) or (beat and fresh(beat.last_seen_at, now, lease)):
-            continue
-        dead.append(peer)
-    return dead
 
 
 class Poller(Actor):
@@ -106,13 +62,23 @@ class Poller(Actor):
         self.services = services
         self.peer = services.settings.host_addr
         self.lease = timedelta(seconds=services.settings.peer_lease_seconds)
+        self.original_lease = timedelta(seconds=services.settings.original_peer_lease_seconds)
+        self.activity = PeerActivity(k=services.settings.update_every_k)
+        self._seen_finished: dict[str, str | None] = {}  # job id -> its base's updatedAt
         self.supervisor = supervisor
         self._ticker: Ticker | None = None
+        self._metrics_due = 0.0
         self.mark: str | None = None  # the original's mark when the index was last checked
         self.checked = False  # the index was brought in line with the jobs since the start
         self.check_at = 0.0  # monotonic: when the index is due for its periodic check
         self.forget_at = 0.0  # monotonic: when to drop old closes next
         self.unreadable: set[str] = set()
+        self._closed_seen: dict[str, Any] = {}  # closed job id -> its entry as last seen
+        self._history: FleetMetrics | None = None  # the finished jobs' part of the metrics
+        self._history_key: Any = None  # what it was read for
+        self._stored_metrics: Any = None  # datagen:metrics as read this poll
+        self._synced: Any = None  # as it was after the last sync
+        self.rebuilds = 0  # rebuilds of the index by this poller
         # this replica's own offset into the periodic check, so a fleet does not scan at once
         self.jitter = (zlib.crc32(self.peer.encode()) % 1000) / 10000
 
@@ -138,29 +104,40 @@ class Poller(Actor):
                 logger.warning("poll skipped: %s", exc)
 
     def poll(self) -> None:
-        self.keep_index()
         services = self.services
-        beats: dict[str, ReplicaBeat] | None = None
+        self._stored_metrics = services.metrics.get_raw()
+        self.keep_index()
+        fleet: Fleet | None = None
         now = datetime.now(UTC)
-        for job_id, entry in job_index.open_entries(services).items():
-            job = self._open_job(job_id, entry, now)
+        index_raw = services.index.open_raw()
+        for job_id, stored in index_raw.items():
+            entry = services.index.parse_open(job_id, stored)
+            job = self._open_job(job_id, entry, now) if entry is not None else None
             if job is None or self.peer not in job.peers:
                 continue
             peers = services.peers.all(job_id)
+            self.activity.see(peers)
             cancel = services.cancels.get(job_id)
             if cancel is not None:
                 self.supervisor.tell(CancelJob(job_id=job_id))
             commands = services.commands.get(job_id)
-            mine = coverage(job, peers, commands).get(self.peer)
+            covered = coverage(job, peers, commands)
+            mine = covered.get(self.peer)
             if mine is not None and not mine.uploaded:
                 self.supervisor.tell(StartJob(job_id=job_id))
+            if all(p in covered and covered[p].uploaded for p in job.peers):
+                refresh(services, job_id)  # every range is in: the final base, the close
             if cancel is not None:
                 continue
-            if beats is None:
+            if fleet is None:
                 beats = services.replicas.all()
-            for dead in dead_peers(job, peers, beats, now, self.lease, commands):
-                if taker_for(dead, job, peers, beats, now, self.lease) == self.peer:
-                    self.supervisor.tell(StartJob(job_id=job_id, owner=dead))
+                fleet = Fleet(beats, self.activity, now, self.lease, self.original_lease)
+            for owner in needs_taker(job, peers, fleet, commands):
+                if taker_for(owner, job, fleet) == self.peer:
+                    self.supervisor.tell(StartJob(job_id=job_id, owner=owner))
+        closed_raw = services.index.closed_raw()
+        self._see_closed(closed_raw, now)
+        self._sync_metrics(index_raw, closed_raw)
 
     def _open_job(self, job_id: str, entry: OpenJob, now: datetime) -> JobBase | None:
         """The job of an index entry when it can still need work; the entry is closed (the
@@ -195,6 +172,20 @@ class Poller(Actor):
         self.unreadable.add(job_id)
         logger.warning("job %s cannot be read: left alone, the other jobs go on", job_id)
 
+    def _see_closed(self, closed_raw: dict[str, Any], now: datetime) -> None:
+        """The jobs closed lately (``datagen:closed-jobs``, kept 30 minutes: not every
+        job): their peers' last writes tell when a peer of the original app went idle."""
+        for job_id, stored in closed_raw.items():
+            if self._closed_seen.get(job_id) == stored:
+                continue
+            self._closed_seen[job_id] = stored
+            job = self.services.jobs.get(job_id)
+            if job is not None and self.peer in job.peers:
+                self._see_finished(job, now)
+        for job_id in [j for j in self._closed_seen if j not in closed_raw]:
+            del self._closed_seen[job_id]
+            self._seen_finished.pop(job_id, None)
+
     def keep_index(self) -> None:
         """Rebuild the open-jobs index at the first poll (whatever a crash left, it is
         repaired at the next start) and when it is stale (``job_index``): the check reads
@@ -202,16 +193,57 @@ class Poller(Actor):
         check is due."""
         services = self.services
         reconcile = services.settings.index_reconcile_seconds
-        mark = job_index.original_mark(services)
+        mark = job_index.mark_of(self._stored_metrics)
         now = time.monotonic()
         if not self.checked or mark != self.mark or now >= self.check_at:
             meta = services.index.meta()
             reason = job_index.stale_because(meta, mark, reconcile)
             if reason or not self.checked:
                 meta = job_index.rebuild(services, reason or "this replica started")
+                self.rebuilds += 1
             self.mark, self.checked = mark, True
             age = job_index.age_seconds(meta.built_at if meta else None) or 0.0
             self.check_at = now + max(1.0, reconcile * (1 + self.jitter) - age)
         if now >= self.forget_at:
             job_index.forget_old_closes(services)
             self.forget_at = now + job_index.CLOSED_KEPT_SECONDS / 6
+
+    def _see_finished(self, job: JobBase, now: datetime) -> None:
+        """A job finished within the original peers' lease: the last writes of its peers
+        (once per change of its base) tell when a peer of the original app went idle."""
+        updated = parse_iso(job.updated_at)
+        if updated is None or now - updated > self.original_lease:
+            self._seen_finished.pop(job.id, None)
+            return
+        if self._seen_finished.get(job.id) != job.updated_at:
+            self._seen_finished[job.id] = job.updated_at
+            self.activity.see(self.services.peers.all(job.id))
+
+    def _sync_metrics(self, index_raw: dict[str, Any], closed_raw: dict[str, Any]) -> None:
+        """Keep the original's ``datagen:metrics`` equal to the jobs (``jobs.sync_metrics``)
+        without reading every job each time: the finished jobs' part is read (one streamed
+        pass) only when the open or closed jobs or the original's mark changed, the open
+        jobs' part every ``METRICS_SYNC_SECONDS`` while there are any. A write of ours
+        moves the original's mark: it is claimed in the index meta, so no replica rebuilds
+        for it (unless the original wrote since the last check: then it is left to move)."""
+        if time.monotonic() < self._metrics_due:
+            return
+        self._metrics_due = time.monotonic() + METRICS_SYNC_SECONDS
+        services = self.services
+        history_key = (frozenset(index_raw), frozenset(closed_raw.items()), self.rebuilds)
+        if history_key != self._history_key or self._history is None:
+            self._history = stored_metrics(services, frozenset(index_raw))
+            self._history_key = history_key
+        elif not index_raw and self._synced == self._stored_metrics:
+            return  # nothing open, nothing closed, nothing written since the last sync
+        opened = open_jobs(services)
+        truth = add_metrics(self._history, fleet_metrics(opened))
+        if any(job.id not in index_raw for job in opened):
+            return  # the index moved meanwhile: next time
+        before = services.metrics.get_raw()
+        if before != self._stored_metrics:
+            return  # written during this poll (the original?): the next poll looks first
+        written = sync_metrics(services, truth)
+        self._synced = services.metrics.get_raw() if written else before
+        if written is not None:
+            self.mark = job_index.claim_mark(services, self._synced)

@@ -57,7 +57,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Generic, TypeVar
 
@@ -68,8 +68,10 @@ from datagems.accounts.tokens import Session, read_session
 from datagems.accounts.users import Account, Accounts
 from datagems.errors import DatagemsError, Unauthorized
 from datagems.listing import Head, Query, Row
-from datagems.models import TERMINAL_STATUSES, ClosedJob, JobBase, JobDetails
+from datagems.models import TERMINAL_STATUSES, ClosedJob, JobBase, JobDetails, ReplicaBeat
 from datagems.services import Services
+from datagems.store.base import decode_value
+from datagems.store.repos import unreadable_reason
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -129,6 +131,7 @@ class JobsSnapshot:
     mark: str | None  # the original's mark (``job_index.original_mark``)
     shown: dict[str, tuple[JobBase, dict[str, Any]]]  # job id -> listed job and its wire
     rows: tuple[tuple[Row, dict[str, Any]], ...]  # the open jobs as listed, newest first
+    unreadable: dict[str, dict[str, Any]] = field(default_factory=dict)  # job id -> its row
 
 
 @dataclass
@@ -264,6 +267,7 @@ def load_snapshot(
     raw: dict[str, Any] = {}
     bases: dict[str, JobBase | None] = {}
     entries: dict[str, CachedView] = {}
+    unreadable: dict[str, dict[str, Any]] = {}
     for job_id in index_raw:
         stored = services.jobs.get_raw(job_id)
         if stored is None:
@@ -274,7 +278,11 @@ def load_snapshot(
         else:
             base = services.jobs.parse_raw(job_id, stored)
         bases[job_id] = base
-        if base is not None:
+        if base is None:
+            kept = previous.unreadable.get(job_id) if previous is not None else None
+            same = previous is not None and previous.raw.get(job_id, _NOTHING) == stored
+            unreadable[job_id] = kept if same and kept else unreadable_row(job_id, stored)
+        else:
             entries[job_id] = load_view(
                 services,
                 details,
@@ -299,9 +307,43 @@ def load_snapshot(
         shown[job_id] = (job, wire)
         key = (job.created_at or "", job_id)
         rows.append((Row(key=key, owner=job.owner, title=job.title, status=job.status), wire))
+    for job_id, row in unreadable.items():
+        rows.append((unreadable_key(job_id, row), row))
     rows.sort(key=lambda item: item[0].key, reverse=True)
     return JobsSnapshot(
-        raw, bases, entries, index_raw, closed_raw, closed, mark, shown, tuple(rows)
+        raw,
+        bases,
+        entries,
+        index_raw,
+        closed_raw,
+        closed,
+        mark,
+        shown,
+        tuple(rows),
+        unreadable=unreadable,
+    )
+
+
+def unreadable_row(job_id: str, stored: Any) -> dict[str, Any]:
+    """The listing's row of a job whose stored base does not read: what can be told of it
+    (owner, title, creation), status ``unreadable`` and why (``reason``, for admins)."""
+    value = decode_value(stored)
+    found = value if isinstance(value, dict) else {}
+    row: dict[str, Any] = {"id": job_id, "status": "unreadable", "unreadable": True}
+    for name in ("owner", "title", "createdAt", "totalRecords"):
+        if isinstance(found.get(name), str | int) and not isinstance(found.get(name), bool):
+            row[name] = found[name]
+    row["reason"] = unreadable_reason(JobBase, stored) or "unreadable"
+    return row
+
+
+def unreadable_key(job_id: str, row: dict[str, Any]) -> Row:
+    created = row.get("createdAt")
+    return Row(
+        key=(created if isinstance(created, str) else "", job_id),
+        owner=str(row.get("owner") or ""),
+        title=str(row.get("title") or ""),
+        status="unreadable",
     )
 
 
@@ -318,8 +360,12 @@ def read_wires(
         if before is not None and before.stored == stored:
             found[job_id] = ListedWire(stored, before.wire, at)
             continue
-        job = services.jobs.parse_raw(job_id, stored) if stored is not None else None
-        found[job_id] = ListedWire(stored, job.wire() if job is not None else None, at)
+        if stored is None:
+            found[job_id] = ListedWire(stored, None, at)
+            continue
+        job = services.jobs.parse_raw(job_id, stored)
+        wire = job.wire() if job is not None else unreadable_row(job_id, stored)
+        found[job_id] = ListedWire(stored, wire, at)
     return found
 
 
@@ -395,20 +441,22 @@ class WebCache:
         self._metrics_flight: asyncio.Task[dict[str, Any]] | None = None
         self._accounts: OrderedDict[str, _Cell[Account | None]] = OrderedDict()
         self._sessions: OrderedDict[str, tuple[float, Session]] = OrderedDict()
+        self._replicas: _Cell[dict[str, ReplicaBeat]] = _Cell(_Epoch())
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- jobs ------------------------------------------------------------------------
-    async def listing(self, query: Query) -> bytes:
+    async def listing(self, query: Query, *, admin: bool = False) -> bytes:
         """The JSON body of ``GET /api/tasks``: one page, ``{"jobs", "nextCursor"}``. Open
         jobs come from the open-jobs snapshot (live), the others from the listing's head
-        (or, further down than it reaches, from one streamed read of the source)."""
+        (or, further down than it reaches, from one streamed read of the source). A job
+        whose stored base does not read is listed as ``unreadable``, with why to admins."""
         snapshot = await self._jobs()
         opened = [
             (row, wire) for row, wire in snapshot.rows if query.admits(row) and query.below(row.key)
         ]
         need = query.limit + 1
         head = await self._head(query, snapshot)
-        live = snapshot.entries  # listed from the snapshot: not from the head
+        live = {**snapshot.entries, **snapshot.unreadable}  # listed from the snapshot
         below = [r for r in head.rows if query.below(r.key) and r.id not in live]
         more_below = False
         if len(below) < need and not head.complete:
@@ -420,7 +468,7 @@ class WebCache:
         for row in considered:
             wire = wires.get(row.id)
             if wire is None:
-                continue  # its base is gone or unreadable
+                continue  # its base is gone
             status = wire.get("status")
             if query.statuses and status not in query.statuses:
                 continue  # the summary the head was read from is behind the base
@@ -432,7 +480,11 @@ class WebCache:
         if more:  # after the last row shown, or the last one looked at when none was shown
             last = page[-1][0].key if page else considered[-1].key
             cursor = listing.encode_cursor(last)
-        return orjson.dumps({"jobs": [wire for _, wire in page], "nextCursor": cursor})
+        shown = [
+            wire if admin or not wire.get("unreadable") else _without_reason(wire)
+            for _, wire in page
+        ]
+        return orjson.dumps({"jobs": shown, "nextCursor": cursor})
 
     async def metrics(self) -> dict[str, Any]:
         """The fleet's metrics (``jobs.metrics``: one streamed pass over every job), read at
@@ -477,6 +529,11 @@ class WebCache:
         previous = cell.value if cell.value is not _NOTHING else None
         fetch = partial(load_view, self.services, self.details, base, stored, previous)
         return await self._get(cell, fetch, key=stored, final=_is_final, read_at=read_at)
+
+    async def replicas(self) -> dict[str, ReplicaBeat]:
+        """The replicas of ours that ever wrote a heartbeat (``datagen:replicas``): a job's
+        other peers are the original app's. Fresh for the TTL."""
+        return await self._get(self._replicas, self.services.replicas.all)
 
     def jobs_changed(self, job_id: str | None = None) -> None:
         """This replica's web layer wrote a job (or tried to): nothing read before counts."""
@@ -734,6 +791,10 @@ class WebCache:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _without_reason(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in row.items() if name != "reason"}
 
 
 def _is_final(entry: CachedView) -> bool:

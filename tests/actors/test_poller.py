@@ -1,8 +1,9 @@
-"""The poller: the takeover decision, directly (who is dead, and who takes its range; no
-process); and, with real processes (devnode, mock gateway, replica), its work from the
-open-jobs index: a job the original DataGems writes straight into ``datagen:jobs`` is
-still found and worked, and a crash between a job's write and its index entry is
-repaired when the replica starts again."""
+"""The poller. The takeover decision, directly: who is dead, and who takes its range (no
+process); every peer here is a replica of ours (it has written a heartbeat); peers of the
+original app, which never do, are in ``tests/test_liveness.py``. And, with real processes
+(devnode, mock gateway, replica), its work from the open-jobs index: a job the original
+DataGems writes straight into ``datagen:jobs`` is still found and worked, and a crash
+between a job's write and its index entry is repaired when the replica starts again."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from datagems import job_index, jobs
-from datagems.actors.poller import dead_peers, taker_for
 from datagems.bench.original import confirm_as_original
+from datagems.liveness import Fleet, PeerActivity, needs_taker
+from datagems.liveness import taker_for as ring_taker
 from datagems.models import TERMINAL_STATUSES, JobBase, PeerState, Range, ReplicaBeat, Takeover
 from datagems.store import keys
 from tests.actors.jobkit import (
@@ -23,7 +25,7 @@ from tests.actors.jobkit import (
     fleet_services,
     wait_for_status,
 )
-from tests.fleet import Fleet
+from tests.fleet import Fleet as LocalFleet
 from tests.servers import wait_until
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
@@ -54,28 +56,43 @@ def beat(peer: str, seen: float) -> ReplicaBeat:
     return ReplicaBeat(peer_id=peer, last_seen_at=ago(seen))
 
 
+STALE = 3600.0  # a replica of ours that stopped beating an hour ago
+
+
+def fleet(beats: dict[str, ReplicaBeat]) -> Fleet:
+    """Every peer has beaten once (a replica of ours); those not given, long ago."""
+    known = {p: beat(p, STALE) for p in PEERS} | beats
+    return Fleet(known, PeerActivity(k=5), NOW, LEASE, timedelta(seconds=900))
+
+
+def dead_peers(
+    job: JobBase, peers: dict[str, PeerState], beats: dict[str, ReplicaBeat]
+) -> list[str]:
+    return needs_taker(job, peers, fleet(beats))
+
+
 def test_a_peer_silent_past_the_lease_with_no_upload_is_dead() -> None:
     peers = {"a": state("a", 1), "b": state("b", 61), "c": state("c", 5)}
-    assert dead_peers(job(), peers, {}, NOW, LEASE) == ["b"]
+    assert dead_peers(job(), peers, {}) == ["b"]
 
 
 def test_a_peer_whose_replica_still_beats_is_alive_though_its_state_is_old() -> None:
     peers = {"a": state("a", 1), "b": state("b", 600), "c": state("c", 5)}
-    assert dead_peers(job(), peers, {"b": beat("b", 10)}, NOW, LEASE) == []
+    assert dead_peers(job(), peers, {"b": beat("b", 10)}) == []
 
 
 def test_a_peer_that_uploaded_its_slice_is_never_dead() -> None:
     peers = {"a": state("a", 1), "b": state("b", 600, cid="Qm"), "c": state("c", 5)}
     peers["b"].generated_ok = 3
-    assert dead_peers(job(), peers, {}, NOW, LEASE) == []
+    assert dead_peers(job(), peers, {}) == []
 
 
 def test_a_peer_that_never_wrote_counts_from_the_jobs_creation() -> None:
     peers = {"a": state("a", 1), "b": state("b", None), "c": state("c", 5)}
-    assert dead_peers(job(), peers, {}, NOW, LEASE) == ["b"]
+    assert dead_peers(job(), peers, {}) == ["b"]
     fresh_job = job()
     fresh_job.created_at = ago(30)
-    assert dead_peers(fresh_job, peers, {}, NOW, LEASE) == []
+    assert dead_peers(fresh_job, peers, {}) == []
 
 
 def test_a_range_completed_by_a_taker_is_not_taken_again() -> None:
@@ -83,30 +100,27 @@ def test_a_range_completed_by_a_taker_is_not_taken_again() -> None:
     peers["c"].takeovers["b"] = Takeover(
         peer_id="b", range=Range(start=3, end=6), assigned=3, generated_ok=3, result_cid="Qt"
     )
-    assert dead_peers(job(), peers, {}, NOW, LEASE) == []
+    assert dead_peers(job(), peers, {}) == []
 
 
 def test_the_taker_is_the_first_live_peer_after_the_dead_one_in_the_jobs_order() -> None:
-    peers = {"a": state("a", 1), "b": state("b", 600), "c": state("c", 5)}
-    assert taker_for("b", job(), peers, {}, NOW, LEASE) == "c"
-    peers["c"] = state("c", 600)  # c silent too: the ring wraps round to a
-    assert taker_for("b", job(), peers, {}, NOW, LEASE) == "a"
-    assert taker_for("c", job(), peers, {}, NOW, LEASE) == "a"
+    beats = {"a": beat("a", 1), "c": beat("c", 5)}
+    assert ring_taker("b", job(), fleet(beats)) == "c"
+    beats["c"] = beat("c", 600)  # c silent too: the ring wraps round to a
+    assert ring_taker("b", job(), fleet(beats)) == "a"
+    assert ring_taker("c", job(), fleet(beats)) == "a"
 
 
-def test_a_heartbeat_alone_makes_a_peer_a_taker_and_nobody_live_means_no_taker() -> None:
-    silent = {p: state(p, 600) for p in PEERS}
-    assert taker_for("b", job(), silent, {}, NOW, LEASE) is None
-    assert taker_for("b", job(), silent, {"a": beat("a", 3)}, NOW, LEASE) == "a"
+def test_only_a_fresh_heartbeat_makes_a_peer_a_taker_and_nobody_live_means_no_taker() -> None:
+    assert ring_taker("b", job(), fleet({})) is None
+    assert ring_taker("b", job(), fleet({"a": beat("a", 3)})) == "a"
 
 
 def test_every_replica_reading_the_same_store_picks_the_same_taker() -> None:
-    peers = {"a": state("a", 1), "b": state("b", 600), "c": state("c", 5)}
-    shuffled = {p: peers[p] for p in ("c", "b", "a")}  # another read order of the hash
     beats = {"a": beat("a", 2), "c": beat("c", 2)}
     picks = {
-        taker_for("b", job(), view, dict(reversed(beats.items())), NOW, LEASE)
-        for view in (peers, shuffled)
+        ring_taker("b", job(), fleet(dict(reversed(beats.items())))),
+        ring_taker("b", job(), fleet(beats)),
     }
     assert picks == {"c"}
 
@@ -115,7 +129,7 @@ def test_every_replica_reading_the_same_store_picks_the_same_taker() -> None:
 def test_a_job_the_original_writes_straight_into_the_store_is_found_and_worked(
     tmp_path: Path,
 ) -> None:
-    with Fleet(tmp_path, peers=["a"]) as fleet:
+    with LocalFleet(tmp_path, peers=["a"]) as fleet:
         services = fleet_services(fleet)
         done = confirm_job(services, 2)  # history the replica finds at start
         fleet.start_replicas()
@@ -144,7 +158,7 @@ def test_a_job_the_original_writes_straight_into_the_store_is_found_and_worked(
 def test_a_crash_between_a_jobs_write_and_its_index_entry_is_repaired_at_the_next_start(
     tmp_path: Path,
 ) -> None:
-    with Fleet(tmp_path, peers=["a"]) as fleet:
+    with LocalFleet(tmp_path, peers=["a"]) as fleet:
         services = fleet_services(fleet)
         fleet.start_replicas()
         finished = confirm_job(services, 2)
