@@ -569,6 +569,23 @@ def stored_metrics(services: Services, leave_out: Collection[str] = ()) -> Fleet
     )
 
 
+def stored_metrics_of(services: Services, job_id: str) -> FleetMetrics | None:
+    """``stored_metrics`` of one job (``None``: absent or unreadable)."""
+    stored = services.jobs.get_raw(job_id)
+    value = decode_value(stored)
+    if not isinstance(value, dict) or not isinstance(value.get("status"), str):
+        return None
+    stamps = [value.get(name) for name in ("createdAt", "jobStartedAt")]
+    return FleetMetrics(
+        total_jobs=1,
+        total_records_requested=_count(value.get("totalRecords")),
+        total_records_generated=_count(value.get("totalOk")),
+        active_jobs=int(value["status"] in ("queued", "running")),
+        failed_jobs=int(value["status"] == "failed"),
+        last_job_at=max((s for s in stamps if isinstance(s, str)), default=None),
+    )
+
+
 def add_metrics(one: FleetMetrics, other: FleetMetrics) -> FleetMetrics:
     stamps = [s for s in (one.last_job_at, other.last_job_at) if s]
     return FleetMetrics(

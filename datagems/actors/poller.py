@@ -42,6 +42,7 @@ from datagems.jobs import (
     refresh,
     still_open,
     stored_metrics,
+    stored_metrics_of,
     sync_metrics,
 )
 from datagems.liveness import Fleet, PeerActivity, needs_taker, taker_for
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 METRICS_SYNC_SECONDS = 5.0  # how often the original's datagen:metrics is checked
+HISTORY_CLOCK_MARGIN_SECONDS = 10.0  # clocks of replicas differ by less than this
 UNREADABLE_REMEMBERED = 1000  # job ids already reported as unreadable (reported once each)
 
 
@@ -75,10 +77,13 @@ class Poller(Actor):
         self.unreadable: set[str] = set()
         self._closed_seen: dict[str, Any] = {}  # closed job id -> its entry as last seen
         self._history: FleetMetrics | None = None  # the finished jobs' part of the metrics
-        self._history_key: Any = None  # what it was read for
         self._stored_metrics: Any = None  # datagen:metrics as read this poll
         self._synced: Any = None  # as it was after the last sync
         self.rebuilds = 0  # rebuilds of the index by this poller
+        self._history_open: set[str] = set()  # jobs left out of the finished part
+        self._history_closed: dict[str, Any] = {}  # closes the finished part counts
+        self._history_rebuilds = -1
+        self._history_at: datetime | None = None  # when the finished part was read
         # this replica's own offset into the periodic check, so a fleet does not scan at once
         self.jitter = (zlib.crc32(self.peer.encode()) % 1000) / 10000
 
@@ -221,21 +226,20 @@ class Poller(Actor):
 
     def _sync_metrics(self, index_raw: dict[str, Any], closed_raw: dict[str, Any]) -> None:
         """Keep the original's ``datagen:metrics`` equal to the jobs (``jobs.sync_metrics``)
-        without reading every job each time: the finished jobs' part is read (one streamed
-        pass) only when the open or closed jobs or the original's mark changed, the open
-        jobs' part every ``METRICS_SYNC_SECONDS`` while there are any. A write of ours
-        moves the original's mark: it is claimed in the index meta, so no replica rebuilds
-        for it (unless the original wrote since the last check: then it is left to move)."""
+        without reading every job each time: the finished jobs' part is read once (one
+        streamed pass) and then kept up to date close by close (a job that closes since
+        is added, read by itself); it is read again only after a rebuild of the index or
+        when an older job is reopened. The open jobs' part is derived every
+        ``METRICS_SYNC_SECONDS`` while there are any. A write of ours moves the original's
+        mark: it is claimed in the index meta, so no replica rebuilds the index for it."""
         if time.monotonic() < self._metrics_due:
             return
         self._metrics_due = time.monotonic() + METRICS_SYNC_SECONDS
         services = self.services
-        history_key = (frozenset(index_raw), frozenset(closed_raw.items()), self.rebuilds)
-        if history_key != self._history_key or self._history is None:
-            self._history = stored_metrics(services, frozenset(index_raw))
-            self._history_key = history_key
-        elif not index_raw and self._synced == self._stored_metrics:
+        changed = self._keep_history(index_raw, closed_raw)
+        if not changed and not index_raw and self._synced == self._stored_metrics:
             return  # nothing open, nothing closed, nothing written since the last sync
+        assert self._history is not None
         opened = open_jobs(services)
         truth = add_metrics(self._history, fleet_metrics(opened))
         if any(job.id not in index_raw for job in opened):
@@ -247,3 +251,47 @@ class Poller(Actor):
         self._synced = services.metrics.get_raw() if written else before
         if written is not None:
             self.mark = job_index.claim_mark(services, self._synced)
+
+    def _keep_history(self, index_raw: dict[str, Any], closed_raw: dict[str, Any]) -> bool:
+        """The finished jobs' part of the metrics, up to date; whether it changed. A job is
+        new to it when created after its read (by ``HISTORY_CLOCK_MARGIN_SECONDS``, for
+        clocks that differ): such a job is added when it closes; any other change (an
+        older job reopened, or closed again) reads it again."""
+        services = self.services
+        after = (self._history_at or datetime.now(UTC)) + timedelta(
+            seconds=HISTORY_CLOCK_MARGIN_SECONDS
+        )
+
+        def new(created_at: str | None) -> bool:
+            created = parse_iso(created_at)
+            return created is not None and created > after
+
+        reread = self._history is None or self._history_rebuilds != self.rebuilds
+        for job_id in index_raw.keys() - self._history_open:
+            entry = services.index.parse_open(job_id, index_raw[job_id])
+            reread = reread or not new(entry.created_at if entry else None)
+            self._history_open.add(job_id)
+        closes = []
+        for job_id, stored in closed_raw.items():
+            if self._history_closed.get(job_id) == stored or job_id in index_raw:
+                continue
+            closed = services.index.parse_closed(job_id, stored)
+            if job_id not in self._history_open and not new(closed.created_at if closed else None):
+                reread = True  # counted already, and closed again since
+            closes.append((job_id, stored))
+        if reread:
+            self._history_at = datetime.now(UTC)
+            self._history = stored_metrics(services, frozenset(index_raw))
+            self._history_open = set(index_raw)
+            self._history_closed = dict(closed_raw)
+            self._history_rebuilds = self.rebuilds
+            return True
+        for job_id, stored in closes:
+            self._history_closed[job_id] = stored
+            self._history_open.discard(job_id)
+            finished = stored_metrics_of(services, job_id)
+            if finished is not None and self._history is not None:
+                self._history = add_metrics(self._history, finished)
+        for job_id in [j for j in self._history_closed if j not in closed_raw]:
+            del self._history_closed[job_id]
+        return bool(closes)

@@ -179,3 +179,35 @@ def test_a_crash_between_a_jobs_write_and_its_index_entry_is_repaired_at_the_nex
             what="the index to hold no finished job",
         )
         assert jobs.load_job(services, finished).job.status in TERMINAL_STATUSES
+
+
+@pytest.mark.fleet
+def test_the_originals_metrics_key_follows_the_jobs_without_a_rebuild_for_our_writes(
+    tmp_path: Path,
+) -> None:
+    """The poller rewrites datagen:metrics from the jobs as they open, finish and reopen
+    (its finished part kept close by close, not read whole each time); the index is not
+    rebuilt for those writes of ours."""
+    with LocalFleet(tmp_path, peers=["a"], mock_args=("--fail-rate", "0.3")) as fleet:
+        services = fleet_services(fleet)
+        before = confirm_job(services, 3)  # history the replica counts at start
+        fleet.start_replicas()
+        wait_for_status(services, before, {"succeeded", "failed"})
+        made = [confirm_job(services, 4) for _ in range(3)]
+        for job_id in made:
+            wait_for_status(services, job_id, {"succeeded", "failed"})
+
+        def synced() -> bool:
+            return services.metrics.get() == jobs.metrics_of(services)
+
+        wait_until(synced, what="datagen:metrics to say what the jobs say", timeout=60)
+        built = services.index.meta().built_at
+        failed = next(
+            (j for j in [before, *made] if jobs.load_job(services, j).job.total_failed), None
+        )
+        if failed is not None:  # reopen an older job: its finished count leaves the history
+            jobs.request_retry(services, failed, "alice")
+            wait_for_status(services, failed, {"succeeded", "failed"})
+        wait_until(synced, what="datagen:metrics to follow the retry", timeout=60)
+        assert services.metrics.get().total_jobs == 4
+        assert services.index.meta().built_at == built  # our writes never looked foreign
