@@ -163,6 +163,10 @@ class PeerState(WireModel):
     latency_ms_total: float = 0
     cancelled_at: str | None = None
     takeovers: dict[str, Takeover] = Field(default_factory=dict)
+    # real servers (ours): calls given up on timeout, and the in-flight level with its
+    # reason ({"level", "cap", "reason", "latencyRatio"}: it follows the server's latency)
+    abandoned_calls: int = 0
+    pace: dict[str, Any] | None = None
     # job control (ours): every range this peer owns (``range`` is the first), and the
     # job commands it has caught up with when it uploaded ``resultCid``
     ranges: list[Range] = Field(default_factory=list)

@@ -26,12 +26,14 @@ from datagems.actors.messages import (
     JobDropped,
     JobEnded,
     JobOpened,
+    PaceChanged,
     RecordDone,
     RecordOutcome,
     RecordsStarted,
     SliceUploaded,
     Tick,
 )
+from datagems.actors.pace import LatencyPacer
 from datagems.actors.record import CallLoop, RecordJob, run_record
 from datagems.duplicates import SeenRecords
 from datagems.errors import StoreError
@@ -81,10 +83,14 @@ class JobActor(Actor):
         self.provider: Provider | None = None
         self.results: ResultFile | None = None
         self.work: RecordJob | None = None
+        self.pace = LatencyPacer(services.settings.max_in_flight_per_job)
+        self.pace_shown = -1
         self._ticker: Ticker | None = None
 
     # -- life --------------------------------------------------------------------------
     def start_up(self) -> None:
+        from datagems.inference.constrain import constrained_schema
+        from datagems.inference.generation import sampling_for
         from datagems.jobs import provider_for
         from datagems.schema_tools import compile_validator, field_order
 
@@ -155,6 +161,14 @@ class JobActor(Actor):
             pacer=self.slots,
             job=self.actor_ref,
             writer=self.writer,
+            sampling=sampling_for(
+                details.json_schema,
+                details.inference.parameters,
+                self.settings.record_max_tokens,
+            ),
+            pace=self.pace,
+            round=commands.retry_round,
+            constrained=constrained_schema(details.json_schema),
         )
         logger.info(
             "job %s: working %s, %d to call (%d failed ones again)",
@@ -249,7 +263,7 @@ class JobActor(Actor):
 
     # -- work --------------------------------------------------------------------------
     def _fill(self) -> None:
-        cap = self.settings.max_in_flight_per_job
+        cap = min(self.settings.max_in_flight_per_job, self.pace.allowed)
         started: list[int] = []
         while (
             self.pending
@@ -291,6 +305,8 @@ class JobActor(Actor):
             entry.update(error=outcome.error, reason=outcome.reason)
         if outcome.attempts > 1:
             entry["attempts"] = outcome.attempts
+        if outcome.tries and (not outcome.ok or outcome.attempts > 1):
+            entry["tries"] = list(outcome.tries)
         assert self.results is not None
         self.results.append(entry)  # on disk before it counts as done
         self.writer.tell(
@@ -307,6 +323,9 @@ class JobActor(Actor):
     def _tick(self) -> None:
         if self.finished:
             return
+        if self.pace.version != self.pace_shown:
+            self.pace_shown = self.pace.version
+            self.writer.tell(PaceChanged(job_id=self.job_id, pace=self.pace.snapshot()))
         if self.pending and not self.draining and not self.cancelled:
             self._fill()
         elif self.upload_failures and time.monotonic() >= self.upload_retry_at:
