@@ -83,7 +83,7 @@ class JobActor(Actor):
         self.provider: Provider | None = None
         self.results: ResultFile | None = None
         self.work: RecordJob | None = None
-        self.pace = LatencyPacer(services.settings.max_in_flight_per_job)
+        self.pace = LatencyPacer(services.settings.max_in_flight_per_job)  # set at start
         self.pace_shown = -1
         self._ticker: Ticker | None = None
 
@@ -149,6 +149,7 @@ class JobActor(Actor):
             job.owner,
             max_connections=min(self.settings.max_in_flight_per_job, self.slots.capacity),
         )
+        self.pace = self._pacer(details)
         self.work = RecordJob(
             job_id=self.job_id,
             owner=self.owner,
@@ -184,9 +185,24 @@ class JobActor(Actor):
         else:
             self._fill()
 
+    def _pacer(self, details: Any) -> LatencyPacer:
+        """The job's in-flight pacing, starting where the server was last seen (pace.py)."""
+        from datagems.actors.pace import SLOW_START
+
+        cap = self.settings.max_in_flight_per_job
+        known = getattr(getattr(self.provider, "negotiation", None), "known_in_flight", None)
+        if known:
+            return LatencyPacer(cap, known, why="starting where the last job on it ended")
+        if details.inference.use_external_api:
+            return LatencyPacer(cap, SLOW_START)
+        return LatencyPacer(cap)
+
     def cleanup(self) -> None:
         if self._ticker:
             self._ticker.stop()
+        negotiation = getattr(self.provider, "negotiation", None)
+        if negotiation is not None and self.pace.observed:
+            negotiation.remember_in_flight(self.pace.allowed)
         self._forget_in_flight()
         if self.results:
             self.results.close()

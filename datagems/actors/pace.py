@@ -10,6 +10,12 @@ n / c deep) — and otherwise it grows by one per level's worth of answers, up t
 (``DATAGEN_MAX_IN_FLIGHT_PER_JOB``). A one-slot server settles at one or two calls in
 flight; a server with many slots stays at the cap.
 
+Where it starts: at the level remembered for the server (``Capability.in_flight``, the
+level the last job on it ended at); for a server never seen, a user's OpenAI-compatible
+endpoint (often one model on one machine) starts at ``SLOW_START`` and doubles each
+round trip while the latency stays at the baseline (slow start), and the Ratio1 gateway
+starts at the cap (a node's serving stack queues for itself).
+
 Records report from the call loop's thread; the job actor reads ``level`` from its own:
 a lock keeps them apart. ``snapshot()`` is what the job page shows (level, cap, reason).
 """
@@ -22,18 +28,21 @@ from typing import Any
 
 TOLERANCE = 1.5
 BASELINE_WINDOW = 64
+SLOW_START = 2
 
 
 class LatencyPacer:
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, start: int | None = None, *, why: str = "") -> None:
         self.cap = max(1, cap)
-        self.level = float(self.cap)
-        self.reason = "starting at the cap"
+        self.level = float(min(self.cap, start)) if start else float(self.cap)
+        self.slow_start = self.level < self.cap
+        self.reason = why or ("starting at the cap" if not self.slow_start else "slow start")
         self.ratio: float | None = None
         self.baseline: float | None = None
         self._recent: deque[float] = deque(maxlen=BASELINE_WINDOW)
         self._lock = threading.Lock()
         self.calls = 0  # calls of this job in flight now (the call loop counts them)
+        self.observed = 0  # answers seen
         self.version = 0  # bumped when the shown level or reason changes
 
     def call_started(self) -> int:
@@ -55,6 +64,7 @@ class LatencyPacer:
         """One answer: its latency, its output tokens, the calls in flight at its start."""
         cost = latency_ms / max(1, tokens_out or 1)
         with self._lock:
+            self.observed += 1
             before = (int(self.level), self.reason)
             self._recent.append(cost)
             self.baseline = min(self._recent)
@@ -62,11 +72,13 @@ class LatencyPacer:
             self.ratio = ratio
             if ratio > TOLERANCE:
                 target = max(1.0, max(1, in_flight) * TOLERANCE / ratio)
+                self.slow_start = False
                 if target < self.level:
                     self.level = target
                     self.reason = f"latency {ratio:.1f}x the server's baseline: it queues"
             elif self.level < self.cap:
-                self.level = min(float(self.cap), self.level + 1.0 / self.level)
+                step = 1.0 if self.slow_start else 1.0 / self.level
+                self.level = min(float(self.cap), self.level + step)
                 self.reason = "latency at the baseline: raising"
             elif self.reason != "at the cap":
                 self.reason = "at the cap"

@@ -62,6 +62,7 @@ class Capability(WireModel):
     form: str  # the structured-output form in use
     refused: list[str] = []  # forms it refused, with why: "json_schema: HTTP 500 ..."
     learned_at: str | None = None
+    in_flight: int | None = None  # the in-flight level the last job on it ended at
 
     @property
     def label(self) -> str:
@@ -172,6 +173,8 @@ class Negotiation:
         self.model = model
         self.on_learned = on_learned
         self.refused: list[str] = list(known.refused) if known else []
+        self.known_in_flight = known.in_flight if known else None
+        self._learned: Capability | None = known if known and known.form in forms else None
         self.index = forms.index(known.form) if known and known.form in forms else 0
         self.confirmed = known is not None and known.form in forms
         self.extra_calls = 0  # calls spent on refused forms (this provider's life)
@@ -230,8 +233,20 @@ class Negotiation:
             form=form,
             refused=self.refused,
             learned_at=now_iso(),
+            in_flight=self.known_in_flight,
         )
         logger.info("%s takes structured output as %s", self.endpoint, capability.label)
+        self._remember(capability)
+
+    def remember_in_flight(self, level: int) -> None:
+        """The in-flight level a job ended at: the next job on this server starts there."""
+        if self._learned is None or self._learned.in_flight == level:
+            return
+        self.known_in_flight = level
+        self._remember(self._learned.model_copy(update={"in_flight": level}))
+
+    def _remember(self, capability: Capability) -> None:
+        self._learned = capability
         if self.on_learned is not None:
             try:
                 self.on_learned(capability)

@@ -66,6 +66,25 @@ def assistant_answer(body: dict[str, Any]) -> str | None:
     return None
 
 
+_PROMPT_SCHEMA = "JSON Schema of one record:\n"
+
+
+def schema_in_prompt(body: dict[str, Any]) -> dict[str, Any] | None:
+    """A record request sent without a schema in ``response_format`` (a server that takes
+    ``json_object`` only, or none): the schema in its prompt, as a model would read it."""
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, str) or _PROMPT_SCHEMA not in content:
+            continue
+        line = content.split(_PROMPT_SCHEMA, 1)[1].split("\n", 1)[0]
+        try:
+            found = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return None
+        return found if isinstance(found, dict) else None
+    return None
+
+
 def example_record_text() -> str:
     return orjson.dumps(EXAMPLE_RECORD).decode()
 

@@ -177,6 +177,8 @@ class MockLLM:
             "huge": 0,
         }
         self.recent: deque[dict[str, Any]] = deque(maxlen=REQUESTS_KEPT)
+        self.tokens_in = 0  # the usage this server reported, summed
+        self.tokens_out = 0
         self.last_answer_at: float | None = None  # wall clock (time.time) of the last answer
         self.started = time.monotonic()
 
@@ -190,6 +192,8 @@ class MockLLM:
             "open": self.open,
             "maxOpen": self.max_open,
             "modes": dict(self.modes),
+            "tokensIn": self.tokens_in,
+            "tokensOut": self.tokens_out,
             "lastAnswerAt": self.last_answer_at,
             "factories": len(self.factories),
             "config": self.config.public(),
@@ -344,6 +348,7 @@ class MockLLM:
                     )
                 ),
                 "assistantTurn": mock_modes.assistant_answer(body) is not None,
+                "open": self.open + 1,
                 "lastMessage": str(body["messages"][-1].get("content", ""))[-300:],
             }
         )
@@ -456,7 +461,7 @@ class MockLLM:
         rng = random.Random(
             (self.base_seed * 1_000_003 + _request_seed(body)) * 1_000_033 + counter
         )
-        schema = _schema_of(body)
+        schema = _schema_of(body) or mock_modes.schema_in_prompt(body)
         if config.seeded_answers:  # the seed and schema decide, as on a real server
             rng = mock_modes.seeded_rng(
                 self.base_seed, _request_seed(body), orjson.dumps(schema) if schema else b""
@@ -503,6 +508,8 @@ class MockLLM:
             text, finish = mock_modes.runaway_text(text, runaway), "length"
         prompt_tokens = sum(len(m.get("content", "")) for m in body["messages"]) // 4 + 1
         completion_tokens = runaway or len(text) // 4 + 1
+        self.tokens_in += prompt_tokens
+        self.tokens_out += completion_tokens
         model = body.get("model") if openai and isinstance(body.get("model"), str) else MODEL_NAME
         full = {
             "id": f"chatcmpl-{request_id}",
