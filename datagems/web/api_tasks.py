@@ -114,6 +114,10 @@ def _temperature(spec: InferenceSpec, default: float) -> float:
 class DraftRefused(SchemaInvalid):
     """The model answered something that is not the JSON Schema of a record."""
 
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"the draft was refused: {problem}")
+        self.problem = problem
+
 
 def _draft_once(
     provider: Any, messages: list[dict[str, str]], spec: InferenceSpec, warnings: list[str]
@@ -129,7 +133,7 @@ def _draft_once(
     raw = extract_json(completion.text)
     problem = draft_problem(raw)
     if problem is not None:
-        raise DraftRefused(f"the draft was refused: {problem}")
+        raise DraftRefused(problem)
     schema = sanitize_schema(raw, warnings)
     check_schema(schema)
     return schema
@@ -313,6 +317,7 @@ async def draft_schema(request: web.Request) -> web.Response:
     last_error: DatagemsError | None = None
     refused: list[str] = []
     warnings: list[str] = []
+    question = messages
     try:
         for _attempt in range(DRAFT_ATTEMPTS):
             try:
@@ -325,16 +330,7 @@ async def draft_schema(request: web.Request) -> web.Response:
                 logger.warning("schema draft attempt %d failed: %s", failed, exc)
                 if isinstance(exc, DraftRefused):
                     refused.append(exc.message)
-                    messages = _redraft_messages(
-                        prompts.schema_draft_messages(
-                            title=body.title,
-                            description=body.description,
-                            instructions=body.instructions,
-                            total_records=body.total_records,
-                            dataset_mode=body.dataset_mode,
-                        ),
-                        exc.message,
-                    )
+                    messages = _redraft_messages(question, exc.problem)
                 if isinstance(exc, InferenceError) and not exc.retryable:
                     break
     finally:
