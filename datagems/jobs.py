@@ -423,7 +423,9 @@ def provider_for(
             log_requests=settings.log_inference_requests,
             max_connections=max_connections,
             max_answer_bytes=settings.max_answer_bytes,
-            negotiation=negotiation_for(services, OpenAIProvider.forms, base_url, path, model),
+            negotiation=negotiation_for(
+                services, OpenAIProvider.forms, profile.base_url, path, model
+            ),
         )
     token = settings.inference_token.get_secret_value() if settings.inference_token else None
     return GatewayProvider(
@@ -446,9 +448,14 @@ def negotiation_for(
     learned by the first call (and then remembered, from a worker thread)."""
     import threading
 
-    from datagems.inference.capabilities import CapabilitiesRepo, Negotiation, endpoint_key
+    from datagems.inference.capabilities import (
+        CapabilitiesRepo,
+        Negotiation,
+        endpoint_key,
+        endpoint_of,
+    )
 
-    endpoint = base_url.rstrip("/") + "/" + path.lstrip("/")
+    endpoint = endpoint_of(base_url, path)
     key = endpoint_key(endpoint, model)
     repo = CapabilitiesRepo(services.cstore)
 

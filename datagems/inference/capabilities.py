@@ -69,6 +69,12 @@ class Capability(WireModel):
         return LABELS.get(self.form, self.form)
 
 
+def endpoint_of(base_url: str, path: str) -> str:
+    """The URL a provider posts to (base URL + path), as capabilities are keyed by."""
+    path = path or "/chat/completions"
+    return base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
 def endpoint_key(url: str, model: str | None) -> str:
     """The CStore field of an endpoint: a digest of the URL and model (no key in it)."""
     return hashlib.sha256(f"{url}\n{model or ''}".encode()).hexdigest()[:32]

@@ -505,7 +505,9 @@ function initJob() {
       const u = peer.usage || {};
       const usageText = `${num(u.tokensIn)} in / ${num(u.tokensOut)} out` +
         (u.avgLatencyMs === null || u.avgLatencyMs === undefined ? "" : ` · ${fmtDuration(u.avgLatencyMs)}/rec`) +
-        (u.retries ? ` · ${num(u.retries)} retries` : "") + (u.duplicates ? ` · ${num(u.duplicates)} dup` : "");
+        (u.retries ? ` · ${num(u.retries)} retries` : "") + (u.duplicates ? ` · ${num(u.duplicates)} dup` : "") +
+        (peer.abandonedCalls ? ` · ${num(peer.abandonedCalls)} abandoned` : "") +
+        (peer.pace ? ` · in flight ≤ ${peer.pace.level} of ${peer.pace.cap}: ${peer.pace.reason}` : "");
       tbody.append(el("tr", {},
         el("td", {}, el("code", { text: peer.peerId })),
         el("td", { class: "nowrap", title: "global indices, end excluded", text: `${peer.range ? peer.range.start : 0} – ${peer.range ? peer.range.end : 0}` }),
@@ -701,6 +703,8 @@ function initSettings() {
         el("td", { class: "mono small", text: (profile.baseUrl || "") + (profile.path || "") }),
         el("td", { text: profile.model || "—" }),
         el("td", { class: "mono", text: profile.apiKeyMasked || "none" }),
+        el("td", { class: "small", "data-structured-output": profile.structuredOutput || "",
+          text: profile.structuredOutput ? `structured output: ${profile.structuredOutput}` : "learned at first use" }),
         el("td", { class: "num" },
           el("button", { class: "btn btn-sm", type: "button", text: "Edit", onclick: () => fill(profile) }), " ",
           profile.active ? null : el("button", { class: "btn btn-sm", type: "button", text: "Use", onclick: () => save({ id: profile.id, setActive: true }) }), " ",
