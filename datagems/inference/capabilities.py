@@ -204,7 +204,9 @@ class Negotiation:
 
     def refuse(self, form: str, exc: InferenceError) -> bool:
         """``form`` was refused by ``exc``: move past it (past its family, unless the
-        refusal named ``strict``). False when no form is left or the error is not one."""
+        refusal named ``strict``). False when the error is not a refusal (nothing changes)
+        or when no form is left (then every form failed alike: the error was not about the
+        form, and the next call starts over)."""
         if self.confirmed or not is_refusal(exc) or form not in self.forms:
             return False
         self.extra_calls += 1
@@ -217,15 +219,11 @@ class Negotiation:
             while index < len(self.forms) and _family(self.forms[index]) == _family(form):
                 index += 1
         if index >= len(self.forms):
+            self.index = 0
+            self.refused.clear()
             return False
         self.index = index
         return True
-
-    def reset(self) -> None:
-        """Every form failed alike: the error was not about the form; start over later."""
-        if not self.confirmed:
-            self.index = 0
-            self.refused.clear()
 
     def confirm(self, form: str) -> None:
         """``form`` was answered 2xx: it is the form of this server from now on."""

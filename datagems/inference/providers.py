@@ -53,6 +53,7 @@ from datagems.inference.capabilities import (
     GATEWAY_FORMS,
     OPENAI_FORMS,
     Negotiation,
+    is_refusal,
     response_format,
 )
 
@@ -84,6 +85,7 @@ OPENAI_PARAMS = frozenset(
     }
 )
 GATEWAY_PARAMS = frozenset({"top_p", "repeat_penalty"})
+GATEWAY_MIN_TOKENS, GATEWAY_MAX_TOKENS = 16, 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,7 +502,7 @@ class _HttpProvider:
             try:
                 return await call(negotiation.form)
             except InferenceError as exc:
-                if negotiation.form == "none" or not _refused_plain(exc):
+                if negotiation.form == "none" or not is_refusal(exc):
                     raise
                 return await call("none")
         if not negotiation.confirmed:
@@ -513,8 +515,6 @@ class _HttpProvider:
                         except InferenceError as exc:
                             if negotiation.refuse(form, exc):
                                 continue
-                            if negotiation.refused and not negotiation.confirmed:
-                                negotiation.reset()
                             raise
                         negotiation.confirm(form)
                         return completion
@@ -526,7 +526,7 @@ class _HttpProvider:
         try:
             return call(form)
         except InferenceError as exc:
-            if form == "none" or not _refused_plain(exc):
+            if form == "none" or not is_refusal(exc):
                 raise
             return call("none")
 
@@ -539,8 +539,6 @@ class _HttpProvider:
             except InferenceError as exc:
                 if negotiation.refuse(form, exc):
                     continue
-                if negotiation.refused:
-                    negotiation.reset()
                 raise
             negotiation.confirm(form)
             return completion
@@ -599,8 +597,8 @@ class GatewayProvider(_HttpProvider):
         body: dict[str, Any] = {"messages": messages}
         if temperature is not None:
             body["temperature"] = temperature
-        if max_tokens is not None:
-            body["max_tokens"] = max_tokens
+        if max_tokens is not None:  # the gateway takes 16..4096
+            body["max_tokens"] = min(GATEWAY_MAX_TOKENS, max(GATEWAY_MIN_TOKENS, max_tokens))
         for name, value in (params or {}).items():
             if name in GATEWAY_PARAMS:
                 body[name] = value
@@ -746,13 +744,6 @@ class OpenAIProvider(_HttpProvider):
             model=model if isinstance(model, str) else self.model,
             finish_reason=_finish_reason(payload),
         )
-
-
-def _refused_plain(exc: InferenceError) -> bool:
-    """A call without a schema refused for its ``json_object`` format?"""
-    from datagems.inference.capabilities import is_refusal
-
-    return is_refusal(exc)
 
 
 def _clip(value: Any) -> str:
