@@ -648,6 +648,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for reproducible answers")
     parser.add_argument("--token", default=None, help="require this token (body / bearer)")
+    parser.add_argument(
+        "--mode",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a behaviour of real servers (see mock_modes), e.g. refuseJsonSchema=true",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -666,6 +673,14 @@ def main(args: argparse.Namespace) -> int:
         "token": args.token,
     }
     try:
+        for item in args.mode:
+            name, _, value = item.partition("=")
+            if name not in CONFIG_NAMES:
+                raise ValueError(f"unknown mode {name!r}; known: {', '.join(CONFIG_NAMES)}")
+            try:
+                options[CONFIG_NAMES[name]] = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                raise ValueError(f"{name}: {value!r} is not a JSON value") from None
         MockConfig(**options).check()
     except ValueError as exc:
         print(f"datagems mock-llm: {exc}", flush=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from datagems import jobs
+from datagems import export, jobs
 from datagems.actors.engine import Engine
 from datagems.inference import OpenAIProvider, prompts
 from datagems.inference.capabilities import (
@@ -273,6 +273,8 @@ def test_a_fresh_sample_recovers_what_a_copy_the_answer_repair_does_not(
     assert not any(r["assistantTurn"] for r in gateway.requests())
     actions = {t["do"] for e in entries for t in e.get("tries", [])}
     assert "feedback" in actions
+    page = export.records_page(services, job_id, offset=0, limit=30)
+    assert any(r.get("tries") for r in page["records"])  # what each attempt did, shown
 
     # the old repair (the rejected answer echoed) gets the same answer back from this server
     rejected = next(t for e in entries for t in e.get("tries", []) if t["do"] == "first")
