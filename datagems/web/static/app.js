@@ -324,6 +324,9 @@ function initNew() {
     const meta = [`drafted in ${fmtDuration(draft.schemaDurationMs)}`];
     if (draft.failedAttempts) meta.push(`${draft.failedAttempts} failed attempt${draft.failedAttempts > 1 ? "s" : ""}`);
     if (draft.schemaRefreshes) meta.push(`redrafted ${draft.schemaRefreshes}×`);
+    // what the model answered that was not a schema, and what the sanitizer had to type or drop
+    for (const refused of draft.refusedDrafts || []) meta.push(refused);
+    for (const warning of draft.warnings || []) meta.push(`check: ${warning}`);
     $("#schema-meta").textContent = meta.join(" · ");
     $("#schema-step").hidden = false;
     $("#confirm-btn").textContent = `Confirm · generate ${num(describeBody().totalRecords)} records`;
