@@ -19,8 +19,10 @@ A ``Negotiation`` holds a provider's forms in order of preference and the one in
 a form has been answered 2xx once (or was remembered), the first schema call is a probe:
 other calls wait for it (one call per server, not one per record, pays for a refusal). A
 refusal of ``response_format`` (a 4xx, or a 5xx whose detail names it) is a capability
-answer, never congestion: the call is resent at once in the next form. A refusal that does
-not name ``strict`` refuses the whole family (``json_schema`` with or without ``strict``).
+answer, never congestion: the call is resent at once in the next form. A refusal of the
+format's type itself (``Input should be 'text' or 'json_object'``, "not supported")
+refuses the whole family (``json_schema`` with or without ``strict``); any other (a
+schema that ``strict`` mode does not take) moves to the next form.
 What was learned goes to ``datagen:provider-caps`` (one field per endpoint and model,
 the same answer from every replica, so a lost update loses nothing) and is shown in
 settings.
@@ -151,6 +153,16 @@ def _family(form: str) -> str:
     return "json_schema" if form.startswith("json_schema") else form
 
 
+_TYPE_REFUSALS = ("literal", "input should be", "not supported", "unsupported", "invalid type")
+
+
+def refuses_type(exc: InferenceError) -> bool:
+    """Does the refusal say the format's ``type`` itself is not taken (so ``json_schema``
+    without ``strict`` would be refused too), rather than something about this schema?"""
+    text = exc.message.lower()
+    return "strict" not in text and any(word in text for word in _TYPE_REFUSALS)
+
+
 def is_refusal(exc: InferenceError) -> bool:
     """Could this error be the server refusing the ``response_format`` it was sent?"""
     text = exc.message.lower()
@@ -215,7 +227,7 @@ class Negotiation:
             "%s refused response_format %s (%s): trying the next form", self.endpoint, form, exc
         )
         index = self.forms.index(form) + 1
-        if "strict" not in exc.message.lower():
+        if refuses_type(exc):
             while index < len(self.forms) and _family(self.forms[index]) == _family(form):
                 index += 1
         if index >= len(self.forms):

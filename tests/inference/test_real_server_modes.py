@@ -194,3 +194,22 @@ def test_a_declared_length_over_the_cap_is_refused_before_reading():
     ):
         provider.complete(MESSAGES)
     assert caught.value.reason == "provider_error"
+
+
+def test_a_strict_refusal_about_the_schema_tries_plain_json_schema_next():
+    seen: list[dict] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = orjson.loads(request.content)
+        seen.append(body["response_format"])
+        if body["response_format"]["json_schema"].get("strict"):
+            message = "Invalid schema for response_format 'record': 'minLength' is not permitted."
+            return httpx.Response(400, json={"error": {"message": message}})
+        return httpx.Response(200, json={"choices": [{"message": {"content": "{}"}}]})
+
+    with OpenAIProvider(
+        "http://api.test/v1", api_key=None, model="m", transport=httpx.MockTransport(handler)
+    ) as provider:
+        provider.complete(MESSAGES, schema=SCHEMA)
+    assert [f["json_schema"].get("strict", False) for f in seen] == [True, False]
+    assert provider.negotiation.form == "json_schema"
