@@ -11,9 +11,9 @@ Per-record rules (retries by failure kind):
 - transport error, timeout, 5xx or ``rate_limited``: the same question again after an
   exponential backoff with jitter (``again``); a timed-out call is counted as abandoned
   (the server may still be computing it, and its tokens are not reported to us);
-- not JSON, cut at ``max_tokens`` (``length``) or the schema echoed back
-  (``echoed_schema``): a fresh sample, new seed, no echo of the rejected answer
-  (``resample``);
+- not JSON, cut at ``max_tokens`` (``length``: the next sample may run twice as long) or
+  the schema echoed back (``echoed_schema``): a fresh sample, new seed, no echo of the
+  rejected answer (``resample``);
 - a schema violation: a fresh sample whose question gains one short line naming the
   errors, never the answer (``feedback``);
 - anything else (a 4xx, a provider error): the record fails at once;
@@ -181,6 +181,7 @@ async def generate(work: RecordJob, index: int) -> RecordOutcome:
     messages = base
     record_seed = prompts.record_seed(work.job_id, index, work.round)
     sampling = work.sampling
+    max_tokens = sampling.max_tokens if sampling else None
     schema = work.constrained if work.constrained is not None else work.details.json_schema
     tokens_in = tokens_out = abandoned = 0
     latency = 0.0
@@ -202,7 +203,7 @@ async def generate(work: RecordJob, index: int) -> RecordOutcome:
                 schema=schema,
                 seed=seed,
                 temperature=sampling.temperature if sampling else None,
-                max_tokens=sampling.max_tokens if sampling else None,
+                max_tokens=max_tokens,
                 params=sampling.params if sampling else None,
             )
         except InferenceError as exc:
@@ -236,7 +237,8 @@ async def generate(work: RecordJob, index: int) -> RecordOutcome:
             data = extract_json(completion.text)
         except InferenceError as exc:
             if cut:
-                reason, error = "length", _cut_message(sampling)
+                reason, error = "length", _cut_message(max_tokens)
+                max_tokens = _longer(max_tokens)
             else:
                 reason, error = "invalid_json", exc.message
             attempt_log["reason"] = reason
@@ -248,7 +250,8 @@ async def generate(work: RecordJob, index: int) -> RecordOutcome:
                 reason, error = "echoed_schema", "the answer is the schema, not a record"
                 messages, action = base, "resample"
             elif cut:
-                reason, error = "length", _cut_message(sampling)
+                reason, error = "length", _cut_message(max_tokens)
+                max_tokens = _longer(max_tokens)
                 messages, action = base, "resample"
             else:
                 reason = "schema_violation"
@@ -282,6 +285,13 @@ async def generate(work: RecordJob, index: int) -> RecordOutcome:
     )
 
 
-def _cut_message(sampling: Sampling | None) -> str:
-    bound = f" of {sampling.max_tokens} tokens" if sampling else ""
+def _cut_message(max_tokens: int | None) -> str:
+    bound = f" of {max_tokens} tokens" if max_tokens else ""
     return f"the answer was cut at the max_tokens bound{bound} (finish_reason: length)"
+
+
+def _longer(max_tokens: int | None) -> int | None:
+    """After a cut answer, the next sample may run twice as long (still bounded)."""
+    from datagems.inference.generation import HARD_MAX_TOKENS
+
+    return min(HARD_MAX_TOKENS, max_tokens * 2) if max_tokens else None
