@@ -47,6 +47,8 @@ from datagems.actors.pace import LatencyPacer
 from datagems.errors import InferenceError
 
 if TYPE_CHECKING:
+    from datagems.actors.job import JobActor
+    from datagems.actors.writer import CStoreWriter
     from datagems.inference import Provider
     from datagems.inference.generation import Sampling
     from datagems.models import JobDetails
@@ -117,8 +119,8 @@ class RecordJob:
     attempts: int
     provider: Provider  # one async client (one connection pool) for the job's records
     pacer: Slots  # told of every call's outcome: it adapts the in-flight level
-    job: pykka.ActorRef[Any]
-    writer: pykka.ActorRef[Any]
+    job: pykka.ActorRef[JobActor]
+    writer: pykka.ActorRef[CStoreWriter]
     sampling: Sampling | None = None  # max_tokens, temperature, the job's other params
     pace: LatencyPacer | None = None  # the job's in-flight level, following latency
     round: int = 0  # the job's retry round: fresh seeds in each
