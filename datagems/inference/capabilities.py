@@ -53,7 +53,7 @@ LABELS = {
     "none": "none (schema in the prompt only)",
 }
 _REFUSAL_WORDS = ("response_format", "json_schema", "json_object", "schema", "grammar", "format")
-_REFUSAL_CODES = frozenset({"http_400", "http_422", "http_501"})
+_REFUSAL_CODES = frozenset({"http_400", "http_422", "http_501"})  # with a named detail
 
 
 class Capability(WireModel):
@@ -164,14 +164,22 @@ def refuses_type(exc: InferenceError) -> bool:
 
 
 def is_refusal(exc: InferenceError) -> bool:
-    """Could this error be the server refusing the ``response_format`` it was sent?"""
+    """Could this error be the server refusing the ``response_format`` it was sent? A 4xx
+    or 5xx (or a gateway's error) whose detail names the format or the schema: a model
+    that does not exist or a context too long is not a refusal of the form."""
+    if not (
+        exc.reason in _REFUSAL_CODES
+        or exc.reason.startswith("http_5")
+        or exc.reason == "provider_error"
+    ):
+        return False
     text = exc.message.lower()
-    named = any(word in text for word in _REFUSAL_WORDS)
-    if exc.reason in _REFUSAL_CODES:
-        return True
-    if exc.reason.startswith("http_5") or exc.reason == "provider_error":
-        return named
-    return False
+    return any(word in text for word in _REFUSAL_WORDS)
+
+
+def _one_line(text: str) -> str:
+    """A server's message on one line (it goes to a log and to the settings page)."""
+    return " ".join(text.split())
 
 
 class Negotiation:
@@ -222,9 +230,10 @@ class Negotiation:
         if self.confirmed or not is_refusal(exc) or form not in self.forms:
             return False
         self.extra_calls += 1
-        self.refused.append(f"{form}: {exc.message}"[:200])
+        why = _one_line(exc.message)
+        self.refused.append(f"{form}: {why}"[:200])
         logger.warning(
-            "%s refused response_format %s (%s): trying the next form", self.endpoint, form, exc
+            "%s refused response_format %s (%s): trying the next form", self.endpoint, form, why
         )
         index = self.forms.index(form) + 1
         if refuses_type(exc):

@@ -213,3 +213,20 @@ def test_a_strict_refusal_about_the_schema_tries_plain_json_schema_next():
         provider.complete(MESSAGES, schema=SCHEMA)
     assert [f["json_schema"].get("strict", False) for f in seen] == [True, False]
     assert provider.negotiation.form == "json_schema"
+
+
+def test_an_error_that_does_not_name_the_format_is_not_taken_for_a_refusal():
+    calls: list[dict] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(orjson.loads(request.content))
+        return httpx.Response(400, json={"error": {"message": "The model `m` does not exist"}})
+
+    with (
+        OpenAIProvider(
+            "http://api.test/v1", api_key=None, model="m", transport=httpx.MockTransport(handler)
+        ) as provider,
+        pytest.raises(InferenceError) as caught,
+    ):
+        provider.complete(MESSAGES, schema=SCHEMA)
+    assert caught.value.reason == "http_400" and len(calls) == 1
