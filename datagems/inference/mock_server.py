@@ -14,7 +14,10 @@ Routes:
 With a schema in ``response_format`` (``json_object`` + ``schema``, or
 ``json_schema.json_schema.schema``) the answer is a record satisfying it (see ``fakedata``),
 varying per request (seed from ``metadata.seed`` / ``seed`` / the prompt, plus a counter).
-Without one it answers a drafted 2020-12 schema. Record factories are cached by the schema's
+Without one it answers a drafted 2020-12 record schema, and so it does for a schema-draft
+request: one whose ``response_format`` schema is a JSON Schema meta-schema (the original
+DataGems sends the 2020-12 meta-schema there), or whose system prompt asks to design,
+draft or generate a JSON Schema. Record factories are cached by the schema's
 JSON text, so the hot path is parse -> generate -> serialize.
 
 Behaviours of real servers (``refuseJsonSchema``, ``echoSchemaRate``, ``exampleDraft``,
@@ -461,7 +464,11 @@ class MockLLM:
         rng = random.Random(
             (self.base_seed * 1_000_003 + _request_seed(body)) * 1_000_033 + counter
         )
-        schema = _schema_of(body) or mock_modes.schema_in_prompt(body)
+        schema = _schema_of(body)
+        if schema is not None and _asks_for_a_schema(body, schema):
+            schema = None  # a schema draft: answer a record schema, not an instance of this
+        elif schema is None:
+            schema = mock_modes.schema_in_prompt(body)  # a record asked with the schema in text
         if config.seeded_answers:  # the seed and schema decide, as on a real server
             rng = mock_modes.seeded_rng(
                 self.base_seed, _request_seed(body), orjson.dumps(schema) if schema else b""
@@ -494,9 +501,12 @@ class MockLLM:
             # what the user asked for; the system prompt's own words ("user", "record")
             # would otherwise pick the theme
             asked = [m.get("content", "") for m in body["messages"] if m.get("role") == "user"]
-            prompt = "\n".join(asked) or "\n".join(
+            system = "\n".join(
                 m.get("content", "") for m in body["messages"] if m.get("role") == "system"
             )
+            prompt = "\n".join(asked) or system
+            if _LABEL_PROMPT.search(system) and not _LABEL_PROMPT.search(prompt):
+                prompt += "\nDataset mode: classification (a label per record)."
             text = orjson.dumps(draft_schema(prompt, rng)).decode()
 
         if config.control_chars_rate and copied is None and roll() < config.control_chars_rate:
@@ -597,6 +607,29 @@ def _schema_of(body: dict[str, Any]) -> dict[str, Any] | None:
     if isinstance(wrapped, dict) and isinstance(wrapped.get("schema"), dict):
         return wrapped["schema"]
     return None
+
+
+_META_IDS = re.compile(r"^https?://json-schema\.org/(draft[-/][^/]+/)?schema#?$")
+_DRAFT_PROMPT = re.compile(
+    r"\b(design|draft|generate|create|produce|write|return|output)\w*\s+"
+    r"(?:(?:a|an|the|one|only)\s+)?(?:valid\s+)?(?:json\s*schema|schema)",
+    re.IGNORECASE,
+)
+_LABEL_PROMPT = re.compile(r"\b(label|labels|labelled|labeled|classification)\b", re.IGNORECASE)
+
+
+def _asks_for_a_schema(body: dict[str, Any], schema: dict[str, Any]) -> bool:
+    """Is this a schema-draft request? Its answer format is a JSON Schema meta-schema (by
+    ``$id``, ``$ref``, ``$dynamicAnchor: meta`` or ``$vocabulary``), or its system prompt
+    asks for a schema (``design ... JSON Schema``)."""
+    for name in ("$id", "$ref"):
+        value = schema.get(name)
+        if isinstance(value, str) and _META_IDS.match(value.strip()):
+            return True
+    if schema.get("$dynamicAnchor") == "meta" or isinstance(schema.get("$vocabulary"), dict):
+        return True
+    system = " ".join(m.get("content", "") for m in body["messages"] if m.get("role") == "system")
+    return bool(_DRAFT_PROMPT.search(system))
 
 
 def _request_seed(body: dict[str, Any]) -> int:
