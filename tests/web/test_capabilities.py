@@ -24,7 +24,7 @@ def test_settings_show_the_structured_output_a_profiles_server_takes(live: LiveA
     assert "structuredOutput" not in shown  # learned at first use
 
     assert live.services is not None
-    endpoint = endpoint_of("http://127.0.0.1:9/v1", shown["path"])
+    endpoint = endpoint_of("http://127.0.0.1:9/v1", shown.get("path") or "")
     CapabilitiesRepo(live.services.cstore).put(
         endpoint_key(endpoint, "smol"), Capability(form="json_schema_strict")
     )
