@@ -137,11 +137,12 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def row_of(job_id: str, value: Any, owner: str | None = None) -> Row | None:
-    """A stored job base or summary (parsed JSON) as a row; ``None`` when it is not a JSON
-    object. A summary carries no owner: the hash it came from tells."""
+def row_of(job_id: str, value: Any, owner: str | None = None) -> Row:
+    """A stored job base or summary (parsed JSON) as a row. A summary carries no owner: the
+    hash it came from tells. A value that is not a JSON object still makes a row (its base
+    is listed as unreadable), placed last."""
     if not isinstance(value, dict):
-        return None
+        return Row(key=("", job_id), owner=owner or "", title="", status="unreadable")
     status = _text(value.get("status")) or "queued"
     return Row(
         key=(_text(value.get("createdAt")), job_id),
@@ -155,9 +156,7 @@ def source_rows(services: Services, owner: str | None) -> Iterator[Row]:
     """Every row of a source, streamed: ``owner``'s job hash, or every job for ``None``."""
     hkey = keys.JOBS if owner is None else keys.user_jobs(owner)
     for job_id, stored in services.cstore.hscan_raw(hkey):
-        row = row_of(job_id, decode_value(stored), owner)
-        if row is not None:
-            yield row
+        yield row_of(job_id, decode_value(stored), owner)
 
 
 def open_row(job_id: str, entry: OpenJob) -> Row:
@@ -183,7 +182,7 @@ class Head:
     filters: tuple[str | None, frozenset[str], str]
     rows: list[Row]
     complete: bool
-    built_mark: str | None = None  # the original's mark read before the build
+    built_mark: Any = None  # what foreign writers had done when it was read (``web.cache``)
     applied: dict[str, str | None] = field(default_factory=dict)  # closes patched in
 
     def add(self, row: Row) -> None:
@@ -213,7 +212,7 @@ def _key(row: Row) -> Key:
     return row.key
 
 
-def build_head(services: Services, query: Query, mark: str | None) -> Head:
+def build_head(services: Services, query: Query, mark: Any) -> Head:
     """A head for ``query``'s filters (one streamed read of its source)."""
     unbounded = Query(owner=query.owner, statuses=query.statuses, text=query.text)
     rows, more = newest(source_rows(services, query.owner), unbounded, HEAD_ROWS)

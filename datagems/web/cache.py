@@ -128,7 +128,7 @@ class JobsSnapshot:
     index_raw: dict[str, Any]  # the index as read
     closed_raw: dict[str, Any]  # the closes as read
     closed: dict[str, ClosedJob]
-    mark: str | None  # the original's mark (``job_index.original_mark``)
+    mark: Any  # what foreign writers did (``foreign_mark``): heads are read again when it moves
     shown: dict[str, tuple[JobBase, dict[str, Any]]]  # job id -> listed job and its wire
     rows: tuple[tuple[Row, dict[str, Any]], ...]  # the open jobs as listed, newest first
     unreadable: dict[str, dict[str, Any]] = field(default_factory=dict)  # job id -> its row
@@ -263,7 +263,7 @@ def load_snapshot(
     of every open job, reusing from ``previous`` whatever was built from the same texts."""
     index_raw = services.index.open_raw()
     closed_raw = services.index.closed_raw()
-    mark = job_index.original_mark(services)
+    mark = foreign_mark(services)
     raw: dict[str, Any] = {}
     bases: dict[str, JobBase | None] = {}
     entries: dict[str, CachedView] = {}
@@ -345,6 +345,17 @@ def unreadable_key(job_id: str, row: dict[str, Any]) -> Row:
         title=str(row.get("title") or ""),
         status="unreadable",
     )
+
+
+def foreign_mark(services: Services) -> tuple[str | None, str | None]:
+    """What tells that jobs may have come into ``datagen:jobs`` past the open-jobs index:
+    the original's mark when no replica of ours has accounted for it yet (a rebuild, or a
+    write of ours claimed), and when the index was last rebuilt. Our own writes to
+    ``datagen:metrics`` are claimed, so they do not move it."""
+    mark = job_index.original_mark(services)
+    meta = services.index.meta()
+    accounted = meta.original_mark if meta is not None else None
+    return (mark if mark != accounted else None, meta.built_at if meta is not None else None)
 
 
 def read_wires(
@@ -565,17 +576,18 @@ class WebCache:
         key = query.filters
         now = time.monotonic()
         kept = self._heads.get(key)
-        if kept is None or now - kept[0] >= HEAD_MAX_AGE_SECONDS:
+        stale = kept is not None and kept[1].built_mark != snapshot.mark  # foreign writes
+        if kept is None or stale or now - kept[0] >= HEAD_MAX_AGE_SECONDS:
             await asyncio.shield(self._build_head(query, snapshot.mark))
             kept = self._heads[key]
-        elif now - kept[0] >= HEAD_REFRESH_SECONDS or kept[1].built_mark != snapshot.mark:
+        elif now - kept[0] >= HEAD_REFRESH_SECONDS:
             self._build_head(query, snapshot.mark)
         self._heads.move_to_end(key)
         head = kept[1]
         self._patch(head, query, snapshot)
         return head
 
-    def _build_head(self, query: Query, mark: str | None) -> asyncio.Task[Head]:
+    def _build_head(self, query: Query, mark: Any) -> asyncio.Task[Head]:
         key = query.filters
         flight = self._head_flights.get(key)
         if flight is not None:

@@ -336,7 +336,10 @@ def test_a_job_stored_in_a_shape_we_cannot_read_is_listed_as_unreadable_and_bloc
     good = confirm(alice)
     bad = {"id": "job_odd", "owner": "alice", "title": "From the future", "peers": "ts1"}
     services.cstore.hset(keys.JOBS, "job_odd", bad)
+    # with its owner's summary, as every writer writes it: a user's pages read that hash
+    services.cstore.hset(keys.user_jobs("alice"), "job_odd", {"id": "job_odd"})
     services.cstore.hset_raw(keys.JOBS, "job_text", "not json at all")
+    services.cstore.set(keys.METRICS, {"totalJobs": 3})  # as the original does after a job
     live.app[READ_CACHE].jobs_changed()  # as if read after the cache's TTL
 
     def listed(client: httpx.Client, query: str = "") -> dict[str, dict]:
