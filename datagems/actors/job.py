@@ -73,6 +73,10 @@ class JobActor(Actor):
         self.in_flight: dict[int, concurrent.futures.Future[None]] = {}
         self.pending: list[int] = []  # indices still to start, popped from the end
         self.seen = SeenRecords()
+        # the range's counts, from the local file at start, then one per outcome: a record
+        # to call again (retry round) counts neither ok nor failed until its new outcome
+        self.ok_count = 0
+        self.failed_count = 0
         self.draining = False
         self.cancelled = False
         self.finished = False
@@ -112,6 +116,8 @@ class JobActor(Actor):
         done = self.results.resume(self.ranges)
         self.retried = set(done.to_retry(commands.retry_round))
         assigned = sum(r.size for r in self.ranges)
+        self.ok_count = done.ok_count
+        self.failed_count = done.failed_count - len(self.retried)
         takeover = None
         if self.takeover:
             state = state or PeerState(peer_id=self.peer)
@@ -120,8 +126,8 @@ class JobActor(Actor):
                 range=owner_state.range,
                 ranges=self.ranges,
                 assigned=assigned,
-                generated_ok=done.ok_count,
-                generated_failed=done.failed_count - len(self.retried),
+                generated_ok=self.ok_count,
+                generated_failed=self.failed_count,
             )
             logger.warning(
                 "job %s: taking over the range of %s, silent past its lease",
@@ -131,8 +137,7 @@ class JobActor(Actor):
         else:
             assert state is not None
             state.ranges, state.assigned = self.ranges, assigned
-            state.generated_ok = done.ok_count
-            state.generated_failed = done.failed_count - len(self.retried)
+            state.generated_ok, state.generated_failed = self.ok_count, self.failed_count
         state.in_flight = []
         todo = [i for r in self.ranges for i in range(r.start, r.end) if i not in done.ok]
         todo += self.retried
@@ -287,8 +292,10 @@ class JobActor(Actor):
         if outcome.ok:
             entry["data"] = outcome.data
             duplicate = self.seen.add(outcome.data)
+            self.ok_count += 1
         else:
             entry.update(error=outcome.error, reason=outcome.reason)
+            self.failed_count += 1
         if outcome.attempts > 1:
             entry["attempts"] = outcome.attempts
         assert self.results is not None
@@ -298,8 +305,9 @@ class JobActor(Actor):
                 job_id=self.job_id,
                 owner=self.owner,
                 outcome=outcome,
+                ok_count=self.ok_count,
+                failed_count=self.failed_count,
                 duplicate=duplicate,
-                replaces_failure=outcome.i in self.retried,
             )
         )
         self._fill()

@@ -94,11 +94,16 @@ class Flush(Message):
 
 
 class RecordDone(Message):
+    """A record of ``owner``'s ranges finished. ``ok_count`` / ``failed_count`` are that
+    range's counts after it, as the job actor counts them from its local file (absolute,
+    never deltas: a message handled twice or a retried record can never count twice)."""
+
     job_id: str
     owner: str
     outcome: RecordOutcome
+    ok_count: int
+    failed_count: int
     duplicate: bool = False
-    replaces_failure: bool = False  # a retried record: its earlier failure no longer counts
 
 
 class SliceUploaded(Message):

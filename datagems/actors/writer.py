@@ -193,12 +193,8 @@ class CStoreWriter(Actor):
         counts: Any = state if message.owner == self.peer else state.takeovers.get(message.owner)
         if counts is None:
             return
-        if message.replaces_failure:
-            counts.generated_failed = max(0, counts.generated_failed - 1)
-        if outcome.ok:
-            counts.generated_ok += 1
-        else:
-            counts.generated_failed += 1
+        counts.generated_ok, counts.generated_failed = message.ok_count, message.failed_count
+        if not outcome.ok:
             reason = outcome.reason or "failed"
             state.failure_reasons[reason] = state.failure_reasons.get(reason, 0) + 1
         state.retries += max(0, outcome.attempts - 1)
