@@ -36,7 +36,7 @@ from datagems.actors.record import CallLoop, RecordJob, run_record
 from datagems.duplicates import SeenRecords
 from datagems.errors import StoreError
 from datagems.inference import Provider
-from datagems.jobs import coverage, peer_ranges
+from datagems.jobs import cancel_applies, coverage, peer_ranges
 from datagems.models import TERMINAL_STATUSES, JobBase, JobCommands, PeerState, Takeover
 from datagems.results import ResultFile
 from datagems.services import Services
@@ -96,8 +96,9 @@ class JobActor(Actor):
         job = services.jobs.get(self.job_id)
         peers = services.peers.all(self.job_id)
         state, owner_state = peers.get(self.peer), peers.get(self.owner)
-        cancel = services.cancels.get(self.job_id)
         commands = services.commands.get(self.job_id)
+        cancel = services.cancels.get(self.job_id)
+        cancel = cancel if cancel_applies(cancel, commands) else None
         if job is None or owner_state is None or self._range_done(job, peers, commands):
             self._end("nothing to do here")
             return

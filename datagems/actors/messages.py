@@ -25,6 +25,10 @@ class StartJob(Message):
     owner: str | None = None
 
 
+class ApplyCommands(Message):
+    """Time to decide the job commands waiting in the inbox for jobs this replica owns."""
+
+
 class CancelJob(Message):
     job_id: str
 

@@ -1,9 +1,14 @@
 """Poller: every ``DATAGEN_JOB_POLL_SECONDS``, finds the work this peer should do.
 
 Per poll: one ``hgetall`` of the jobs hash, of the cancel requests and of the replica
-heartbeats, plus one ``hgetall`` of the peer states of each unfinished job of this peer.
+heartbeats, plus one ``hgetall`` of the peer states of each unfinished job of this peer
+(and of a finished one once per command asked of it: a stale write of its base may say
+finished while its peers have a retry round or added records to catch up with).
 It asks the supervisor to start a job actor (the supervisor enforces the per-replica cap)
 and forwards cancel requests. It never waits on another actor.
+
+Every ``DATAGEN_COMMAND_POLL_SECONDS`` it also decides the job commands waiting in the
+inbox for the jobs this replica owns (``datagems.commands``).
 
 Takeover: a peer of the job whose range has no uploaded slice, whose state has not been
 updated for ``DATAGEN_PEER_LEASE_SECONDS`` and whose replica heartbeat is as old, is dead.
@@ -22,9 +27,10 @@ from typing import Any
 import pykka
 
 from datagems.actors.base import Actor, Ticker
-from datagems.actors.messages import CancelJob, ChildFailed, StartJob, Tick
+from datagems.actors.messages import ApplyCommands, CancelJob, ChildFailed, StartJob, Tick
+from datagems.commands import apply_owned
 from datagems.errors import StoreError
-from datagems.jobs import coverage
+from datagems.jobs import cancel_applies, coverage
 from datagems.models import (
     TERMINAL_STATUSES,
     JobBase,
@@ -87,6 +93,11 @@ def dead_peers(
     return dead
 
 
+def version(commands: JobCommands | None) -> tuple[int, int]:
+    """How far a job's commands go: (extensions, retry round)."""
+    return (len(commands.extensions), commands.retry_round) if commands else (0, 0)
+
+
 class Poller(Actor):
     def __init__(self, services: Services, supervisor: pykka.ActorRef[Any]) -> None:
         super().__init__()
@@ -94,16 +105,24 @@ class Poller(Actor):
         self.peer = services.settings.host_addr
         self.lease = timedelta(seconds=services.settings.peer_lease_seconds)
         self.supervisor = supervisor
+        self.checked: dict[str, tuple[int, int]] = {}  # finished jobs seen caught up
         self._ticker: Ticker | None = None
+        self._commands_ticker: Ticker | None = None
 
     def start_up(self) -> None:
-        self._ticker = Ticker(self.actor_ref, Tick(), self.services.settings.job_poll_seconds)
+        settings = self.services.settings
+        self._ticker = Ticker(self.actor_ref, Tick(), settings.job_poll_seconds)
         self._ticker.start()
+        self._commands_ticker = Ticker(
+            self.actor_ref, ApplyCommands(), settings.command_poll_seconds
+        ).start()
         self.actor_ref.tell(Tick())
 
     def cleanup(self) -> None:
         if self._ticker:
             self._ticker.stop()
+        if self._commands_ticker:
+            self._commands_ticker.stop()
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         super().on_failure(exception_type, exception_value, traceback)
@@ -116,27 +135,45 @@ class Poller(Actor):
                 self.poll()
             except StoreError as exc:
                 logger.warning("poll skipped: %s", exc)
+        elif isinstance(message, ApplyCommands):
+            try:
+                apply_owned(self.services)
+            except StoreError as exc:
+                logger.warning("job commands not decided yet: %s", exc)
 
     def poll(self) -> None:
         services = self.services
         jobs = services.jobs.all()
-        cancels = services.cancels.all()
         all_commands = services.commands.all()
+        cancels = {
+            job_id: cancel
+            for job_id, cancel in services.cancels.all().items()
+            if cancel_applies(cancel, all_commands.get(job_id))
+        }
         beats: dict[str, ReplicaBeat] | None = None
         now = datetime.now(UTC)
         for job_id, job in jobs.items():
             if self.peer not in job.peers:
                 continue
-            # a cancelled job still needs this peer to stop and upload what it has done
-            if job.status in TERMINAL_STATUSES and job_id not in cancels:
+            commands = all_commands.get(job_id)
+            # a cancelled job still needs this peer to stop and upload what it has done,
+            # and a finished one may have been asked for more (a retry, records added)
+            # after a stale write of its base: its peers are checked once per command
+            if (
+                job.status in TERMINAL_STATUSES
+                and job_id not in cancels
+                and (commands is None or self.checked.get(job_id) == version(commands))
+            ):
                 continue
             peers = services.peers.all(job_id)
             if job_id in cancels:
                 self.supervisor.tell(CancelJob(job_id=job_id))
-            commands = all_commands.get(job_id)
-            mine = coverage(job, peers, commands).get(self.peer)
+            covered = coverage(job, peers, commands)
+            mine = covered.get(self.peer)
             if mine is not None and not mine.uploaded:
                 self.supervisor.tell(StartJob(job_id=job_id))
+            elif job.status in TERMINAL_STATUSES and all(c.current for c in covered.values()):
+                self.checked[job_id] = version(commands)
             if job_id in cancels:
                 continue
             if beats is None:
