@@ -8,8 +8,8 @@ write it back lose one change, or append the same range twice (issue 13). So:
   unique id: a field nobody else writes, so no request overwrites another.
 - **The job's command owner is the only writer of its command log**
   (``datagen:job-commands``): the first peer in the job's peer list whose replica is
-  alive (its heartbeat within the lease; a replica counts itself alive). Every replica
-  computes the same owner from the same store. The owner decides the job's waiting
+  alive (its heartbeat, ``datagen:replicas``, within the lease). Every replica computes
+  the same owner from the same store. The owner decides the job's waiting
   commands in ``(requestedAt, id)`` order, each against the job as the earlier ones left
   it: a retry round needs a finished job with failed records, added records start at the
   job's current total, a cancelled job takes neither, and both count against the caps
@@ -59,7 +59,7 @@ from datagems.services import Services
 
 logger = logging.getLogger(__name__)
 KINDS = ("retry", "extend")
-DECIDED_GRACE_SECONDS = 2.0  # after the wait: the owner's write of a late decision lands
+DECIDED_GRACE_SECONDS = 2.0  # after the wait (at most half of it): a late decision lands
 DECISIONS_KEPT_SECONDS = 3600.0  # decisions older than this leave the log
 WAIT_POLL_SECONDS = 0.1
 
@@ -95,11 +95,13 @@ def _alive(beat: ReplicaBeat | None, now: datetime, lease: timedelta) -> bool:
 def owner_of(
     job: JobBase, beats: dict[str, ReplicaBeat], me: str, now: datetime, lease: timedelta
 ) -> str | None:
-    """The job's command owner: its first peer that is ``me`` or alive; None when none is."""
+    """The job's command owner: its first peer whose replica heartbeat is within the lease
+    (as every replica reads it: a replica back from a stop owns again once it has beaten);
+    when none is, ``me`` if it is a peer of the job (a replica without an engine)."""
     for peer in job.peers:
-        if peer == me or _alive(beats.get(peer), now, lease):
+        if _alive(beats.get(peer), now, lease):
             return peer
-    return None
+    return me if me in job.peers else None
 
 
 def _lease(services: Services) -> timedelta:
@@ -275,7 +277,7 @@ def apply_owned(services: Services) -> int:
 
 def _drop_stale(services: Services, pending: list[JobCommand], now: datetime) -> None:
     """Commands of a job that no longer exists: removed once nobody waits for them."""
-    grace = timedelta(seconds=DECIDED_GRACE_SECONDS)
+    grace = timedelta(seconds=_grace(services))
     for command in pending:
         deadline = _deadline(command, services)
         if deadline is None or now > deadline + grace:
@@ -311,7 +313,11 @@ def give_up_at(services: Services, command: JobCommand) -> float:
     """When (``time.monotonic``) a request stops waiting for its command's decision."""
     deadline = _deadline(command, services)
     left = (deadline - datetime.now(UTC)).total_seconds() if deadline else 0.0
-    return time.monotonic() + max(0.0, left) + DECIDED_GRACE_SECONDS
+    return time.monotonic() + max(0.0, left) + _grace(services)
+
+
+def _grace(services: Services) -> float:
+    return min(DECIDED_GRACE_SECONDS, services.settings.command_wait_seconds / 2)
 
 
 def raise_for(decision: CommandDecision | None) -> CommandDecision:

@@ -255,12 +255,15 @@ def derive(
     if not peers:
         if job.status not in TERMINAL_STATUSES and unfinished_confirm(job):
             derived.status = "failed"
-            derived.error = "the job never started: its confirm did not finish"
+            derived.error = "its confirm did not finish"
         return derived
     covered = coverage(job, peers, commands)
     if job.peers and all(p in covered for p in job.peers):
         # the first ranges plus every extension, whatever a stale base says
         derived.total_records = sum(covered[p].assigned for p in job.peers)
+    start_errors = [s.start_error for s in peers.values() if s.start_error]
+    start_errors += [t.start_error for s in peers.values() for t in s.takeovers.values()]
+    derived.error = next((e for e in start_errors if e), None)
     derived.total_ok = sum(c.ok for c in covered.values())
     derived.total_failed = sum(c.failed for c in covered.values())
     derived.total_generated = derived.total_ok + derived.total_failed

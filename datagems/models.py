@@ -125,6 +125,7 @@ class Takeover(WireModel):
     cancelled_at: str | None = None
     result_cid: str | None = None
     errors_cid: str | None = None
+    start_error: str | None = None
 
     @property
     def done(self) -> int:
@@ -169,6 +170,8 @@ class PeerState(WireModel):
     ranges: list[Range] = Field(default_factory=list)
     extensions_done: int = 0
     retry_round: int = 0
+    # why the work of this peer's range could not start (its records failed with it)
+    start_error: str | None = None
 
     @property
     def done(self) -> int:

@@ -26,6 +26,7 @@ from datagems.actors.messages import (
     JobDropped,
     JobEnded,
     JobOpened,
+    RangeFailed,
     RecordDone,
     RecordOutcome,
     RecordsStarted,
@@ -34,16 +35,24 @@ from datagems.actors.messages import (
 )
 from datagems.actors.record import CallLoop, RecordJob, run_record
 from datagems.duplicates import SeenRecords
-from datagems.errors import StoreError
+from datagems.errors import BadRequest, DatagemsError, NotFound, StoreError
 from datagems.inference import Provider
 from datagems.jobs import cancel_applies, coverage, peer_ranges
-from datagems.models import TERMINAL_STATUSES, JobBase, JobCommands, PeerState, Takeover
+from datagems.models import (
+    TERMINAL_STATUSES,
+    CancelRequest,
+    JobBase,
+    JobCommands,
+    PeerState,
+    Takeover,
+)
 from datagems.results import ResultFile
 from datagems.services import Services
 
 logger = logging.getLogger(__name__)
 TICK_SECONDS = 0.2
 UPLOAD_RETRY_CAP_SECONDS = 30.0
+CANNOT_START = "cannot_start"  # the failure reason of records whose work could not start
 
 
 class JobActor(Actor):
@@ -77,6 +86,7 @@ class JobActor(Actor):
         # to call again (retry round) counts neither ok nor failed until its new outcome
         self.ok_count = 0
         self.failed_count = 0
+        self.version = (0, 0)  # (extensions, retry round) of the job's commands it works
         self.draining = False
         self.cancelled = False
         self.finished = False
@@ -99,7 +109,7 @@ class JobActor(Actor):
         commands = services.commands.get(self.job_id)
         cancel = services.cancels.get(self.job_id)
         cancel = cancel if cancel_applies(cancel, commands) else None
-        if job is None or owner_state is None or self._range_done(job, peers, commands):
+        if job is None or owner_state is None or self._range_done(job, peers, commands, cancel):
             self._end("nothing to do here")
             return
         if job.status in TERMINAL_STATUSES and cancel is None and not self._behind(commands):
@@ -143,25 +153,33 @@ class JobActor(Actor):
         todo = [i for r in self.ranges for i in range(r.start, r.end) if i not in done.ok]
         todo += self.retried
         self.pending = sorted(set(todo), reverse=True)
-        self.provider = provider_for(
-            services,
-            details.inference,
-            job.owner,
-            max_connections=min(self.settings.max_in_flight_per_job, self.slots.capacity),
-        )
+        cannot_start: DatagemsError | None = None
+        validator: Any = None
+        try:
+            self.provider = provider_for(
+                services,
+                details.inference,
+                job.owner,
+                max_connections=min(self.settings.max_in_flight_per_job, self.slots.capacity),
+            )
+            validator = compile_validator(details.json_schema)
+        except (NotFound, BadRequest) as exc:  # profile gone, URL refused, schema unusable
+            cannot_start = exc  # no record is started: every one fails with why
         self.work = RecordJob(
             job_id=self.job_id,
             owner=self.owner,
             details=details,
-            validator=compile_validator(details.json_schema),
+            validator=validator,
             fields=field_order(details.json_schema),
             total=job.total_records,
             attempts=self.settings.attempts_per_record,
-            provider=self.provider,
+            provider=self.provider,  # type: ignore[arg-type]  # None: nothing starts
             pacer=self.slots,
             job=self.actor_ref,
             writer=self.writer,
         )
+        if not self.takeover:
+            state.start_error = None
         logger.info(
             "job %s: working %s, %d to call (%d failed ones again)",
             self.job_id,
@@ -173,6 +191,8 @@ class JobActor(Actor):
         self._ticker = Ticker(self.actor_ref, Tick(), TICK_SECONDS).start()
         if cancel is not None:
             self._cancel()
+        elif cannot_start is not None:
+            self._fail_pending(cannot_start)
         else:
             self._fill()
 
@@ -213,18 +233,28 @@ class JobActor(Actor):
             case Tick():
                 self._tick()
             case CancelJob():
-                self._cancel()
+                if message.retry_round >= self.version[1]:
+                    self._cancel()
             case "drain":
                 self.draining = True
             case _:
                 logger.warning("job actor: unexpected message %r", type(message).__name__)
 
-    def _range_done(self, job: JobBase, peers: dict[str, PeerState], commands: JobCommands) -> bool:
+    def _range_done(
+        self,
+        job: JobBase,
+        peers: dict[str, PeerState],
+        commands: JobCommands,
+        cancel: CancelRequest | None,
+    ) -> bool:
         """The owner's ranges are uploaded, caught up with the job's commands: by the owner
         (complete, for a takeover), or by a taker (so an owner back after a takeover does
-        not call its records again)."""
+        not call its records again). An upload cut short by a cancel that no longer
+        applies (a later retry round) is not done."""
         covered = coverage(job, peers, commands).get(self.owner)
         if covered is None or not covered.uploaded:
+            return False
+        if not covered.complete and cancel is None:
             return False
         return not self.takeover or covered.by != self.owner or covered.complete
 
@@ -312,6 +342,39 @@ class JobActor(Actor):
             )
         )
         self._fill()
+
+    def _fail_pending(self, error: DatagemsError) -> None:
+        """The range's work cannot start (its inference profile is gone, its URL refused,
+        its schema unusable) and waiting will not change that: every record still to make
+        fails with the reason, so the job ends failed and shows why, and retry-failed calls
+        them again once the cause is fixed. Then the slice is uploaded as usual."""
+        message = f"{CANNOT_START}: {error.message}"
+        logger.warning("job %s: the range of %s cannot start: %s", self.job_id, self.owner, error)
+        indices = sorted(self.pending)
+        self.pending.clear()
+        extra = {"round": self.version[1]} if self.version[1] else {}
+        assert self.results is not None
+        self.results.append_many(
+            [
+                {"i": i, "ok": False, "error": message, "reason": CANNOT_START, **extra}
+                for i in indices
+            ]
+        )
+        self.failed_count += len(indices)
+        if indices:
+            self.writer.tell(
+                RangeFailed(
+                    job_id=self.job_id,
+                    owner=self.owner,
+                    first=indices[0],
+                    count=len(indices),
+                    reason=CANNOT_START,
+                    error=error.message,
+                    ok_count=self.ok_count,
+                    failed_count=self.failed_count,
+                )
+            )
+        self._finish()
 
     def _tick(self) -> None:
         if self.finished:

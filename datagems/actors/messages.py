@@ -30,7 +30,11 @@ class ApplyCommands(Message):
 
 
 class CancelJob(Message):
+    """Stop the job's work: the cancel asked in retry round ``retry_round`` (a job actor of
+    a later round, reopened after the job finished, ignores it)."""
+
     job_id: str
+    retry_round: int = 0
 
 
 class JobEnded(Message):
@@ -108,6 +112,21 @@ class RecordDone(Message):
     ok_count: int
     failed_count: int
     duplicate: bool = False
+
+
+class RangeFailed(Message):
+    """The work of ``owner``'s range could not start (``error`` says why): ``count`` records
+    (the first is ``first``) failed at once with ``reason``; the counts are the range's
+    after them."""
+
+    job_id: str
+    owner: str
+    first: int
+    count: int
+    reason: str
+    error: str
+    ok_count: int
+    failed_count: int
 
 
 class SliceUploaded(Message):

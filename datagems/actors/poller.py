@@ -30,7 +30,7 @@ from datagems.actors.base import Actor, Ticker
 from datagems.actors.messages import ApplyCommands, CancelJob, ChildFailed, StartJob, Tick
 from datagems.commands import apply_owned
 from datagems.errors import StoreError
-from datagems.jobs import cancel_applies, coverage
+from datagems.jobs import Coverage, cancel_applies, coverage
 from datagems.models import (
     TERMINAL_STATUSES,
     JobBase,
@@ -91,6 +91,12 @@ def dead_peers(
             continue
         dead.append(peer)
     return dead
+
+
+def unfinished(covered: Coverage, cancelled: bool) -> bool:
+    """Has a range work left: no upload caught up with the job's commands, or one cut
+    short by a cancel that no longer applies (a later retry round reopened the job)?"""
+    return not covered.uploaded or (not covered.complete and not cancelled)
 
 
 def version(commands: JobCommands | None) -> tuple[int, int]:
@@ -167,10 +173,11 @@ class Poller(Actor):
                 continue
             peers = services.peers.all(job_id)
             if job_id in cancels:
-                self.supervisor.tell(CancelJob(job_id=job_id))
+                cancel = cancels[job_id]
+                self.supervisor.tell(CancelJob(job_id=job_id, retry_round=cancel.retry_round))
             covered = coverage(job, peers, commands)
             mine = covered.get(self.peer)
-            if mine is not None and not mine.uploaded:
+            if mine is not None and unfinished(mine, job_id in cancels):
                 self.supervisor.tell(StartJob(job_id=job_id))
             elif job.status in TERMINAL_STATUSES and all(c.current for c in covered.values()):
                 self.checked[job_id] = version(commands)

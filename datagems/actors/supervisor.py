@@ -10,6 +10,7 @@ budget, and stops everything it started.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import defaultdict, deque
@@ -56,7 +57,8 @@ class Supervisor(Actor):
             case CancelJob():
                 for key, ref in self.jobs.items():
                     if key.split("@")[0] == message.job_id:
-                        ref.tell(message)
+                        with contextlib.suppress(pykka.ActorDeadError):  # ending meanwhile
+                            ref.tell(message)
             case JobEnded():
                 self.jobs.pop(work_key(message.job_id, message.owner), None)
             case ChildFailed():
@@ -85,6 +87,9 @@ class Supervisor(Actor):
 
     def running_jobs(self) -> list[str]:
         return sorted(self.jobs)
+
+    def job_refs(self) -> list[pykka.ActorRef[Any]]:
+        return list(self.jobs.values())
 
     def cleanup(self) -> None:
         self.stopping = True

@@ -30,6 +30,7 @@ from datagems.actors.messages import (
     Flush,
     JobDropped,
     JobOpened,
+    RangeFailed,
     RecordDone,
     RecordOutcome,
     RecordsStarted,
@@ -119,6 +120,8 @@ class CStoreWriter(Actor):
                 self._record_state(message)
             case RecordDone():
                 self._record_done(message)
+            case RangeFailed():
+                self._range_failed(message)
             case Flush():
                 tracked = self.tracked.get(message.job_id)
                 if tracked is not None:
@@ -208,6 +211,24 @@ class CStoreWriter(Actor):
         if tracked.finished_since_write >= self.settings.update_every_k and not tracked.flush_asked:
             tracked.flush_asked = True
             self.actor_ref.tell(Flush(job_id=message.job_id))
+
+    def _range_failed(self, message: RangeFailed) -> None:
+        tracked = self.tracked.get(message.job_id)
+        if tracked is None:
+            return
+        state = tracked.state
+        counts: Any = state if message.owner == self.peer else state.takeovers.get(message.owner)
+        if counts is None:
+            return
+        counts.generated_ok, counts.generated_failed = message.ok_count, message.failed_count
+        counts.start_error = message.error
+        state.failure_reasons[message.reason] = (
+            state.failure_reasons.get(message.reason, 0) + message.count
+        )
+        error = f"{message.reason}: {message.error}"
+        first = RecordOutcome(i=message.first, ok=False, error=error, reason=message.reason)
+        tracked.finished.append((first, now_iso()))
+        tracked.dirty = True
 
     def _slice_uploaded(self, message: SliceUploaded) -> None:
         tracked = self.tracked.get(message.job_id)
