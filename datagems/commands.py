@@ -136,9 +136,10 @@ def _refusal(command: JobCommand, me: str, error: DatagemsError) -> CommandDecis
 
 def _decide(
     services: Services, view: jobs.JobView, log: JobCommands, command: JobCommand, me: str
-) -> CommandDecision:
+) -> CommandDecision | None:
     """Decide one command against the job as the earlier ones left it; apply it to
-    ``log`` and ``view.job`` when it is accepted."""
+    ``log`` and ``view.job`` when it is accepted. None: not yet (only admissions still
+    being decided stand in the way of a cap: the next turn decides)."""
     job = view.job
     deadline = _deadline(command, services)
     if deadline is None or datetime.now(UTC) > deadline:
@@ -160,6 +161,8 @@ def _decide(
         try:
             if not command.exempt:
                 caps.check_running(services, job.owner, new_records=records, job_id=job.id)
+        except caps.Contended:
+            return None
         except RateLimited as exc:
             return _refusal(command, me, exc)
         log.retry_round += 1
@@ -188,6 +191,8 @@ def _decide(
             caps.check_running(
                 services, job.owner, new_records=outstanding + additional, job_id=job.id
             )
+    except caps.Contended:
+        return None
     except RateLimited as exc:
         return _refusal(command, me, exc)
     start = job.total_records
@@ -215,13 +220,18 @@ def apply_pending(services: Services, job_id: str, pending: list[JobCommand]) ->
     view = jobs.load_job(services, job_id)
     decided = 0
     applied = False
+    done: list[JobCommand] = []
     for command in sorted(pending, key=lambda c: (c.requested_at, c.id)):
         if command.id in log.decisions:
+            done.append(command)
             continue
         if view is None:
-            decision = _refusal(command, me, NotFound("job not found"))
+            decision: CommandDecision | None = _refusal(command, me, NotFound("job not found"))
         else:
             decision = _decide(services, view, log, command, me)
+        if decision is None:
+            break  # this one and the later ones wait for the next turn, in order
+        done.append(command)
         log.decisions[command.id] = decision
         decided += 1
         applied = applied or decision.applied
@@ -242,7 +252,7 @@ def apply_pending(services: Services, job_id: str, pending: list[JobCommand]) ->
             job = view.job
             job.job_finished_at = None
             jobs.write_back(services, job)
-    for command in pending:
+    for command in done:
         services.inbox.remove(command.id)
     return decided
 

@@ -14,13 +14,14 @@ import asyncio
 import functools
 import hashlib
 import logging
+import random
 import time
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from datagems import commands, export, jobs
+from datagems import caps, commands, export, jobs
 from datagems.accounts.tokens import (
     INVALID_DRAFT,
     DraftLedger,
@@ -72,6 +73,7 @@ HEARTBEAT_SECONDS = 15.0
 DRAFT_TEMPERATURE = 0.2
 DRAFT_MAX_TOKENS = 2048
 RECORD_MAX_TOKENS = 1024
+CONTENDED_ATTEMPTS = 8  # a confirm counting against others' confirms backs off this often
 
 
 # --------------------------------------------------------------------------- helpers
@@ -462,17 +464,23 @@ async def confirm(request: web.Request) -> web.Response:
         logger.warning("draft of job %s is claimed: confirming it if its claim is stale", job_id)
     await asyncio.to_thread(ledger.claim, jti, job_id)
     job_fields = {k: v for k, v in draft.items() if k not in ("jti", "sub", "exp", "iat", "typ")}
+    create = functools.partial(
+        jobs.create_job,
+        services,
+        owner=who.username,
+        draft=job_fields,
+        job_id=job_id,
+        admit=functools.partial(limits.admit, services, who),
+    )
     try:
-        job = await asyncio.to_thread(
-            functools.partial(
-                jobs.create_job,
-                services,
-                owner=who.username,
-                draft=job_fields,
-                job_id=job_id,
-                admit=functools.partial(limits.admit, services, who),
-            )
-        )
+        for attempt in range(1, CONTENDED_ATTEMPTS + 1):
+            try:
+                job = await asyncio.to_thread(create)
+                break
+            except caps.Contended:  # other confirms of this user are counting: back off
+                if attempt == CONTENDED_ATTEMPTS:
+                    raise
+                await asyncio.sleep(random.uniform(0.05, 0.25) * 2 ** min(attempt, 3))
     except DatagemsError:
         await asyncio.to_thread(ledger.release, jti)  # nothing was started: the draft may retry
         raise

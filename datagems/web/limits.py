@@ -20,6 +20,8 @@ is what concurrent confirms on any replicas cannot all pass.
 
 from __future__ import annotations
 
+import contextlib
+
 from datagems import caps
 from datagems.models import JobBase
 from datagems.services import Services
@@ -34,21 +36,25 @@ def check_capacity(
     services: Services, who: Caller, *, new_records: int, job_id: str | None = None
 ) -> None:
     """429 unless the caller may start ``new_records`` more records of work (and one more
-    job). ``job_id`` is a job being reopened: it is not counted twice."""
+    job). ``job_id`` is a job being reopened: it is not counted twice. An early refusal,
+    before anything is written: admissions still being decided do not refuse here."""
     if exempt(services, who):
         return
-    caps.check_running(services, who.username, new_records=new_records, job_id=job_id)
+    with contextlib.suppress(caps.Contended):
+        caps.check_running(services, who.username, new_records=new_records, job_id=job_id)
 
 
 def check_creation(services: Services, who: Caller) -> None:
     """429 when the caller's creation window is full (before writing anything)."""
     if exempt(services, who):
         return
-    caps.check_window(services, who.username)
+    with contextlib.suppress(caps.Contended):
+        caps.check_window(services, who.username)
 
 
 def admit(services: Services, who: Caller, job: JobBase) -> None:
-    """The count after the write: 429 when ``job`` (its base written) is one too many."""
+    """The count after the write: 429 when ``job`` (its base written) is one too many,
+    ``caps.Contended`` when only other confirms still counting are in the way."""
     if exempt(services, who):
         return
     caps.check_window(services, who.username, job_id=job.id)
