@@ -195,8 +195,13 @@ def _decide(
         return None
     except RateLimited as exc:
         return _refusal(command, me, exc)
+    # split over the replicas of ours only (those seen in datagen:replicas), when the job
+    # has any: a peer of the original app never learns of an extension
+    beats = services.replicas.all()
+    ours = [p for p in job.peers if p in beats]
+    peers = ours if ours and ours != job.peers else None
     start = job.total_records
-    log.extensions.append(Range(start=start, end=start + additional))
+    log.extensions.append(Range(start=start, end=start + additional, peers=peers))
     job.total_records += additional
     job.status = "running"
     return _decision(command, me, 202, total_records=job.total_records)

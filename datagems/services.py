@@ -23,6 +23,7 @@ from datagems.store.repos import (
     DetailsRepo,
     InboxRepo,
     JobsRepo,
+    MetricsRepo,
     PeersRepo,
     ReplicasRepo,
     UserJobsRepo,
@@ -81,6 +82,7 @@ class Services:
     replicas: ReplicasRepo = field(init=False)
     # held while this replica decides job commands (its web handlers and its poller)
     command_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    metrics: MetricsRepo = field(init=False)
 
     def __post_init__(self) -> None:
         secret = self.settings.r1fs_secret.get_secret_value() if self.settings.r1fs_secret else None
@@ -94,6 +96,7 @@ class Services:
         self.commands = CommandsRepo(self.cstore)
         self.inbox = InboxRepo(self.cstore)
         self.replicas = ReplicasRepo(self.cstore)
+        self.metrics = MetricsRepo(self.cstore)
 
     @property
     def r1fs_secret(self) -> str | None:

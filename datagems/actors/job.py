@@ -7,15 +7,18 @@ replica-wide); append every outcome to the local file before it counts; tell the
 End: sort the slice, upload it (and its failures) to R1FS, tell the writer the CID
 (it writes the state and finalizes the job), tell the supervisor, stop. A failed upload
 is retried on later ticks; a cancel request uploads what is done and stops at once.
+Writer restarted (``WriterRestarted``): open the range again on the new writer, counts
+re-derived from the local file; what is told to a dead writer meanwhile is dropped.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pykka
@@ -23,6 +26,8 @@ import pykka
 from datagems.actors.base import Actor, Slots, Ticker
 from datagems.actors.messages import (
     CancelJob,
+    ChildFailed,
+    Drain,
     JobDropped,
     JobEnded,
     JobOpened,
@@ -32,6 +37,7 @@ from datagems.actors.messages import (
     RecordsStarted,
     SliceUploaded,
     Tick,
+    WriterRestarted,
 )
 from datagems.actors.record import CallLoop, RecordJob, run_record
 from datagems.duplicates import SeenRecords
@@ -43,16 +49,64 @@ from datagems.models import (
     CancelRequest,
     JobBase,
     JobCommands,
+    JobDetails,
     PeerState,
+    Range,
     Takeover,
 )
-from datagems.results import ResultFile
+from datagems.results import ResultFile, ResumeState
 from datagems.services import Services
+
+if TYPE_CHECKING:
+    from datagems.actors.supervisor import Supervisor
+    from datagems.actors.writer import CStoreWriter
 
 logger = logging.getLogger(__name__)
 TICK_SECONDS = 0.2
 UPLOAD_RETRY_CAP_SECONDS = 30.0
 CANNOT_START = "cannot_start"  # the failure reason of records whose work could not start
+
+
+def opened_state(
+    stored: PeerState | None,
+    *,
+    peer: str,
+    owner: str,
+    owner_range: Range,
+    ranges: list[Range],
+    done: ResumeState,
+    retry_round: int,
+    seeded_from: str | None = None,
+) -> tuple[PeerState, Takeover | None]:
+    """What a job actor tells the writer when it opens a range (at start, and again after a
+    writer restart): this peer's state as stored, with the range's counts from its local
+    result file, the truth. A failed record still due for a retry this round is not counted
+    (its retry's outcome will be). For a dead peer's range the counts go in a ``Takeover``,
+    with the owner's upload it started from (``seeded_from``); an own range is the peer's
+    own again (no ``completedBy`` from a taker).
+    """
+    state = stored.model_copy(deep=True) if stored is not None else PeerState(peer_id=peer)
+    state.in_flight = []
+    assigned = sum(r.size for r in ranges)
+    ok, failed = done.ok_count, done.failed_count - len(done.to_retry(retry_round))
+    if owner == peer:
+        state.completed_by = state.completed_at = None
+        state.start_error = None
+        state.ranges, state.assigned = list(ranges), assigned
+        state.generated_ok, state.generated_failed = ok, failed
+        return state, None
+    before = state.takeovers.get(owner)
+    takeover = Takeover(
+        peer_id=owner,
+        range=owner_range,
+        ranges=list(ranges),
+        assigned=assigned,
+        generated_ok=ok,
+        generated_failed=failed,
+        started_at=before.started_at if before and not before.result_cid else None,
+        seeded_from=seeded_from,
+    )
+    return state, takeover
 
 
 class JobActor(Actor):
@@ -61,8 +115,8 @@ class JobActor(Actor):
         services: Services,
         job_id: str,
         *,
-        supervisor: pykka.ActorRef[Any],
-        writer: pykka.ActorRef[Any],
+        supervisor: pykka.ActorRef[Supervisor],
+        writer: pykka.ActorRef[CStoreWriter],
         slots: Slots,
         calls: CallLoop,
         owner: str | None = None,
@@ -82,8 +136,8 @@ class JobActor(Actor):
         self.in_flight: dict[int, concurrent.futures.Future[None]] = {}
         self.pending: list[int] = []  # indices still to start, popped from the end
         self.seen = SeenRecords()
-        # the range's counts, from the local file at start, then one per outcome: a record
-        # to call again (retry round) counts neither ok nor failed until its new outcome
+        # the range's counts: from the local file at (re)open, then one per outcome (a
+        # record due for a retry this round counts neither until its new outcome)
         self.ok_count = 0
         self.failed_count = 0
         self.version = (0, 0)  # (extensions, retry round) of the job's commands it works
@@ -94,77 +148,104 @@ class JobActor(Actor):
         self.upload_retry_at = 0.0
         self.provider: Provider | None = None
         self.results: ResultFile | None = None
+        self.stored: PeerState | None = None  # this peer's state as read at (re)open
+        self.seeded_from: str | None = None  # the owner's upload this range started from
         self.work: RecordJob | None = None
         self._ticker: Ticker | None = None
 
     # -- life --------------------------------------------------------------------------
     def start_up(self) -> None:
-        from datagems.jobs import provider_for
-        from datagems.schema_tools import compile_validator, field_order
-
-        services = self.services
-        job = services.jobs.get(self.job_id)
-        peers = services.peers.all(self.job_id)
-        state, owner_state = peers.get(self.peer), peers.get(self.owner)
-        commands = services.commands.get(self.job_id)
-        cancel = services.cancels.get(self.job_id)
-        cancel = cancel if cancel_applies(cancel, commands) else None
-        if job is None or owner_state is None or self._range_done(job, peers, commands, cancel):
-            self._end("nothing to do here")
+        """Load the job; open the result file; tell the writer the range is open; start."""
+        loaded = self._load()
+        if loaded is None:
             return
-        if job.status in TERMINAL_STATUSES and cancel is None and not self._behind(commands):
-            self._end("nothing to do here")
-            return
-        details = services.details.get(job.job_details_cid or "")
-        self.ranges = peer_ranges(job, self.owner, owner_state.range, commands)
-        self.version = (len(commands.extensions), commands.retry_round)
-        suffix = f"_by_{self.peer}" if self.takeover else ""
-        self.results = ResultFile(
-            self.settings.local_cache_dir / f"{self.job_id}_{self.owner}{suffix}.jsonl"
-        )
-        if not self.results.exists():
-            self._seed_from_upload(peers)
-        done = self.results.resume(self.ranges)
-        self.retried = set(done.to_retry(commands.retry_round))
-        assigned = sum(r.size for r in self.ranges)
-        self.ok_count = done.ok_count
-        self.failed_count = done.failed_count - len(self.retried)
-        takeover = None
+        job, peers, cancel, commands = loaded
+        details = self.services.details.get(job.job_details_cid or "")
+        done = self._open_results(job, peers, commands)
         if self.takeover:
-            state = state or PeerState(peer_id=self.peer)
-            takeover = Takeover(
-                peer_id=self.owner,
-                range=owner_state.range,
-                ranges=self.ranges,
-                assigned=assigned,
-                generated_ok=self.ok_count,
-                generated_failed=self.failed_count,
-            )
             logger.warning(
                 "job %s: taking over the range of %s, silent past its lease",
                 self.job_id,
                 self.owner,
             )
+        self._plan(done)
+        cannot_start = self._connect(job, details)
+        self.stored = peers.get(self.peer)
+        self._announce(self.stored, done)
+        self._ticker = Ticker(self.actor_ref, Tick(), TICK_SECONDS).start()
+        if cancel is not None:
+            self._cancel()
+        elif cannot_start is not None:
+            self._fail_pending(cannot_start)
         else:
-            assert state is not None
-            state.ranges, state.assigned = self.ranges, assigned
-            state.generated_ok, state.generated_failed = self.ok_count, self.failed_count
-        state.in_flight = []
+            self._fill()
+
+    def _load(
+        self,
+    ) -> tuple[JobBase, dict[str, PeerState], CancelRequest | None, JobCommands] | None:
+        """The job, its peer states, cancel request and commands; None (and the actor ends)
+        when there is nothing to do for this range."""
+        services = self.services
+        job = services.jobs.get(self.job_id)
+        peers = services.peers.all(self.job_id)
+        commands = services.commands.get(self.job_id)
+        cancel = services.cancels.get(self.job_id)
+        cancel = cancel if cancel_applies(cancel, commands) else None
+        if job is None or self.owner not in peers or self._range_done(job, peers, commands, cancel):
+            self._end("nothing to do here")
+            return None
+        if job.status in TERMINAL_STATUSES and cancel is None and not self._behind(commands):
+            self._end("nothing to do here")
+            return None
+        return job, peers, cancel, commands
+
+    def _open_results(
+        self, job: JobBase, peers: dict[str, PeerState], commands: JobCommands
+    ) -> ResumeState:
+        """The range's result file (seeded from its latest upload when there is none here),
+        cut of a torn tail, and what it says is done."""
+        self.owner_range = peers[self.owner].range
+        self.ranges = peer_ranges(job, self.owner, self.owner_range, commands)
+        self.version = (len(commands.extensions), commands.retry_round)
+        suffix = f"_by_{self.peer}" if self.takeover else ""
+        self.results = ResultFile(
+            self.settings.local_cache_dir / f"{self.job_id}_{self.owner}{suffix}.jsonl"
+        )
+        mine = peers.get(self.peer)
+        if not self.results.exists():
+            self.seeded_from = self._seed_from_upload(peers)
+        elif self.takeover and mine is not None and self.owner in mine.takeovers:
+            self.seeded_from = mine.takeovers[self.owner].seeded_from
+        done = self.results.resume(self.ranges)
+        self.retried = set(done.to_retry(commands.retry_round))
+        return done
+
+    def _plan(self, done: ResumeState) -> None:
+        """The indices to call: those of the ranges not ok in the file, and this round's
+        retries of failed ones."""
         todo = [i for r in self.ranges for i in range(r.start, r.end) if i not in done.ok]
         todo += self.retried
         self.pending = sorted(set(todo), reverse=True)
+
+    def _connect(self, job: JobBase, details: JobDetails) -> DatagemsError | None:
+        """The provider (one connection pool) and what every record of the job shares.
+        Returns why the work cannot start (its inference profile is gone, its URL refused,
+        its schema unusable), if so: no record is started then."""
+        from datagems.jobs import provider_for
+        from datagems.schema_tools import compile_validator, field_order
+
         cannot_start: DatagemsError | None = None
         validator: Any = None
         try:
             self.provider = provider_for(
-                services,
+                self.services,
                 details.inference,
                 job.owner,
                 max_connections=min(self.settings.max_in_flight_per_job, self.slots.capacity),
             )
             validator = compile_validator(details.json_schema)
-        except (NotFound, BadRequest) as exc:  # profile gone, URL refused, schema unusable
-            cannot_start = exc  # no record is started: every one fails with why
+        except (NotFound, BadRequest) as exc:
+            cannot_start = exc
         self.work = RecordJob(
             job_id=self.job_id,
             owner=self.owner,
@@ -178,8 +259,6 @@ class JobActor(Actor):
             job=self.actor_ref,
             writer=self.writer,
         )
-        if not self.takeover:
-            state.start_error = None
         logger.info(
             "job %s: working %s, %d to call (%d failed ones again)",
             self.job_id,
@@ -187,14 +266,47 @@ class JobActor(Actor):
             len(self.pending),
             len(self.retried),
         )
-        self.writer.tell(JobOpened(job_id=self.job_id, state=state, takeover=takeover))
-        self._ticker = Ticker(self.actor_ref, Tick(), TICK_SECONDS).start()
-        if cancel is not None:
-            self._cancel()
-        elif cannot_start is not None:
-            self._fail_pending(cannot_start)
-        else:
-            self._fill()
+        return cannot_start
+
+    def _announce(self, stored: PeerState | None, done: ResumeState) -> None:
+        """Tell the writer the range is open, its counts from the file."""
+        state, takeover = opened_state(
+            stored,
+            peer=self.peer,
+            owner=self.owner,
+            owner_range=self.owner_range,
+            ranges=self.ranges,
+            done=done,
+            retry_round=self.version[1],
+            seeded_from=self.seeded_from,
+        )
+        counts: PeerState | Takeover = takeover or state
+        self.ok_count, self.failed_count = counts.generated_ok, counts.generated_failed
+        self._tell_writer(JobOpened(job_id=self.job_id, state=state, takeover=takeover))
+
+    def _writer_restarted(self, writer: pykka.ActorRef[CStoreWriter]) -> None:
+        """A new writer knows nothing of this range: open it again, counts from the file
+        (what the dead one counted but had not written, and what was told to it while it
+        was down, is all there), with the records in flight."""
+        self.writer = writer
+        if self.work is None or self.results is None or self.finished:
+            return  # ended, or ending: a slice the dead writer lost is redone on a later poll
+        self.work = dataclasses.replace(self.work, writer=writer)
+        try:  # the other figures (tokens, retries...) as the dead writer last wrote them
+            self.stored = self.services.peers.get(self.job_id, self.peer) or self.stored
+        except StoreError as exc:
+            logger.warning("job %s: own state not read again (%s)", self.job_id, exc)
+        self._announce(self.stored, self.results.resume(self.ranges))
+        if self.in_flight:
+            self._tell_writer(
+                RecordsStarted(job_id=self.job_id, owner=self.owner, indices=tuple(self.in_flight))
+            )
+
+    def _tell_writer(self, message: Any) -> None:
+        """Tell the writer; while it is dead (until the supervisor's ``WriterRestarted``)
+        the message is dropped: the outcome is in the file, and is counted from there."""
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.writer.tell(message)
 
     def cleanup(self) -> None:
         if self._ticker:
@@ -209,13 +321,10 @@ class JobActor(Actor):
             except RuntimeError:  # the loop is closed: its connections went with it
                 provider.close()
         if not self.finished:
-            with contextlib.suppress(pykka.ActorDeadError):
-                self.writer.tell(JobDropped(job_id=self.job_id, owner=self.owner))
+            self._tell_writer(JobDropped(job_id=self.job_id, owner=self.owner))
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         super().on_failure(exception_type, exception_value, traceback)
-        from datagems.actors.messages import ChildFailed
-
         with contextlib.suppress(pykka.ActorDeadError):
             self.supervisor.tell(
                 ChildFailed(
@@ -233,10 +342,12 @@ class JobActor(Actor):
             case Tick():
                 self._tick()
             case CancelJob():
-                if message.retry_round >= self.version[1]:
+                if message.retry_round >= self.version[1]:  # not a round reopened since
                     self._cancel()
-            case "drain":
+            case Drain():
                 self.draining = True
+            case WriterRestarted():
+                self._writer_restarted(message.writer)
             case _:
                 logger.warning("job actor: unexpected message %r", type(message).__name__)
 
@@ -262,9 +373,10 @@ class JobActor(Actor):
         """Did the owner ask for a retry or an extension this range has not caught up with?"""
         return bool(commands.extensions or commands.retry_round)
 
-    def _seed_from_upload(self, peers: dict[str, PeerState]) -> None:
+    def _seed_from_upload(self, peers: dict[str, PeerState]) -> str | None:
         """No local file (a new host, a taker): start from the range's latest upload, so a
-        retry calls only the failed records and a resume only the missing ones."""
+        retry calls only the failed records and a resume only the missing ones. Returns
+        the CID it started from."""
         owner_state = peers.get(self.owner)
         cids = [owner_state.result_cid] if owner_state and owner_state.result_cid else []
         cids += [
@@ -277,8 +389,10 @@ class JobActor(Actor):
             try:
                 with self.services.r1fs.open_file(cid, secret=self.services.r1fs_secret) as data:
                     self.results.seed(data)
+                return cid
             except StoreError as exc:
                 logger.warning("job %s: could not seed from slice %s: %s", self.job_id, cid, exc)
+        return None
 
     def in_flight_count(self) -> int:
         return len(self.in_flight)
@@ -299,7 +413,7 @@ class JobActor(Actor):
             self.in_flight[index] = self.calls.submit(run_record(self.work, index))
             started.append(index)
         if started:
-            self.writer.tell(
+            self._tell_writer(
                 RecordsStarted(job_id=self.job_id, owner=self.owner, indices=tuple(started))
             )
         if not self.pending and not self.in_flight and not self.finished:
@@ -331,7 +445,7 @@ class JobActor(Actor):
             entry["attempts"] = outcome.attempts
         assert self.results is not None
         self.results.append(entry)  # on disk before it counts as done
-        self.writer.tell(
+        self._tell_writer(
             RecordDone(
                 job_id=self.job_id,
                 owner=self.owner,
@@ -362,7 +476,7 @@ class JobActor(Actor):
         )
         self.failed_count += len(indices)
         if indices:
-            self.writer.tell(
+            self._tell_writer(
                 RangeFailed(
                     job_id=self.job_id,
                     owner=self.owner,
@@ -417,7 +531,7 @@ class JobActor(Actor):
             )
             return
         self.finished = True
-        self.writer.tell(
+        self._tell_writer(
             SliceUploaded(
                 job_id=self.job_id,
                 owner=self.owner,

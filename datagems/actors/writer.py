@@ -9,24 +9,34 @@ takeover, the dead peers' ranges it finishes (under ``takeovers``) — and write
   ``DATAGEN_PROGRESS_FLUSH_SECONDS`` (so in-flight records stay visible), or when the
   heartbeat (``lastUpdateAt``) would otherwise grow older than a third of the lease;
 - when a range opens, when a slice is uploaded (then it finalizes the job), and on stop.
+After the write of a range opening and of every K records it refreshes the job's stored
+base (status, totals) like the original app does (``jobs.refresh_totals``, at most every
+``BASE_SECONDS``: a replica of ours makes records much faster than the original); after a taken
+over range is uploaded it shows it finished in its owner's state too, for the original
+app (``jobs.complete_for_owner``).
 It also writes this replica's heartbeat (``datagen:replicas``) every third of the lease.
 A failed write keeps the state dirty and is retried with backoff on later ticks: the
 latest state is never lost, and a record's critical path never waits for CStore.
+The supervisor starts it and restarts it if it dies; the job actors then open their
+ranges again with counts re-derived from their local result files (``WriterRestarted``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+import pykka
 
 from datagems import jobs
 from datagems.actors.base import Actor, Ticker
 from datagems.actors.messages import (
+    ChildFailed,
     Flush,
     JobDropped,
     JobOpened,
@@ -42,10 +52,14 @@ from datagems.errors import StoreError
 from datagems.models import InFlightRecord, PeerState, RecentRecord, ReplicaBeat, now_iso
 from datagems.services import Services
 
+if TYPE_CHECKING:
+    from datagems.actors.supervisor import Supervisor
+
 logger = logging.getLogger(__name__)
 RECENT_KEPT = 20
 RECENT_DATA_BYTES = 1024
 MAX_BACKOFF_SECONDS = 30.0
+BASE_SECONDS = 2.0  # the job base at most this often (the original's page reads every 10 s)
 
 
 @dataclass
@@ -66,6 +80,28 @@ class _Tracked:
         default_factory=lambda: deque(maxlen=RECENT_KEPT)
     )
     flush_asked: bool = False
+    refresh_base: bool = False  # after the next write: the job's base, as the original
+    base_refreshed: float = 0.0
+    # taken-over ranges uploaded: (owner, the takeover's previous slice) to complete
+    complete: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def count_finished(self, every_k: int) -> bool:
+        """One more record finished. True when that makes ``every_k`` since the last write
+        and no write is asked yet: the caller asks one, queued behind the messages already
+        there, so a burst of outcomes is written once (never more than one write per K)."""
+        self.dirty = True
+        self.finished_since_write += 1
+        if self.finished_since_write >= every_k and not self.flush_asked:
+            self.flush_asked = True
+            return True
+        return False
+
+    def written(self, now: float) -> None:
+        """The state is in CStore: nothing is pending any more."""
+        self.failures = 0
+        self.dirty = False
+        self.finished_since_write = 0
+        self.last_write = now
 
 
 def _small(data: Any) -> bool:
@@ -87,9 +123,12 @@ def _recent(finished: tuple[RecordOutcome, str]) -> RecentRecord:
 
 
 class CStoreWriter(Actor):
-    def __init__(self, services: Services) -> None:
+    def __init__(
+        self, services: Services, supervisor: pykka.ActorRef[Supervisor] | None = None
+    ) -> None:
         super().__init__()
         self.services = services
+        self.supervisor = supervisor
         self.settings = services.settings
         self.peer = services.settings.host_addr
         self.tracked: dict[str, _Tracked] = {}
@@ -112,6 +151,14 @@ class CStoreWriter(Actor):
         for job_id in list(self.tracked):
             self._write(job_id, force=True)
 
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        """Dying: write nothing more (the state may be half-updated); the supervisor starts
+        a successor and the job actors re-derive their counts from their files."""
+        super().on_failure(exception_type, exception_value, traceback)
+        if self.supervisor is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                self.supervisor.tell(ChildFailed(kind="writer", error=str(exception_value)[:200]))
+
     def on_receive(self, message: Any) -> None:
         match message:
             case RecordsStarted():
@@ -126,6 +173,7 @@ class CStoreWriter(Actor):
                 tracked = self.tracked.get(message.job_id)
                 if tracked is not None:
                     tracked.flush_asked = False
+                    tracked.refresh_base = True
                     self._write(message.job_id)
             case Tick():
                 self._tick()
@@ -161,6 +209,7 @@ class CStoreWriter(Actor):
             tracked.state.takeovers[takeover.peer_id] = takeover
         tracked.active.add(message.takeover.peer_id if message.takeover else self.peer)
         tracked.finalize = False
+        tracked.refresh_base = True
         self._write(message.job_id, force=True)
 
     def _records_started(self, message: RecordsStarted) -> None:
@@ -206,10 +255,7 @@ class CStoreWriter(Actor):
         state.latency_ms_total += outcome.latency_ms
         state.duplicates += 1 if message.duplicate else 0
         tracked.finished.append((outcome, now_iso()))
-        tracked.dirty = True
-        tracked.finished_since_write += 1
-        if tracked.finished_since_write >= self.settings.update_every_k and not tracked.flush_asked:
-            tracked.flush_asked = True
+        if tracked.count_finished(self.settings.update_every_k):
             self.actor_ref.tell(Flush(job_id=message.job_id))
 
     def _range_failed(self, message: RangeFailed) -> None:
@@ -241,6 +287,8 @@ class CStoreWriter(Actor):
         )
         if target is None:
             return
+        if message.owner != self.peer and not message.cancelled:
+            tracked.complete.append((message.owner, target.result_cid))
         target.result_cid = message.result_cid
         target.errors_cid = message.errors_cid
         target.ranges = list(message.ranges) or target.ranges
@@ -304,15 +352,26 @@ class CStoreWriter(Actor):
             )
             return
         self.writes += 1
-        tracked.failures = 0
-        tracked.dirty = False
-        tracked.finished_since_write = 0
-        tracked.last_write = now
+        tracked.written(now)
         if not tracked.active:
             self.tracked.pop(job_id, None)
-        if tracked.finalize:
-            tracked.finalize = False
-            try:
+        self._after_write(job_id, tracked)
+
+    def _after_write(self, job_id: str, tracked: _Tracked) -> None:
+        """What the original app reads besides our state: the owners' states of the ranges
+        we finished for them, and the job's base."""
+        try:
+            while tracked.complete:
+                owner, previous = tracked.complete[0]
+                took = tracked.state.takeovers.get(owner)
+                if took is not None:
+                    jobs.complete_for_owner(self.services, job_id, self.peer, took, previous)
+                tracked.complete.pop(0)
+            if tracked.finalize:
+                tracked.finalize = tracked.refresh_base = False
                 jobs.refresh(self.services, job_id)
-            except StoreError as exc:
-                logger.warning("job %s not finalized yet (%s); a reader will", job_id, exc)
+            elif tracked.refresh_base and time.monotonic() - tracked.base_refreshed >= BASE_SECONDS:
+                tracked.refresh_base, tracked.base_refreshed = False, time.monotonic()
+                jobs.refresh_totals(self.services, job_id)
+        except StoreError as exc:
+            logger.warning("job %s: base or owners' states not written yet (%s)", job_id, exc)

@@ -241,7 +241,11 @@ def test_a_released_or_stale_claim_can_be_claimed_again(cstore: SqliteCStore) ->
     ledger = DraftLedger(cstore)
     ledger.claim("jti-3", "job-a")
     ledger.release("jti-3")
+    assert ledger.claimed("jti-3") is None
     ledger.claim("jti-3", "job-a")
+    assert ledger.claimed("jti-3")["jobId"] == "job-a"
+    with pytest.raises(Conflict):  # claimed again, it is held again
+        ledger.claim("jti-3", "job-b")
     cstore.hset(keys.DRAFTS_USED, "jti-3", {"jobId": "job-a", "at": "2020-01-01T00:00:00.000Z"})
     ledger.claim("jti-3", "job-a")
 
