@@ -55,7 +55,7 @@ from datagems.settings import Settings
 from tests.actors.jobkit import PERSON_SCHEMA
 from tests.servers import wait_until
 
-SOAK = bool(os.environ.get("DATAGEMS_SOAK"))
+SOAK = os.environ.get("DATAGEMS_SOAK") == "1"
 EXAMPLES = 60 if SOAK else 8
 STEPS = 14 if SOAK else 10
 PEERS = ["a", "b", "c"]
@@ -394,6 +394,7 @@ class Accounting(RuleBasedStateMachine):
             assert view is not None and view.job.total_records == start
 
 
+@pytest.mark.timeout(900 if SOAK else 180)
 def test_job_accounting_holds_under_random_commands_failures_and_restarts(
     gateway: tuple[str, MockLLM],
 ) -> None:
