@@ -152,7 +152,9 @@ class ResultFile:
             return
         if self._fd is None:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.write(self._fd, b"".join(orjson.dumps(entry) + b"\n" for entry in entries))
+        data = memoryview(b"".join(orjson.dumps(entry) + b"\n" for entry in entries))
+        while data:
+            data = data[os.write(self._fd, data) :]
 
     def close(self) -> None:
         if self._fd is not None:

@@ -45,7 +45,7 @@ INVALID_SESSION = "invalid or expired session"
 BEING_CONFIRMED = "this draft is being confirmed by another request"
 CLAIM_SETTLE_SECONDS = 0.25  # longer than a look and a write at the store take together
 CLAIM_STALE_SECONDS = 120.0  # longer than any confirm takes
-CLAIM_ATTEMPTS = 3
+CLAIM_ATTEMPTS = 5  # looks again while a look and a write take longer than the wait
 # A fixed namespace: the job id of a draft is the same on every replica.
 DRAFT_JOB_NAMESPACE = uuid.UUID("6f1d2c3e-8a4b-5c6d-9e0f-0a1b2c3d4e5f")
 
