@@ -207,6 +207,8 @@ class Settings:
     index_reconcile_seconds: float = 3600.0
     # a peer that never wrote a heartbeat (the original app): silent this long, in every job
     original_peer_lease_seconds: float = 900.0
+    command_poll_seconds: float = 0.5
+    command_wait_seconds: float = 10.0
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
 
@@ -379,6 +381,12 @@ class Settings:
             ),
             original_peer_lease_seconds=env.float(
                 "DATAGEN_ORIGINAL_PEER_LEASE_SECONDS", default=900.0, minimum=1.0
+            ),
+            command_poll_seconds=env.float(
+                "DATAGEN_COMMAND_POLL_SECONDS", default=0.5, minimum=0.02
+            ),
+            command_wait_seconds=env.float(
+                "DATAGEN_COMMAND_WAIT_SECONDS", default=10.0, minimum=0.5
             ),
             shutdown_grace_seconds=env.float(
                 "DATAGEN_SHUTDOWN_GRACE_SECONDS", default=10.0, minimum=0.0

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datagems import job_index, jobs
+from datagems import commands, job_index, jobs
 from datagems.bench.original import confirm_as_original
 from datagems.models import now_iso
 from datagems.services import Services
@@ -56,6 +56,15 @@ def confirm(services: Services, owner: str = "alice", total: int = 4) -> str:
     job_id = str(uuid.uuid4())
     jobs.create_job(services, owner=owner, job_id=job_id, draft={**DRAFT, "totalRecords": total})
     return job_id
+
+
+def reopen(services: Services, job_id: str, kind: str, additional: int = 0) -> None:
+    """A retry or an extension asked by the owner, decided by the job's command owner."""
+    command = commands.new_command(
+        kind, job_id, "alice", via="test", additional=additional, exempt=True
+    )
+    with services.command_lock:
+        commands.apply_pending(services, job_id, [command])
 
 
 def finish(services: Services, job_id: str, failed: int = 0) -> None:
@@ -100,8 +109,8 @@ def test_a_retried_or_extended_job_is_in_the_index_again(services: Services) -> 
         finish(services, job_id, failed=1)
         jobs.refresh(services, job_id)
     assert indexed(services) == set()
-    jobs.request_retry(services, retried, "alice")
-    jobs.request_extend(services, extended, "alice", 2)
+    reopen(services, retried, "retry")
+    reopen(services, extended, "extend", 2)
     assert indexed(services) == {retried, extended}
     assert {job.id for job in jobs.open_jobs(services, "alice")} == {retried, extended}
 
@@ -327,18 +336,18 @@ class SteppedStore(SqliteCStore):
         st.tuples(st.integers(min_value=0, max_value=2), st.integers(min_value=1, max_value=12)),
         max_size=12,
     ),
-    reopen=st.sampled_from(["retry", "extend"]),
+    kind=st.sampled_from(["retry", "extend"]),
     with_rebuild=st.booleans(),
 )
 def test_a_job_that_can_still_need_work_is_never_missing_from_the_index(
     tmp_path_factory: pytest.TempPathFactory,
     runs: list[tuple[int, int]],
-    reopen: str,
+    kind: str,
     with_rebuild: bool,
 ) -> None:
-    """A peer writes a job's final base and closes it while the owner reopens it through
-    another replica (retry or extend), and maybe a third replica rebuilds the index: in
-    every order of their store calls, a job that is open at the end is in the index."""
+    """A peer writes a job's final base and closes it while the job's command owner
+    reopens it (retry or extend), and maybe a third replica rebuilds the index: in every
+    order of their store calls, a job that is open at the end is in the index."""
     root = tmp_path_factory.mktemp("turns")
     store = SteppedStore(root / "cstore.sqlite3")
     base = make_services(root)
@@ -347,17 +356,14 @@ def test_a_job_that_can_still_need_work_is_never_missing_from_the_index(
     finish(services, job_id, failed=1)
     final = jobs.load_job(services, job_id)
     assert final is not None and final.job.status == "succeeded"
-    if reopen == "retry":
+    if kind == "retry":
         jobs.write_back(services, final.job.model_copy(deep=True))  # a final base to retry
 
     def close() -> None:
         jobs.write_back(services, final.job.model_copy(deep=True))
 
     def open_again() -> None:
-        if reopen == "retry":
-            jobs.request_retry(services, job_id, "alice")
-        else:
-            jobs.request_extend(services, job_id, "alice", 2)
+        reopen(services, job_id, kind, 2 if kind == "extend" else 0)
 
     bodies = [close, open_again]
     if with_rebuild:

@@ -28,8 +28,8 @@ from typing import Any
 
 import jwt
 
-from datagems.errors import BadRequest, Unauthorized
-from datagems.models import now_iso
+from datagems.errors import BadRequest, Conflict, ServiceUnavailable, Unauthorized
+from datagems.models import now_iso, parse_iso
 from datagems.store import keys
 from datagems.store.base import CStore
 
@@ -42,6 +42,10 @@ DRAFT_MARKERS = frozenset({"schema", "totalRecords"})
 RESERVED_CLAIMS = frozenset({"typ", "sub", "jti", "iat", "exp", "nbf", "username", "role", "cred"})
 INVALID_DRAFT = "Invalid or expired draft"
 INVALID_SESSION = "invalid or expired session"
+BEING_CONFIRMED = "this draft is being confirmed by another request"
+CLAIM_SETTLE_SECONDS = 0.25  # longer than a look and a write at the store take together
+CLAIM_STALE_SECONDS = 120.0  # longer than any confirm takes
+CLAIM_ATTEMPTS = 5  # looks again while a look and a write take longer than the wait
 # A fixed namespace: the job id of a draft is the same on every replica.
 DRAFT_JOB_NAMESPACE = uuid.UUID("6f1d2c3e-8a4b-5c6d-9e0f-0a1b2c3d4e5f")
 
@@ -176,11 +180,15 @@ def job_id_for_draft(jti: str) -> str:
 class DraftLedger:
     """Confirm-once across replicas: ``datagen:drafts-used`` maps a draft's ``jti`` to its job.
 
-    ``claim`` refuses a ``jti`` already in the hash, writes ``{"jobId", "at"}`` and reads it
-    back. CStore has no compare-and-set, so two replicas confirming the same draft within a
-    replication delay can both pass; the job id is therefore derived from the ``jti``
-    (``job_id_for_draft``), and both create the *same* job with the same split: the double
-    confirm is idempotent instead of producing two jobs.
+    The job id is derived from the ``jti`` (``job_id_for_draft``), so every confirm of one
+    draft writes the same job. ``claim`` lets one request at a time work on it, without
+    compare-and-set (Fischer's timed mutual exclusion): look (refuse a claim another request
+    holds, unless it is older than ``CLAIM_STALE_SECONDS``: that request died), write
+    ``{"jobId", "at", "nonce"}`` with a fresh nonce, wait ``CLAIM_SETTLE_SECONDS``, read it
+    back. Whoever reads back its own nonce holds the draft. Two requests cannot both: the
+    later writer looked before the earlier one's write landed, so its write lands within
+    the earlier one's wait and the earlier one reads it back. That holds while a look and a
+    write take less than the wait together; a request slower than that looks again.
     """
 
     def __init__(self, cstore: CStore) -> None:
@@ -192,14 +200,35 @@ class DraftLedger:
             return None
         return value if isinstance(value, dict) else {"jobId": value}
 
-    def claim(self, jti: str, job_id: str) -> None:
-        """Mark the draft used by ``job_id``; ``BadRequest`` if it was already used."""
-        if not jti or self.claimed(jti) is not None:
+    @staticmethod
+    def stale(claim: dict[str, Any], *, now: float | None = None) -> bool:
+        """Held longer than any confirm takes: the request that claimed it died."""
+        at = parse_iso(claim.get("at") if isinstance(claim.get("at"), str) else None)
+        if at is None:
+            return True
+        return _now(now) - at.timestamp() > CLAIM_STALE_SECONDS
+
+    def claim(self, jti: str, job_id: str, *, settle: float = CLAIM_SETTLE_SECONDS) -> None:
+        """Hold the draft for this request; ``Conflict`` while another request holds it."""
+        if not jti:
             raise BadRequest(INVALID_DRAFT)
-        self.cstore.hset(keys.DRAFTS_USED, jti, {"jobId": job_id, "at": now_iso()})
-        back = self.claimed(jti)
-        if back is None or back.get("jobId") != job_id:
-            raise BadRequest(INVALID_DRAFT)
+        nonce = secrets.token_hex(8)
+        for _attempt in range(CLAIM_ATTEMPTS):
+            started = time.monotonic()
+            current = self.claimed(jti)
+            if current is not None and current.get("nonce") != nonce and not self.stale(current):
+                raise Conflict(BEING_CONFIRMED)
+            self.cstore.hset(
+                keys.DRAFTS_USED, jti, {"jobId": job_id, "at": now_iso(), "nonce": nonce}
+            )
+            if time.monotonic() - started > settle:
+                continue  # too slow to be sure nobody looked in between: look again
+            time.sleep(settle)
+            back = self.claimed(jti)
+            if back is None or back.get("nonce") != nonce:
+                raise Conflict(BEING_CONFIRMED)
+            return
+        raise ServiceUnavailable("the store is too slow to confirm a job safely; try again")
 
     def release(self, jti: str) -> None:
         """Forget a claim, when the job it was for could not be created at all."""

@@ -10,6 +10,9 @@ heartbeats. So a poll costs the open jobs, not history. It rebuilds the index fr
 closes kept too long. It asks the supervisor to start a job actor (the supervisor enforces
 the per-replica cap) and forwards cancel requests. It never waits on another actor.
 
+Every ``DATAGEN_COMMAND_POLL_SECONDS`` it also decides the job commands waiting in the
+inbox for the jobs this replica owns (``datagems.commands``).
+
 Takeover (``datagems.liveness``): a peer of the job whose range has no uploaded slice and
 that is dead — a replica of ours silent (state and heartbeat) for
 ``DATAGEN_PEER_LEASE_SECONDS``, a peer of the original app silent in every job for its own,
@@ -32,10 +35,13 @@ import pykka
 
 from datagems import job_index
 from datagems.actors.base import Actor, Ticker
-from datagems.actors.messages import CancelJob, ChildFailed, StartJob, Tick
+from datagems.actors.messages import ApplyCommands, CancelJob, ChildFailed, StartJob, Tick
+from datagems.commands import apply_owned
 from datagems.errors import StoreError
 from datagems.jobs import (
+    Coverage,
     add_metrics,
+    cancel_applies,
     coverage,
     fleet_metrics,
     open_jobs,
@@ -58,6 +64,12 @@ HISTORY_CLOCK_MARGIN_SECONDS = 10.0  # clocks of replicas differ by less than th
 UNREADABLE_REMEMBERED = 1000  # job ids already reported as unreadable (reported once each)
 
 
+def unfinished(covered: Coverage, cancelled: bool) -> bool:
+    """Has a range work left: no upload caught up with the job's commands, or one cut
+    short by a cancel that no longer applies (a later retry round reopened the job)?"""
+    return not covered.uploaded or (not covered.complete and not cancelled)
+
+
 class Poller(Actor):
     def __init__(self, services: Services, supervisor: pykka.ActorRef[Supervisor]) -> None:
         super().__init__()
@@ -69,9 +81,10 @@ class Poller(Actor):
         self._seen_finished: dict[str, str | None] = {}  # job id -> its base's updatedAt
         self.supervisor = supervisor
         self._ticker: Ticker | None = None
+        self._commands_ticker: Ticker | None = None
         self._metrics_due = 0.0
         self.mark: str | None = None  # the original's mark when the index was last checked
-        self.checked = False  # the index was brought in line with the jobs since the start
+        self.indexed = False  # the index was brought in line with the jobs since the start
         self.check_at = 0.0  # monotonic: when the index is due for its periodic check
         self.forget_at = 0.0  # monotonic: when to drop old closes next
         self.unreadable: set[str] = set()
@@ -88,13 +101,19 @@ class Poller(Actor):
         self.jitter = (zlib.crc32(self.peer.encode()) % 1000) / 10000
 
     def start_up(self) -> None:
-        self._ticker = Ticker(self.actor_ref, Tick(), self.services.settings.job_poll_seconds)
+        settings = self.services.settings
+        self._ticker = Ticker(self.actor_ref, Tick(), settings.job_poll_seconds)
         self._ticker.start()
+        self._commands_ticker = Ticker(
+            self.actor_ref, ApplyCommands(), settings.command_poll_seconds
+        ).start()
         self.actor_ref.tell(Tick())
 
     def cleanup(self) -> None:
         if self._ticker:
             self._ticker.stop()
+        if self._commands_ticker:
+            self._commands_ticker.stop()
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         super().on_failure(exception_type, exception_value, traceback)
@@ -107,6 +126,11 @@ class Poller(Actor):
                 self.poll()
             except StoreError as exc:
                 logger.warning("poll skipped: %s", exc)
+        elif isinstance(message, ApplyCommands):
+            try:
+                apply_owned(self.services)
+            except StoreError as exc:
+                logger.warning("job commands not decided yet: %s", exc)
 
     def poll(self) -> None:
         services = self.services
@@ -122,13 +146,15 @@ class Poller(Actor):
                 continue
             peers = services.peers.all(job_id)
             self.activity.see(peers)
-            cancel = services.cancels.get(job_id)
-            if cancel is not None:
-                self.supervisor.tell(CancelJob(job_id=job_id))
             commands = services.commands.get(job_id)
+            cancel = services.cancels.get(job_id)
+            if cancel is not None and not cancel_applies(cancel, commands):
+                cancel = None  # a retry round asked since reopened the job
+            if cancel is not None:
+                self.supervisor.tell(CancelJob(job_id=job_id, retry_round=cancel.retry_round))
             covered = coverage(job, peers, commands)
             mine = covered.get(self.peer)
-            if mine is not None and not mine.uploaded:
+            if mine is not None and unfinished(mine, cancel is not None):
                 self.supervisor.tell(StartJob(job_id=job_id))
             if all(p in covered and covered[p].uploaded for p in job.peers):
                 refresh(services, job_id)  # every range is in: the final base, the close
@@ -200,13 +226,13 @@ class Poller(Actor):
         reconcile = services.settings.index_reconcile_seconds
         mark = job_index.mark_of(self._stored_metrics)
         now = time.monotonic()
-        if not self.checked or mark != self.mark or now >= self.check_at:
+        if not self.indexed or mark != self.mark or now >= self.check_at:
             meta = services.index.meta()
             reason = job_index.stale_because(meta, mark, reconcile)
-            if reason or not self.checked:
+            if reason or not self.indexed:
                 meta = job_index.rebuild(services, reason or "this replica started")
                 self.rebuilds += 1
-            self.mark, self.checked = mark, True
+            self.mark, self.indexed = mark, True
             age = job_index.age_seconds(meta.built_at if meta else None) or 0.0
             self.check_at = now + max(1.0, reconcile * (1 + self.jitter) - age)
         if now >= self.forget_at:

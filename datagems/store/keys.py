@@ -5,6 +5,7 @@ USERS = "datagen:users"
 EMAIL_INDEX = "datagen:user-email-index"
 METRICS = "datagen:metrics"
 JOB_COMMANDS = "datagen:job-commands"  # ours: job id -> retry round and extensions
+JOB_INBOX = "datagen:job-inbox"  # ours: command id -> a request to change a job
 CANCELS = "datagen:cancels"  # ours: job id -> cancel request
 REPLICAS = "datagen:replicas"  # ours: peer id -> replica heartbeat
 DRAFTS_USED = "datagen:drafts-used"  # ours: draft token id -> job id (confirm once)

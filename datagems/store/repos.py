@@ -24,6 +24,7 @@ from datagems.models import (
     FleetMetrics,
     IndexMeta,
     JobBase,
+    JobCommand,
     JobCommands,
     JobDetails,
     JobSummary,
@@ -99,6 +100,9 @@ class JobsRepo:
 
     def put(self, job: JobBase) -> None:
         self.cstore.hset(keys.JOBS, job.id, _wire(job))
+
+    def delete(self, job_id: str) -> None:
+        self.cstore.hset(keys.JOBS, job_id, None)
 
     def all_raw(self) -> dict[str, Any]:
         """Job id -> stored text, unparsed (``parse_raw`` reads one)."""
@@ -375,3 +379,26 @@ class MetricsRepo:
 
     def put(self, metrics: FleetMetrics) -> None:
         self.cstore.set(keys.METRICS, metrics.wire())
+
+
+class InboxRepo:
+    """``datagen:job-inbox`` (ours): command id -> a request to change a job. A field is
+    written once by the replica that took the request and removed by the job's command
+    owner once it has recorded its decision (``datagems.commands``)."""
+
+    def __init__(self, cstore: CStore) -> None:
+        self.cstore = cstore
+
+    def put(self, command: JobCommand) -> None:
+        self.cstore.hset(keys.JOB_INBOX, command.id, _wire(command))
+
+    def remove(self, command_id: str) -> None:
+        self.cstore.hset(keys.JOB_INBOX, command_id, None)
+
+    def all(self) -> dict[str, JobCommand]:
+        found = {}
+        for command_id, value in self.cstore.hgetall(keys.JOB_INBOX).items():
+            command = parse(JobCommand, value, f"command {command_id}")
+            if command is not None:
+                found[command_id] = command
+        return found

@@ -31,7 +31,6 @@ from datagems.web.keys import (
     STATE,
     THROTTLE,
 )
-from datagems.web.limits import task_limiter
 from datagems.web.middleware import error_middleware
 from datagems.web.routes import setup_routes
 from datagems.web.state import Limiters, WebState
@@ -67,7 +66,6 @@ def _limiters(services: Services) -> Limiters:
         resend_ip=limiter("resend-ip", s.resend_window_seconds, s.resend_max_per_ip),
         resend_email=limiter("resend-email", s.resend_window_seconds, s.resend_max_per_email),
         preview_user=limiter("preview-user", PREVIEW_WINDOW_SECONDS, PREVIEW_MAX_PER_USER),
-        tasks=task_limiter(services),
     )
 
 

@@ -15,7 +15,6 @@ class Limiters:
     resend_ip: WindowLimiter
     resend_email: WindowLimiter
     preview_user: WindowLimiter
-    tasks: WindowLimiter  # new jobs per user (datagems.web.limits)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -20,7 +21,7 @@ from datagems.accounts.tokens import (
     read_session,
     session_is_current,
 )
-from datagems.errors import BadRequest, Unauthorized
+from datagems.errors import BadRequest, Conflict, Unauthorized
 from datagems.store import keys
 from datagems.store.embedded import SqliteCStore
 
@@ -190,12 +191,12 @@ def test_a_draft_becomes_the_same_job_id_on_every_replica() -> None:
     assert uuid.UUID(job_id_for_draft("abc")).version == 5
 
 
-def test_a_draft_is_claimed_once(cstore: SqliteCStore) -> None:
+def test_a_draft_is_held_by_one_request_at_a_time(cstore: SqliteCStore) -> None:
     ledger = DraftLedger(cstore)
     job_id = job_id_for_draft("jti-1")
     ledger.claim("jti-1", job_id)
     assert cstore.hget(keys.DRAFTS_USED, "jti-1")["jobId"] == job_id
-    with pytest.raises(BadRequest, match="Invalid or expired draft"):
+    with pytest.raises(Conflict, match="being confirmed by another request"):
         ledger.claim("jti-1", job_id)
 
 
@@ -204,22 +205,49 @@ def test_a_second_replica_sharing_the_store_refuses_the_same_draft(tmp_path) -> 
     second = SqliteCStore(tmp_path / "shared.sqlite")
     try:
         DraftLedger(first).claim("jti-2", job_id_for_draft("jti-2"))
-        with pytest.raises(BadRequest):
+        with pytest.raises(Conflict):
             DraftLedger(second).claim("jti-2", job_id_for_draft("jti-2"))
     finally:
         first.close()
         second.close()
 
 
-def test_a_released_claim_can_be_claimed_again(cstore: SqliteCStore) -> None:
+def test_of_concurrent_claims_of_one_draft_at_most_one_holds_it(tmp_path) -> None:
+    stores = [SqliteCStore(tmp_path / "shared.sqlite") for _ in range(6)]
+    start = threading.Barrier(len(stores))
+    held: list[int] = []
+
+    def claim(n: int) -> None:
+        start.wait()
+        try:
+            DraftLedger(stores[n]).claim("jti-4", "job-d")
+        except Conflict:
+            return
+        held.append(n)
+
+    try:
+        threads = [threading.Thread(target=claim, args=(n,)) for n in range(len(stores))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert len(held) <= 1
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_a_released_or_stale_claim_can_be_claimed_again(cstore: SqliteCStore) -> None:
     ledger = DraftLedger(cstore)
     ledger.claim("jti-3", "job-a")
     ledger.release("jti-3")
     assert ledger.claimed("jti-3") is None
     ledger.claim("jti-3", "job-a")
     assert ledger.claimed("jti-3")["jobId"] == "job-a"
-    with pytest.raises(BadRequest):  # claimed again, it is used again
+    with pytest.raises(Conflict):  # claimed again, it is held again
         ledger.claim("jti-3", "job-b")
+    cstore.hset(keys.DRAFTS_USED, "jti-3", {"jobId": "job-a", "at": "2020-01-01T00:00:00.000Z"})
+    ledger.claim("jti-3", "job-a")
 
 
 def test_a_session_is_stale_once_the_password_it_was_issued_under_changes() -> None:

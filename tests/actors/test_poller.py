@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from datagems import job_index, jobs
+from datagems import commands, job_index, jobs
 from datagems.bench.original import confirm_as_original
 from datagems.liveness import Fleet, PeerActivity, needs_taker
 from datagems.liveness import taker_for as ring_taker
@@ -206,7 +206,9 @@ def test_the_originals_metrics_key_follows_the_jobs_without_a_rebuild_for_our_wr
             (j for j in [before, *made] if jobs.load_job(services, j).job.total_failed), None
         )
         if failed is not None:  # reopen an older job: its finished count leaves the history
-            jobs.request_retry(services, failed, "alice")
+            command = commands.new_command("retry", failed, "alice", via="test", exempt=True)
+            with services.command_lock:
+                commands.apply_pending(services, failed, [command])
             wait_for_status(services, failed, {"succeeded", "failed"})
         wait_until(synced, what="datagen:metrics to follow the retry", timeout=60)
         assert services.metrics.get().total_jobs == 4

@@ -486,6 +486,7 @@ function initJob() {
     $("#legend-ok").textContent = `${num(ok)} ok`;
     $("#legend-failed").textContent = `${num(failed)} failed`;
     $("#legend-rest").textContent = `${num(Math.max(0, total - done))} to go`;
+    showError($("#job-error"), job.error ? `The work could not start: ${job.error}` : "");
 
     const r = rate(job);
     let eta = "—";
