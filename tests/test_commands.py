@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from datagems import caps, commands, jobs
+from datagems import caps, commands, job_index, jobs
 from datagems.errors import Conflict, RateLimited, ServiceUnavailable
 from datagems.models import JobBase, PeerState, ReplicaBeat, now_iso
 from datagems.services import Services
@@ -182,10 +182,11 @@ def test_a_cancel_stops_the_round_it_was_asked_in_not_a_later_one(services: Serv
 
 
 def pending_base(services: Services, job_id: str, owner: str = "alice") -> None:
-    """A base written by a confirm still counting (no peer states yet)."""
-    services.jobs.put(
-        JobBase(id=job_id, owner=owner, peers=["a", "b"], total_records=2, created_at=now_iso())
-    )
+    """A base written by a confirm still counting (its open-jobs entry and its base, no
+    peer states yet)."""
+    job = JobBase(id=job_id, owner=owner, peers=["a", "b"], total_records=2, created_at=now_iso())
+    job_index.open_job(services, job)
+    services.jobs.put(job)
 
 
 def test_the_caps_count_the_jobs_and_tell_a_refusal_from_a_contention(

@@ -45,7 +45,6 @@ from datagems.jobs import (
     coverage,
     fleet_metrics,
     open_jobs,
-    refresh,
     still_open,
     stored_metrics,
     stored_metrics_of,
@@ -156,8 +155,6 @@ class Poller(Actor):
             mine = covered.get(self.peer)
             if mine is not None and unfinished(mine, cancel is not None):
                 self.supervisor.tell(StartJob(job_id=job_id))
-            if all(p in covered and covered[p].uploaded for p in job.peers):
-                refresh(services, job_id)  # every range is in: the final base, the close
             if cancel is not None:
                 continue
             if fleet is None:
