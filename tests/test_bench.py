@@ -14,7 +14,7 @@ import orjson
 
 from tests.servers import ROOT, base_env
 
-SCENARIO_KEYS = ["1", "2", "3", "4", "5", "6", "7"]
+SCENARIO_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8"]
 
 
 def test_quick_bench_runs_every_scenario_and_writes_its_table(tmp_path: Path) -> None:

@@ -3,15 +3,49 @@
 - small: the 6-field flat schema of scenario 1;
 - medium: the JSON Schema of a small pydantic model: 11 fields, a nested object through
   ``$defs`` / ``$ref``, two enums, numeric bounds, an array with length bounds;
-- large: 34 fields, objects nested two levels deep, arrays of objects, 9 patterns and 7
-  formats.
+- large: 32 fields, objects nested two levels deep (through ``$ref`` too), arrays of
+  objects, 9 ``pattern`` and 8 ``format`` keywords.
+
+The scenario runs each schema on one replica next to the limit measured in the same run
+(``loadgen``: the same bodies and answers, no validation), and splits the CPU per record
+by stage.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 
+import orjson
+
+from datagems import jobs
+from datagems.actors.base import Slots
+from datagems.bench.loadgen import measure_limit
+from datagems.bench.procs import Deadline, Stack
+from datagems.bench.scenarios import (
+    DRAFT,
+    OWNER,
+    Context,
+    GatewayWatcher,
+    Scenario,
+    cpu_seconds,
+    job_seconds,
+    limit_of,
+    open_services,
+    replica_knobs,
+    share,
+    wait_finished,
+)
 from datagems.bench.scenarios import SCHEMA as SMALL
+from datagems.inference.providers import GatewayProvider
+from datagems.models import JobDetails
+from datagems.schema_tools import compile_validator, field_order
+from datagems.services import Services
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -220,3 +254,236 @@ LARGE: dict[str, Any] = {
 }
 
 SCHEMAS: dict[str, dict[str, Any]] = {"small": SMALL, "medium": MEDIUM, "large": LARGE}
+
+
+# -- the scenario -------------------------------------------------------------------------
+STAGES = ("prompt", "call", "parse", "validate", "bookkeeping")
+TARGETS = {"medium": 0.85, "large": 0.75}  # share of the limit (issue 19)
+IN_FLIGHT = 64
+
+
+@dataclass(frozen=True)
+class SetSizes:
+    records: int
+    latency_ms: float
+
+    @classmethod
+    def of(cls, quick: bool) -> SetSizes:
+        return cls(records=40, latency_ms=20) if quick else cls(records=3000, latency_ms=50)
+
+
+class _Stub:
+    """Stands for the job and writer actors in the stage probe (nothing is told to them)."""
+
+    def tell(self, message: object) -> None:
+        pass
+
+
+@dataclass
+class StageClock:
+    """CPU seconds of the calling thread spent inside wrapped functions, by stage."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    calls: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
+
+    def wrap(self, stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[stage] += time.thread_time() - started
+                self.calls[stage] += 1
+
+        return timed
+
+
+@dataclass
+class Probe:
+    """The replica's record path run alone in this process: CPU per record by stage."""
+
+    per_record_ms: dict[str, float]
+    total_ms: float
+    rate: float
+    ok: int
+    unseen: list[str]
+    records: list[Any]
+
+
+def details_for(schema: dict[str, Any]) -> JobDetails:
+    return JobDetails(
+        id=str(uuid.uuid4()),
+        owner=OWNER,
+        title=DRAFT["title"],
+        description=DRAFT["description"],
+        instructions=DRAFT["instructions"],
+        json_schema=schema,
+    )
+
+
+def probe_stages(gateway: str, schema: dict[str, Any], n: int, timeout: float) -> Probe:
+    """``generate`` (``datagems/actors/record.py``: prompt, call, parse, validate) for ``n``
+    records with ``IN_FLIGHT`` at once on one asyncio loop, as a replica's call loop runs
+    them, with no actor, writer or store around it. Each stage's functions are wrapped with
+    a thread-CPU clock; the call is the loop's CPU that no other stage took (the transport,
+    the body's serialization, the loop itself)."""
+    from datagems import inference
+    from datagems.actors.record import RecordJob, generate
+    from datagems.inference import prompts
+
+    clock = StageClock()
+    details = details_for(schema)
+    validator = compile_validator(schema)
+    provider = GatewayProvider(gateway, max_connections=IN_FLIGHT)
+    kept: list[Any] = []
+    check = validator.errors
+
+    def validate(record: Any) -> list[str]:
+        if len(kept) < 500:
+            kept.append(record)
+        return check(record)
+
+    validator.errors = clock.wrap("validate", validate)  # type: ignore[method-assign]
+    provider.body = clock.wrap("prompt", provider.body)  # type: ignore[method-assign]
+    provider._payload = clock.wrap("parse", provider._payload)  # type: ignore[method-assign]
+    provider._answer = clock.wrap("parse", provider._answer)  # type: ignore[method-assign]
+    stub: Any = _Stub()
+    work = RecordJob(
+        job_id=details.id,
+        owner="a",
+        details=details,
+        validator=validator,
+        fields=field_order(schema),
+        total=n,
+        attempts=3,
+        provider=provider,
+        pacer=Slots(IN_FLIGHT),
+        job=stub,
+        writer=stub,
+    )
+    ok = 0
+
+    async def drive() -> tuple[float, float]:
+        nonlocal ok
+        pending = list(range(n - 1, -1, -1))
+
+        async def worker() -> None:
+            nonlocal ok
+            while pending:
+                outcome = await generate(work, pending.pop())
+                ok += outcome.ok
+
+        cpu, wall = time.thread_time(), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+        cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+        await provider.aclose()
+        return cpu, wall
+
+    with (
+        mock.patch.object(
+            prompts, "record_messages", clock.wrap("prompt", prompts.record_messages)
+        ),
+        mock.patch.object(inference, "extract_json", clock.wrap("parse", inference.extract_json)),
+    ):
+        cpu, wall = asyncio.run(asyncio.wait_for(drive(), timeout))
+    per = {stage: clock.seconds[stage] / n * 1000 for stage in ("prompt", "parse", "validate")}
+    per["call"] = cpu / n * 1000 - sum(per.values())
+    unseen = [s for s in ("prompt", "parse", "validate") if not clock.calls[s]]
+    return Probe(per, cpu / n * 1000, n / wall if wall else 0.0, ok, unseen, kept)
+
+
+def bounded_validate_ms(schema: dict[str, Any], records: list[Any]) -> float | None:
+    """CPU per record of the bounded jsonschema class alone (every record's path before)."""
+    if not records:
+        return None
+    validator = compile_validator(schema)
+    started = time.process_time()
+    for record in records:
+        validator.bounded_errors(record)
+    return (time.process_time() - started) / len(records) * 1000
+
+
+def _one_schema(
+    sc: Scenario,
+    stack: Stack,
+    services: Services,
+    replica_pid: int,
+    gateway: str,
+    size: str,
+    schema: dict[str, Any],
+    sizes: SetSizes,
+    deadline: Deadline,
+) -> None:
+    n = sizes.records
+    limit = measure_limit(gateway, details_for(schema), n, IN_FLIGHT, deadline.left())
+    limit_rate = limit_of(limit, n)
+    cpu_before = cpu_seconds(replica_pid)
+    with GatewayWatcher([gateway], n) as calls:
+        job_id = str(uuid.uuid4())
+        jobs.create_job(
+            services,
+            owner=OWNER,
+            job_id=job_id,
+            draft={**DRAFT, "schema": schema, "totalRecords": n},
+        )
+        view = wait_finished(services, job_id, deadline)
+    replica_cpu_ms = (cpu_seconds(replica_pid) - cpu_before) / n * 1000
+    seconds = job_seconds(view)
+    rate = view.job.total_ok / seconds if seconds else None
+    ratio = share(rate, limit_rate)
+    probe = probe_stages(gateway, schema, n, deadline.left())
+    target = TARGETS.get(size)
+    sc.add(f"{size}: limit (aiohttp, C in flight)", limit_rate, "rec/s")
+    sc.add(f"{size}: replica", rate, "rec/s")
+    sc.add(
+        f"{size}: share of the limit",
+        ratio,
+        "",
+        f">= {target:.2f}" if target else "",
+        (ratio is not None and ratio >= target) if target else None,
+    )
+    sc.add(f"{size}: replica CPU per record (all threads)", replica_cpu_ms, "ms")
+    stages = dict(probe.per_record_ms)
+    stages["bookkeeping"] = replica_cpu_ms - probe.total_ms
+    for stage in STAGES:
+        sc.add(f"{size}: CPU per record, {stage}", stages[stage], "ms")
+    before = bounded_validate_ms(schema, probe.records)
+    fields = len(schema.get("properties", {}))
+    sc.notes.append(
+        f"{size} ({fields} fields, {len(orjson.dumps(schema))} bytes of schema): job "
+        f"{view.job.status}, {view.job.total_ok} ok, {view.job.total_failed} failed; limit run "
+        f"{limit.ok}/{limit.requests} ok in {limit.seconds:.2f} s; {calls.phases(view)}; "
+        f"record path alone {probe.rate:.0f} rec/s ({probe.ok}/{n} ok), "
+        f"validating with jsonschema alone would cost "
+        + (f"{before:.3f} ms per record" if before is not None else "n/a")
+        + (f"; stages not seen: {', '.join(probe.unseen)}" if probe.unseen else "")
+    )
+
+
+def schema_set(ctx: Context, deadline: Deadline) -> Scenario:
+    sizes = SetSizes.of(ctx.sizes.quick)
+    sc = Scenario("8", "Schema set: one replica vs the limit on small, medium, large schemas")
+    sc.settings = {
+        "N": sizes.records,
+        "latencyMs": sizes.latency_ms,
+        "C": IN_FLIGHT,
+        "replicas": 1,
+        "schemas": ", ".join(
+            f"{name} {len(schema.get('properties', {}))} fields" for name, schema in SCHEMAS.items()
+        ),
+        "stages": "prompt, call, parse, validate: the record path alone in the bench process "
+        "(thread CPU); bookkeeping: the replica's CPU per record minus that path's",
+    }
+    with Stack(ctx.work / "s8", ctx.logs, deadline) as stack:
+        stack.peers = ["a"]
+        stack.devnode()
+        gateway = stack.mock_llm(latency_ms=sizes.latency_ms)
+        proc, _ = stack.replica("a", gateway, replica_knobs())
+        services = open_services(stack)
+        try:
+            for size, schema in SCHEMAS.items():
+                deadline.check(f"schema {size}")
+                _one_schema(sc, stack, services, proc.pid, gateway, size, schema, sizes, deadline)
+        finally:
+            services.close()
+    return sc

@@ -125,10 +125,17 @@ def schema_draft_messages(
     ]
 
 
-def record_messages(*, details: JobDetails, index: int, total: int) -> list[dict[str, str]]:
-    """The call for record ``index`` (0-based global index) of ``total``."""
-    seed = record_seed(details.id, index)
-    schema = details.json_schema or {}
+_HEADS: dict[str, tuple[JobDetails, str]] = {}
+MAX_HEADS = 64
+
+
+def record_head(details: JobDetails) -> str:
+    """The fixed part of every record prompt of a job (dataset, instructions, schema text),
+    built once per job: kept for the ``details`` object it was built from, which a job's
+    records share (a new object, say a job's details loaded again, builds it anew)."""
+    cached = _HEADS.get(details.id)
+    if cached is not None and cached[0] is details:
+        return cached[1]
     lines = [
         f"Dataset: {details.title.strip() or '(untitled)'}",
         f"One record describes: {details.description.strip() or '(not given)'}",
@@ -136,7 +143,19 @@ def record_messages(*, details: JobDetails, index: int, total: int) -> list[dict
     if details.instructions.strip():
         lines.append(f"Instructions: {details.instructions.strip()}")
     lines.append("JSON Schema of one record:")
-    lines.append(orjson.dumps(schema).decode())
+    lines.append(orjson.dumps(details.json_schema or {}).decode())
+    head = "\n".join(lines)
+    if len(_HEADS) >= MAX_HEADS:
+        _HEADS.clear()
+    _HEADS[details.id] = (details, head)
+    return head
+
+
+def record_messages(*, details: JobDetails, index: int, total: int) -> list[dict[str, str]]:
+    """The call for record ``index`` (0-based global index) of ``total``."""
+    seed = record_seed(details.id, index)
+    schema = details.json_schema or {}
+    lines = [record_head(details)]
     lines.append(f"This is record {index + 1} of {total}. Variation seed: {seed}.")
     lines.append(f"Diversity hint: make this record {diversity_hint(details.id, index)}.")
     lines.append("Do not copy earlier records; every record should be distinct.")
