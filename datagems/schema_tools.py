@@ -658,6 +658,13 @@ def _search(pattern: str, text: str) -> bool:
     return found
 
 
+def _budget_spent(pattern: str) -> str:
+    return (
+        f"pattern {_shown(pattern)} not checked: the record's patterns took over "
+        f"{PATTERN_BUDGET:g} s"
+    )
+
+
 def _bounded_search(pattern: str, text: str, record: _RecordBudget | None) -> bool:
     if len(text) > MAX_PATTERN_SUBJECT:
         raise _Unchecked(
@@ -669,16 +676,15 @@ def _bounded_search(pattern: str, text: str, record: _RecordBudget | None) -> bo
     except _COMPILE_ERRORS:
         raise _Unchecked(f"pattern {_shown(pattern)} does not compile") from None
     timeout = PATTERN_TIMEOUT if record is None else min(PATTERN_TIMEOUT, record.left)
-    spent = f"pattern {_shown(pattern)} not checked: the record's patterns took over "
     if timeout <= 0:
-        raise _Unchecked(f"{spent}{PATTERN_BUDGET:g} s")
+        raise _Unchecked(_budget_spent(pattern))
     started = time.perf_counter()
     try:
         # concurrent: the GIL is released while matching (safe: a str cannot change).
         return compiled.search(text, timeout=timeout, concurrent=True) is not None
     except TimeoutError:
         if timeout < PATTERN_TIMEOUT:
-            raise _Unchecked(f"{spent}{PATTERN_BUDGET:g} s") from None
+            raise _Unchecked(_budget_spent(pattern)) from None
         raise _Unchecked(
             f"pattern {_shown(pattern)} too costly to check (over {PATTERN_TIMEOUT:g} s)"
         ) from None
