@@ -39,6 +39,8 @@ from datagems.bench.scenarios import (
     open_services,
     replica_knobs,
     share,
+    start_profile,
+    stop_profile,
     wait_finished,
 )
 from datagems.bench.scenarios import SCHEMA as SMALL
@@ -404,8 +406,8 @@ def bounded_validate_ms(schema: dict[str, Any], records: list[Any]) -> float | N
 
 
 def _one_schema(
+    ctx: Context,
     sc: Scenario,
-    stack: Stack,
     services: Services,
     replica_pid: int,
     gateway: str,
@@ -418,15 +420,15 @@ def _one_schema(
     limit = measure_limit(gateway, details_for(schema), n, IN_FLIGHT, deadline.left())
     limit_rate = limit_of(limit, n)
     cpu_before = cpu_seconds(replica_pid)
-    with GatewayWatcher([gateway], n) as calls:
-        job_id = str(uuid.uuid4())
-        jobs.create_job(
-            services,
-            owner=OWNER,
-            job_id=job_id,
-            draft={**DRAFT, "schema": schema, "totalRecords": n},
-        )
-        view = wait_finished(services, job_id, deadline)
+    profiler = start_profile(ctx, replica_pid, f"s8-{size}-replica")
+    try:
+        with GatewayWatcher([gateway], n) as calls:
+            job_id = str(uuid.uuid4())
+            draft = {**DRAFT, "schema": schema, "totalRecords": n}
+            jobs.create_job(services, owner=OWNER, job_id=job_id, draft=draft)
+            view = wait_finished(services, job_id, deadline)
+    finally:
+        stop_profile(profiler)
     replica_cpu_ms = (cpu_seconds(replica_pid) - cpu_before) / n * 1000
     seconds = job_seconds(view)
     rate = view.job.total_ok / seconds if seconds else None
@@ -483,7 +485,7 @@ def schema_set(ctx: Context, deadline: Deadline) -> Scenario:
         try:
             for size, schema in SCHEMAS.items():
                 deadline.check(f"schema {size}")
-                _one_schema(sc, stack, services, proc.pid, gateway, size, schema, sizes, deadline)
+                _one_schema(ctx, sc, services, proc.pid, gateway, size, schema, sizes, deadline)
         finally:
             services.close()
     return sc
