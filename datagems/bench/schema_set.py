@@ -380,10 +380,11 @@ def probe_stages(gateway: str, schema: dict[str, Any], n: int, timeout: float) -
                 ok += outcome.ok
 
         cpu, wall = time.thread_time(), time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
-        cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
-        await provider.aclose()
-        return cpu, wall
+        try:
+            await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+            return time.thread_time() - cpu, time.perf_counter() - wall
+        finally:
+            await provider.aclose()
 
     with (
         mock.patch.object(
