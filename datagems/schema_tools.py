@@ -988,7 +988,41 @@ def _python_keyword(name: str) -> type:
     return Keyword
 
 
+class _PatternKeyword:
+    """``pattern`` as ``_pattern`` decides it (bounded ``_search``), without its message:
+    the hot path's most frequent keyword, so it skips the generic wrapper."""
+
+    __slots__ = ("pattern",)
+
+    def __init__(self, parent: dict[str, Any], value: Any, path: list[Any]) -> None:
+        self.pattern = value
+
+    def validate(self, instance: Any) -> None:
+        if isinstance(instance, str):  # jsonschema's "string" type
+            try:
+                found = _search(self.pattern, instance)
+            except _Unchecked:
+                found = False
+            if not found:
+                raise ValueError("pattern")
+
+
+class _FormatKeyword:
+    """``format`` as jsonschema's keyword decides it (``FormatChecker.check``)."""
+
+    __slots__ = ("format",)
+
+    def __init__(self, parent: dict[str, Any], value: Any, path: list[Any]) -> None:
+        self.format = value
+
+    def validate(self, instance: Any) -> None:
+        if not _FORMATS.conforms(instance, self.format):
+            raise ValueError("format")
+
+
+_FORMATS = Draft202012Validator.FORMAT_CHECKER
 _COMPILED_KEYWORDS = {name: _python_keyword(name) for name in _PYTHON_KEYWORDS}
+_COMPILED_KEYWORDS.update(pattern=_PatternKeyword, format=_FormatKeyword)
 
 
 def _no_remote_document(uri: str) -> Any:
