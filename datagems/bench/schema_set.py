@@ -14,6 +14,7 @@ by stage.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import statistics
 import time
 import uuid
@@ -49,6 +50,7 @@ from datagems.inference.providers import GatewayProvider
 from datagems.models import JobDetails
 from datagems.schema_tools import compile_validator, field_order
 from datagems.services import Services
+from datagems.settings import Settings
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -327,15 +329,24 @@ def details_for(schema: dict[str, Any]) -> JobDetails:
     )
 
 
+def _setting_default(name: str) -> Any:
+    """A replica's default for setting ``name`` (the bench runs replicas with defaults)."""
+    return next(item.default for item in dataclasses.fields(Settings) if item.name == name)
+
+
 def probe_stages(gateway: str, schema: dict[str, Any], n: int, timeout: float) -> Probe:
     """``generate`` (``datagems/actors/record.py``: prompt, call, parse, validate) for ``n``
     records with ``IN_FLIGHT`` at once on one asyncio loop, as a replica's call loop runs
-    them, with no actor, writer or store around it. Each stage's functions are wrapped with
+    them (its ``RecordJob`` built as a job actor builds it), with no actor, writer or store
+    around it. Each stage's functions are wrapped with
     a thread-CPU clock; the call is the loop's CPU that no other stage took (the transport,
     the body's serialization, the loop itself)."""
     from datagems import inference
+    from datagems.actors.pace import LatencyPacer
     from datagems.actors.record import RecordJob, generate
     from datagems.inference import prompts
+    from datagems.inference.constrain import constrained_schema
+    from datagems.inference.generation import sampling_for
 
     clock = StageClock()
     details = details_for(schema)
@@ -366,6 +377,9 @@ def probe_stages(gateway: str, schema: dict[str, Any], n: int, timeout: float) -
         pacer=Slots(IN_FLIGHT),
         job=stub,
         writer=stub,
+        sampling=sampling_for(schema, None, _setting_default("record_max_tokens")),
+        pace=LatencyPacer(IN_FLIGHT),
+        constrained=constrained_schema(schema),
     )
     ok = 0
 
