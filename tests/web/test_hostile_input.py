@@ -22,7 +22,6 @@ import pytest
 from pydantic import SecretStr
 
 from datagems.schema_tools import MAX_SCHEMA_BYTES
-from datagems.web.keys import THROTTLE
 from datagems.web.routes import ROUTES
 from tests.fleet import ADMIN_PASSWORD, TEST_SECRETS
 from tests.servers import free_port
@@ -79,9 +78,11 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
             smtp_port=free_port(),  # nothing listens: registration reads its body, then 502
             smtp_from="noreply@example.com",
             smtp_password=SecretStr(SMTP_PASSWORD),
+            # many failed logins on purpose: the sign-in limits have their own tests
+            login_max_failures_per_account=100_000,
+            login_max_failures_per_address=100_000,
         ).start()
         assert app.app is not None
-        app.app[THROTTLE].max_delay = 0.0  # many failed logins on purpose
         yield app
         app.stop()
 

@@ -184,14 +184,36 @@ function initRegister() {
     });
   });
   const resend = $("#resend-form");
+  if (location.hash === "#forgot") $("#forgot").open = true;
   resend.addEventListener("submit", async (event) => {
     event.preventDefault();
     const data = Object.fromEntries(new FormData(resend));
     await busy(resend.querySelector("button"), async () => {
       try {
         await api("POST", "/api/auth/register/resend", data);
-        $("#resend-msg").textContent = "If that address has an account, a new password is on its way.";
+        $("#resend-msg").textContent = "If that address has an account, a link to choose a new password is on its way. Your password stays until you use it.";
       } catch (err) { $("#resend-msg").textContent = err.message; }
+    });
+  });
+}
+
+function initReset() {
+  const form = $("#reset-form");
+  // the token travels in the fragment: never sent to a server, never in a log
+  const token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
+  history.replaceState(null, "", location.pathname);
+  if (!token) showError($("#reset-error"), "This page needs the link from the e-mail. Ask for a new one.");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError($("#reset-error"), "");
+    const data = Object.fromEntries(new FormData(form));
+    if (data.password.length < 10) { showError($("#reset-error"), "Use at least 10 characters."); return; }
+    if (data.password !== data.again) { showError($("#reset-error"), "The two passwords differ."); return; }
+    await busy(form.querySelector("button[type=submit]"), async () => {
+      try {
+        await api("POST", "/api/auth/reset", { token, password: data.password });
+        location.href = "/";
+      } catch (err) { showError($("#reset-error"), err.message); }
     });
   });
 }
@@ -772,6 +794,6 @@ function initAdmin() {
   load().catch((err) => toast(err.message, true));
 }
 
-const PAGES = { login: initLogin, register: initRegister, jobs: initJobs, new: initNew, job: initJob, stats: initStats, settings: initSettings, admin: initAdmin };
+const PAGES = { login: initLogin, register: initRegister, reset: initReset, jobs: initJobs, new: initNew, job: initJob, stats: initStats, settings: initSettings, admin: initAdmin };
 initCommon();
 if (PAGES[BOOT.page]) PAGES[BOOT.page]();
