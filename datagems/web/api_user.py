@@ -206,7 +206,9 @@ async def admin_delete_account(request: web.Request) -> web.Response:
     logger.info(
         "%s %s account %s", who.username, "purged" if removed.purged else "deleted", username
     )
-    answer = {"ok": True, "purged": removed.purged}
+    answer: dict[str, Any] = {"ok": True}  # the original's answer
     if removed.purged:
-        answer.update(jobsRemoved=removed.jobs_removed, jobsCancelled=removed.jobs_cancelled)
+        answer.update(
+            purged=True, jobsRemoved=removed.jobs_removed, jobsCancelled=removed.jobs_cancelled
+        )
     return web.json_response(answer)
