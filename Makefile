@@ -1,20 +1,29 @@
 # Two commands do all set-up on a fresh Debian machine with Python 3.11:
-#   make run   -> virtualenv, install, one replica on the embedded default
-#   make test  -> the whole suite (installs Chromium for the browser tests when missing)
+#   make run   -> virtualenv, install what running needs, one replica on the embedded default
+#   make test  -> the test and bench extras too, then the whole suite (installs Chromium for
+#                 the browser tests when missing)
+# Each install has its own stamp, so `make test` after `make run` still installs the extras.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
 STAMP  := $(VENV)/.installed
 
 .PHONY: run test soak lint format bench clean browser
 
-$(STAMP): pyproject.toml
+$(BIN)/pip:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/pip
+	$(BIN)/pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml | $(BIN)/pip
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/datagems replica
 
 browser:

@@ -28,6 +28,15 @@ COMMANDS = {
     ),
     "jobs": ("datagems.client.jobs", "list your jobs on a replica"),
 }
+# commands whose module needs an optional extra (``pip install 'datagems[<extra>]'``)
+EXTRAS = {"bench": "bench"}
+
+
+def _missing_extra(name: str, exc: ModuleNotFoundError) -> str:
+    return (
+        f"datagems {name} needs the {exc.name!r} package, which a plain install leaves out: "
+        f"install it with  pip install -e '.[{EXTRAS[name]}]'  (or run  make {name})"
+    )
 
 
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
@@ -41,7 +50,13 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     for name, (module_name, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         if selected in (None, name):
-            module = importlib.import_module(module_name)
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if name not in EXTRAS or selected is not None:
+                    raise
+                sub.description = f"{help_text}. {_missing_extra(name, exc)}"
+                continue
             module.add_arguments(sub)
             sub.set_defaults(module=module)
     return parser
@@ -50,7 +65,14 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     selected = argv[0] if argv and argv[0] in COMMANDS else None
-    args = build_parser(selected).parse_args(argv)
+    try:
+        parser = build_parser(selected)
+    except ModuleNotFoundError as exc:
+        if selected not in EXTRAS:
+            raise
+        print(_missing_extra(selected, exc), file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     try:
         return int(args.module.main(args) or 0)
     except DatagemsError as exc:

@@ -51,7 +51,6 @@ import attrs
 import orjson
 import regex
 from jsonschema import Draft202012Validator, validators
-from jsonschema._utils import extras_msg
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource
@@ -713,6 +712,11 @@ def _pattern_properties(
                 yield from validator.descend(value, subschema, path=name, schema_path=pattern)
 
 
+def _listed(extras: list[Any]) -> tuple[str, str]:
+    """The names and the verb of jsonschema's messages for extra properties."""
+    return ", ".join(repr(extra) for extra in extras), "was" if len(extras) == 1 else "were"
+
+
 def _additional_properties(
     validator: Any, additional: Any, instance: Any, schema: Any
 ) -> Iterator[Any]:
@@ -742,7 +746,7 @@ def _additional_properties(
             yield ValidationError(f"{joined} {verb} not match any of the regexes: {listed}")
         else:
             error = "Additional properties are not allowed (%s %s unexpected)"
-            yield ValidationError(error % extras_msg(sorted(extras, key=str)))
+            yield ValidationError(error % _listed(sorted(extras, key=str)))
 
 
 def _evaluated_keys(validator: Any, instance: Any, schema: Any) -> list[str]:
@@ -812,13 +816,13 @@ def _unevaluated_properties(
     if bad:
         if unevaluated is False:
             error = "Unevaluated properties are not allowed (%s %s unexpected)"
-            yield ValidationError(error % extras_msg(sorted(bad, key=str)))
+            yield ValidationError(error % _listed(sorted(bad, key=str)))
         else:
             error = (
                 "Unevaluated properties are not valid under "
                 "the given schema (%s %s unevaluated and invalid)"
             )
-            yield ValidationError(error % extras_msg(bad))
+            yield ValidationError(error % _listed(bad))
 
 
 _BoundedValidator = validators.extend(

@@ -1,6 +1,7 @@
 """Engine: the actors of one replica, started and stopped in an explicit order.
 
-start: call loop -> writer -> supervisor -> poller (started by the supervisor).
+start: call loop -> supervisor -> writer and poller (started, and restarted, by the
+       supervisor).
 stop:  poller stops, job actors stop starting records, in-flight records get
        ``DATAGEN_SHUTDOWN_GRACE_SECONDS`` to finish (their outcomes are written), then the
        job actors stop (abandoning what is left: it is redone on the next start), the
@@ -33,14 +34,12 @@ class Engine:
         self.services = services
         self.slots = Slots(services.settings.max_in_flight)
         self.calls = CallLoop()
-        self.writer: pykka.ActorRef[CStoreWriter] | None = None
         self.supervisor: pykka.ActorRef[Supervisor] | None = None
         self._ticker: Ticker | None = None
 
     def start(self) -> Engine:
         self.calls.start()
-        self.writer = CStoreWriter.start(self.services)
-        self.supervisor = Supervisor.start(self.services, self.writer, self.slots, self.calls)
+        self.supervisor = Supervisor.start(self.services, self.slots, self.calls)
         self.supervisor.proxy().start_poller().get()
         self._ticker = Ticker(self.supervisor, Tick(), SUPERVISOR_TICK_SECONDS).start()
         return self
@@ -50,9 +49,11 @@ class Engine:
         started = time.monotonic()
         if self._ticker:
             self._ticker.stop()
+        writer: pykka.ActorRef[CStoreWriter] | None = None
         if self.supervisor is not None:
             try:
                 running = self.supervisor.proxy().drain().get(timeout=10)
+                writer = self.supervisor.proxy().writer_ref().get(timeout=10)  # final now
                 if running and not self.slots.wait_idle(grace):
                     logger.warning(
                         "abandoning %d records in flight after %.1fs", self.slots.used, grace
@@ -64,9 +65,9 @@ class Engine:
             except (pykka.ActorDeadError, pykka.Timeout) as exc:
                 logger.warning("supervisor did not stop cleanly: %s", exc)
         self.calls.stop()
-        if self.writer is not None:
+        if writer is not None:
             try:
-                self.writer.stop(block=True, timeout=30)
+                writer.stop(block=True, timeout=30)
             except (pykka.ActorDeadError, pykka.Timeout) as exc:
                 logger.warning("writer did not stop cleanly: %s", exc)
         logger.info("engine stopped in %.2fs", time.monotonic() - started)

@@ -7,15 +7,18 @@ replica-wide); append every outcome to the local file before it counts; tell the
 End: sort the slice, upload it (and its failures) to R1FS, tell the writer the CID
 (it writes the state and finalizes the job), tell the supervisor, stop. A failed upload
 is retried on later ticks; a cancel request uploads what is done and stops at once.
+Writer restarted (``WriterRestarted``): open the range again on the new writer, counts
+re-derived from the local file; what is told to a dead writer meanwhile is dropped.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pykka
@@ -23,6 +26,8 @@ import pykka
 from datagems.actors.base import Actor, Slots, Ticker
 from datagems.actors.messages import (
     CancelJob,
+    ChildFailed,
+    Drain,
     JobDropped,
     JobEnded,
     JobOpened,
@@ -31,19 +36,69 @@ from datagems.actors.messages import (
     RecordsStarted,
     SliceUploaded,
     Tick,
+    WriterRestarted,
 )
 from datagems.actors.record import CallLoop, RecordJob, run_record
 from datagems.duplicates import SeenRecords
 from datagems.errors import StoreError
 from datagems.inference import Provider
 from datagems.jobs import coverage, peer_ranges
-from datagems.models import TERMINAL_STATUSES, JobBase, JobCommands, PeerState, Takeover
-from datagems.results import ResultFile
+from datagems.models import (
+    TERMINAL_STATUSES,
+    CancelRequest,
+    JobBase,
+    JobCommands,
+    JobDetails,
+    PeerState,
+    Range,
+    Takeover,
+)
+from datagems.results import ResultFile, ResumeState
 from datagems.services import Services
+
+if TYPE_CHECKING:
+    from datagems.actors.supervisor import Supervisor
+    from datagems.actors.writer import CStoreWriter
 
 logger = logging.getLogger(__name__)
 TICK_SECONDS = 0.2
 UPLOAD_RETRY_CAP_SECONDS = 30.0
+
+
+def opened_state(
+    stored: PeerState | None,
+    *,
+    peer: str,
+    owner: str,
+    owner_range: Range,
+    ranges: list[Range],
+    done: ResumeState,
+    retry_round: int,
+) -> tuple[PeerState, Takeover | None]:
+    """What a job actor tells the writer when it opens a range (at start, and again after a
+    writer restart): this peer's state as stored, with the range's counts from its local
+    result file, the truth. A failed record still due for a retry this round is not counted
+    (its retry's outcome will be). For a dead peer's range the counts go in a ``Takeover``.
+    """
+    state = stored.model_copy(deep=True) if stored is not None else PeerState(peer_id=peer)
+    state.in_flight = []
+    assigned = sum(r.size for r in ranges)
+    ok, failed = done.ok_count, done.failed_count - len(done.to_retry(retry_round))
+    if owner == peer:
+        state.ranges, state.assigned = list(ranges), assigned
+        state.generated_ok, state.generated_failed = ok, failed
+        return state, None
+    before = state.takeovers.get(owner)
+    takeover = Takeover(
+        peer_id=owner,
+        range=owner_range,
+        ranges=list(ranges),
+        assigned=assigned,
+        generated_ok=ok,
+        generated_failed=failed,
+        started_at=before.started_at if before and not before.result_cid else None,
+    )
+    return state, takeover
 
 
 class JobActor(Actor):
@@ -52,8 +107,8 @@ class JobActor(Actor):
         services: Services,
         job_id: str,
         *,
-        supervisor: pykka.ActorRef[Any],
-        writer: pykka.ActorRef[Any],
+        supervisor: pykka.ActorRef[Supervisor],
+        writer: pykka.ActorRef[CStoreWriter],
         slots: Slots,
         calls: CallLoop,
         owner: str | None = None,
@@ -80,28 +135,60 @@ class JobActor(Actor):
         self.upload_retry_at = 0.0
         self.provider: Provider | None = None
         self.results: ResultFile | None = None
+        self.stored: PeerState | None = None  # this peer's state as read at (re)open
         self.work: RecordJob | None = None
         self._ticker: Ticker | None = None
 
     # -- life --------------------------------------------------------------------------
     def start_up(self) -> None:
-        from datagems.jobs import provider_for
-        from datagems.schema_tools import compile_validator, field_order
+        """Load the job; open the result file; tell the writer the range is open; start."""
+        loaded = self._load()
+        if loaded is None:
+            return
+        job, peers, cancel, commands = loaded
+        details = self.services.details.get(job.job_details_cid or "")
+        done = self._open_results(job, peers, commands)
+        if self.takeover:
+            logger.warning(
+                "job %s: taking over the range of %s, silent past its lease",
+                self.job_id,
+                self.owner,
+            )
+        self._plan(done)
+        self._connect(job, details)
+        self.stored = peers.get(self.peer)
+        self._announce(self.stored, done)
+        self._ticker = Ticker(self.actor_ref, Tick(), TICK_SECONDS).start()
+        if cancel is not None:
+            self._cancel()
+        else:
+            self._fill()
 
+    def _load(
+        self,
+    ) -> tuple[JobBase, dict[str, PeerState], CancelRequest | None, JobCommands] | None:
+        """The job, its peer states, cancel request and commands; None (and the actor ends)
+        when there is nothing to do for this range."""
         services = self.services
         job = services.jobs.get(self.job_id)
         peers = services.peers.all(self.job_id)
-        state, owner_state = peers.get(self.peer), peers.get(self.owner)
         cancel = services.cancels.get(self.job_id)
         commands = services.commands.get(self.job_id)
-        if job is None or owner_state is None or self._range_done(job, peers, commands):
+        if job is None or self.owner not in peers or self._range_done(job, peers, commands):
             self._end("nothing to do here")
-            return
+            return None
         if job.status in TERMINAL_STATUSES and cancel is None and not self._behind(commands):
             self._end("nothing to do here")
-            return
-        details = services.details.get(job.job_details_cid or "")
-        self.ranges = peer_ranges(job, self.owner, owner_state.range, commands)
+            return None
+        return job, peers, cancel, commands
+
+    def _open_results(
+        self, job: JobBase, peers: dict[str, PeerState], commands: JobCommands
+    ) -> ResumeState:
+        """The range's result file (seeded from its latest upload when there is none here),
+        cut of a torn tail, and what it says is done."""
+        self.owner_range = peers[self.owner].range
+        self.ranges = peer_ranges(job, self.owner, self.owner_range, commands)
         self.version = (len(commands.extensions), commands.retry_round)
         suffix = f"_by_{self.peer}" if self.takeover else ""
         self.results = ResultFile(
@@ -111,34 +198,22 @@ class JobActor(Actor):
             self._seed_from_upload(peers)
         done = self.results.resume(self.ranges)
         self.retried = set(done.to_retry(commands.retry_round))
-        assigned = sum(r.size for r in self.ranges)
-        takeover = None
-        if self.takeover:
-            state = state or PeerState(peer_id=self.peer)
-            takeover = Takeover(
-                peer_id=self.owner,
-                range=owner_state.range,
-                ranges=self.ranges,
-                assigned=assigned,
-                generated_ok=done.ok_count,
-                generated_failed=done.failed_count - len(self.retried),
-            )
-            logger.warning(
-                "job %s: taking over the range of %s, silent past its lease",
-                self.job_id,
-                self.owner,
-            )
-        else:
-            assert state is not None
-            state.ranges, state.assigned = self.ranges, assigned
-            state.generated_ok = done.ok_count
-            state.generated_failed = done.failed_count - len(self.retried)
-        state.in_flight = []
+        return done
+
+    def _plan(self, done: ResumeState) -> None:
+        """The indices to call: those of the ranges not ok in the file, and this round's
+        retries of failed ones."""
         todo = [i for r in self.ranges for i in range(r.start, r.end) if i not in done.ok]
         todo += self.retried
         self.pending = sorted(set(todo), reverse=True)
+
+    def _connect(self, job: JobBase, details: JobDetails) -> None:
+        """The provider (one connection pool) and what every record of the job shares."""
+        from datagems.jobs import provider_for
+        from datagems.schema_tools import compile_validator, field_order
+
         self.provider = provider_for(
-            services,
+            self.services,
             details.inference,
             job.owner,
             max_connections=min(self.settings.max_in_flight_per_job, self.slots.capacity),
@@ -163,12 +238,43 @@ class JobActor(Actor):
             len(self.pending),
             len(self.retried),
         )
-        self.writer.tell(JobOpened(job_id=self.job_id, state=state, takeover=takeover))
-        self._ticker = Ticker(self.actor_ref, Tick(), TICK_SECONDS).start()
-        if cancel is not None:
-            self._cancel()
-        else:
-            self._fill()
+
+    def _announce(self, stored: PeerState | None, done: ResumeState) -> None:
+        """Tell the writer the range is open, its counts from the file."""
+        state, takeover = opened_state(
+            stored,
+            peer=self.peer,
+            owner=self.owner,
+            owner_range=self.owner_range,
+            ranges=self.ranges,
+            done=done,
+            retry_round=self.version[1],
+        )
+        self._tell_writer(JobOpened(job_id=self.job_id, state=state, takeover=takeover))
+
+    def _writer_restarted(self, writer: pykka.ActorRef[CStoreWriter]) -> None:
+        """A new writer knows nothing of this range: open it again, counts from the file
+        (what the dead one counted but had not written, and what was told to it while it
+        was down, is all there), with the records in flight."""
+        self.writer = writer
+        if self.work is None or self.results is None or self.finished:
+            return  # ended, or ending: a slice the dead writer lost is redone on a later poll
+        self.work = dataclasses.replace(self.work, writer=writer)
+        try:  # the other figures (tokens, retries...) as the dead writer last wrote them
+            self.stored = self.services.peers.get(self.job_id, self.peer) or self.stored
+        except StoreError as exc:
+            logger.warning("job %s: own state not read again (%s)", self.job_id, exc)
+        self._announce(self.stored, self.results.resume(self.ranges))
+        if self.in_flight:
+            self._tell_writer(
+                RecordsStarted(job_id=self.job_id, owner=self.owner, indices=tuple(self.in_flight))
+            )
+
+    def _tell_writer(self, message: Any) -> None:
+        """Tell the writer; while it is dead (until the supervisor's ``WriterRestarted``)
+        the message is dropped: the outcome is in the file, and is counted from there."""
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.writer.tell(message)
 
     def cleanup(self) -> None:
         if self._ticker:
@@ -183,13 +289,10 @@ class JobActor(Actor):
             except RuntimeError:  # the loop is closed: its connections went with it
                 provider.close()
         if not self.finished:
-            with contextlib.suppress(pykka.ActorDeadError):
-                self.writer.tell(JobDropped(job_id=self.job_id, owner=self.owner))
+            self._tell_writer(JobDropped(job_id=self.job_id, owner=self.owner))
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         super().on_failure(exception_type, exception_value, traceback)
-        from datagems.actors.messages import ChildFailed
-
         with contextlib.suppress(pykka.ActorDeadError):
             self.supervisor.tell(
                 ChildFailed(
@@ -208,8 +311,10 @@ class JobActor(Actor):
                 self._tick()
             case CancelJob():
                 self._cancel()
-            case "drain":
+            case Drain():
                 self.draining = True
+            case WriterRestarted():
+                self._writer_restarted(message.writer)
             case _:
                 logger.warning("job actor: unexpected message %r", type(message).__name__)
 
@@ -263,7 +368,7 @@ class JobActor(Actor):
             self.in_flight[index] = self.calls.submit(run_record(self.work, index))
             started.append(index)
         if started:
-            self.writer.tell(
+            self._tell_writer(
                 RecordsStarted(job_id=self.job_id, owner=self.owner, indices=tuple(started))
             )
         if not self.pending and not self.in_flight and not self.finished:
@@ -293,7 +398,7 @@ class JobActor(Actor):
             entry["attempts"] = outcome.attempts
         assert self.results is not None
         self.results.append(entry)  # on disk before it counts as done
-        self.writer.tell(
+        self._tell_writer(
             RecordDone(
                 job_id=self.job_id,
                 owner=self.owner,
@@ -345,7 +450,7 @@ class JobActor(Actor):
             )
             return
         self.finished = True
-        self.writer.tell(
+        self._tell_writer(
             SliceUploaded(
                 job_id=self.job_id,
                 owner=self.owner,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+import pykka
 from pydantic import BaseModel, ConfigDict
 
 from datagems.models import PeerState, Range, Takeover
@@ -35,10 +36,22 @@ class JobEnded(Message):
 
 
 class ChildFailed(Message):
-    kind: str  # "job" | "poller"
+    kind: Literal["job", "poller", "writer"]
     job_id: str | None = None
     owner: str | None = None
     error: str = ""
+
+
+# -- job <- supervisor -----------------------------------------------------------------
+class Drain(Message):
+    """The replica is stopping: start no more records (those in flight may finish)."""
+
+
+class WriterRestarted(Message):
+    """The CStore writer died and this is its successor: tell it from now on, and open the
+    range again (its counts re-derived from the local result file, the truth)."""
+
+    writer: pykka.ActorRef[Any]
 
 
 # -- job <- record ---------------------------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
@@ -34,6 +34,9 @@ from datagems.models import (
     parse_iso,
 )
 from datagems.services import Services
+
+if TYPE_CHECKING:
+    from datagems.actors.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +91,7 @@ def dead_peers(
 
 
 class Poller(Actor):
-    def __init__(self, services: Services, supervisor: pykka.ActorRef[Any]) -> None:
+    def __init__(self, services: Services, supervisor: pykka.ActorRef[Supervisor]) -> None:
         super().__init__()
         self.services = services
         self.peer = services.settings.host_addr

@@ -38,6 +38,8 @@ from datagems.actors.messages import RecordOutcome, RecordStateChanged
 from datagems.errors import InferenceError
 
 if TYPE_CHECKING:
+    from datagems.actors.job import JobActor
+    from datagems.actors.writer import CStoreWriter
     from datagems.inference import Provider
     from datagems.models import JobDetails
     from datagems.schema_tools import RecordValidator
@@ -107,8 +109,8 @@ class RecordJob:
     attempts: int
     provider: Provider  # one async client (one connection pool) for the job's records
     pacer: Slots  # told of every call's outcome: it adapts the in-flight level
-    job: pykka.ActorRef[Any]
-    writer: pykka.ActorRef[Any]
+    job: pykka.ActorRef[JobActor]
+    writer: pykka.ActorRef[CStoreWriter]
 
 
 def backoff_seconds(attempt: int) -> float:

@@ -1,11 +1,18 @@
-"""Supervisor: starts job actors on request, restarts failed children with backoff and a
-budget, and stops everything it started.
+"""Supervisor: owns the replica's children — the CStore writer, the poller and the job
+actors —, starts them, restarts failed ones with backoff and a budget, and stops them.
 
-- ``StartJob``: ignored when the job runs here already, is cooling off after a failure, or
-  the replica is at ``DATAGEN_MAX_CONCURRENT_JOBS_PER_INSTANCE``; the poller asks again.
-- ``ChildFailed``: a failed job actor may start again after a backoff (1 s, 2 s, 4 s...);
+- ``StartJob``: ignored when the job runs here already, is cooling off after a failure,
+  the replica is at ``DATAGEN_MAX_CONCURRENT_JOBS_PER_INSTANCE`` or the writer is down
+  (being restarted); the poller asks again.
+- ``ChildFailed``: a failed child may start again after a backoff (1 s, 2 s, 4 s...);
   past the budget (``RESTART_BUDGET`` failures in ``RESTART_WINDOW_SECONDS``) it waits
-  ``GIVE_UP_SECONDS``. A failed poller is restarted the same way.
+  ``GIVE_UP_SECONDS``. Job actors start again when the poller asks; the poller and the
+  writer on the next ``Tick``. A new writer is announced to every running job actor
+  (``WriterRestarted``): each opens its range again with counts from its result file, so
+  progress the dead writer held unwritten is re-derived, never lost nor counted twice.
+- Stop: ``drain`` stops the poller and tells the job actors ``Drain``; ``cleanup`` stops
+  the poller and the job actors. The writer is stopped last, by the engine (after the job
+  actors' final outcomes reached it): ``writer_ref`` hands it over.
 """
 
 from __future__ import annotations
@@ -13,15 +20,27 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict, deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
 from datagems.actors.base import Actor, Slots
 from datagems.actors.job import JobActor
-from datagems.actors.messages import CancelJob, ChildFailed, JobEnded, StartJob, Tick
+from datagems.actors.messages import (
+    CancelJob,
+    ChildFailed,
+    Drain,
+    JobEnded,
+    StartJob,
+    Tick,
+    WriterRestarted,
+)
 from datagems.actors.record import CallLoop
+from datagems.actors.writer import CStoreWriter
 from datagems.services import Services
+
+if TYPE_CHECKING:
+    from datagems.actors.poller import Poller
 
 logger = logging.getLogger(__name__)
 RESTART_BUDGET = 5
@@ -35,19 +54,20 @@ def work_key(job_id: str, owner: str | None) -> str:
 
 
 class Supervisor(Actor):
-    def __init__(
-        self, services: Services, writer: pykka.ActorRef[Any], slots: Slots, calls: CallLoop
-    ) -> None:
+    def __init__(self, services: Services, slots: Slots, calls: CallLoop) -> None:
         super().__init__()
         self.services = services
-        self.writer = writer
         self.slots = slots
         self.calls = calls
-        self.jobs: dict[str, pykka.ActorRef[Any]] = {}
+        self.writer: pykka.ActorRef[CStoreWriter] | None = None
+        self.jobs: dict[str, pykka.ActorRef[JobActor]] = {}
         self.failures: dict[str, deque[float]] = defaultdict(deque)
         self.not_before: dict[str, float] = {}
-        self.poller: pykka.ActorRef[Any] | None = None
+        self.poller: pykka.ActorRef[Poller] | None = None
         self.stopping = False
+
+    def start_up(self) -> None:
+        self._start_writer()
 
     def on_receive(self, message: Any) -> None:
         match message:
@@ -62,6 +82,8 @@ class Supervisor(Actor):
             case ChildFailed():
                 self._child_failed(message)
             case Tick():
+                if self.writer is None and not self.stopping:
+                    self._start_writer()
                 if self.poller is None and not self.stopping:
                     self.start_poller()
 
@@ -80,11 +102,20 @@ class Supervisor(Actor):
             self.poller.stop(block=False)
             self.poller = None
         for ref in self.jobs.values():
-            ref.tell("drain")
+            ref.tell(Drain())
         return len(self.jobs)
 
     def running_jobs(self) -> list[str]:
         return sorted(self.jobs)
+
+    def writer_ref(self) -> pykka.ActorRef[CStoreWriter] | None:
+        """The writer now (None while it is being restarted): the engine stops it last."""
+        return self.writer
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        super().on_failure(exception_type, exception_value, traceback)
+        if self.writer is not None:  # the engine cannot ask a dead supervisor for it
+            self.writer.stop(block=False)  # it flushes what it holds as it stops
 
     def cleanup(self) -> None:
         self.stopping = True
@@ -98,9 +129,18 @@ class Supervisor(Actor):
     def _cooling(self, key: str) -> bool:
         return time.monotonic() < self.not_before.get(key, 0.0)
 
+    def _start_writer(self) -> None:
+        if self._cooling("writer"):
+            return
+        self.writer = CStoreWriter.start(self.services, supervisor=self.actor_ref)
+        if self.jobs:  # they hold the dead writer's ref (none do at the first start)
+            logger.warning("writer restarted: %d job actors reopen their ranges", len(self.jobs))
+            for ref in self.jobs.values():
+                ref.tell(WriterRestarted(writer=self.writer))
+
     def _start_job(self, job_id: str, owner: str | None) -> None:
         key = work_key(job_id, owner)
-        if self.stopping or key in self.jobs or self._cooling(key):
+        if self.stopping or self.writer is None or key in self.jobs or self._cooling(key):
             return
         if len(self.jobs) >= self.services.settings.max_concurrent_jobs:
             return
@@ -121,6 +161,8 @@ class Supervisor(Actor):
             self.jobs.pop(key, None)
         if message.kind == "poller":
             self.poller = None
+        if message.kind == "writer":
+            self.writer = None  # job actors drop what they tell it until the successor
         now = time.monotonic()
         history = self.failures[key]
         history.append(now)

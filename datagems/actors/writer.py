@@ -12,21 +12,26 @@ takeover, the dead peers' ranges it finishes (under ``takeovers``) — and write
 It also writes this replica's heartbeat (``datagen:replicas``) every third of the lease.
 A failed write keeps the state dirty and is retried with backoff on later ticks: the
 latest state is never lost, and a record's critical path never waits for CStore.
+The supervisor starts it and restarts it if it dies; the job actors then open their
+ranges again with counts re-derived from their local result files (``WriterRestarted``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+import pykka
 
 from datagems import jobs
 from datagems.actors.base import Actor, Ticker
 from datagems.actors.messages import (
+    ChildFailed,
     Flush,
     JobDropped,
     JobOpened,
@@ -40,6 +45,9 @@ from datagems.actors.messages import (
 from datagems.errors import StoreError
 from datagems.models import InFlightRecord, PeerState, RecentRecord, ReplicaBeat, now_iso
 from datagems.services import Services
+
+if TYPE_CHECKING:
+    from datagems.actors.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
 RECENT_KEPT = 20
@@ -66,6 +74,24 @@ class _Tracked:
     )
     flush_asked: bool = False
 
+    def count_finished(self, every_k: int) -> bool:
+        """One more record finished. True when that makes ``every_k`` since the last write
+        and no write is asked yet: the caller asks one, queued behind the messages already
+        there, so a burst of outcomes is written once (never more than one write per K)."""
+        self.dirty = True
+        self.finished_since_write += 1
+        if self.finished_since_write >= every_k and not self.flush_asked:
+            self.flush_asked = True
+            return True
+        return False
+
+    def written(self, now: float) -> None:
+        """The state is in CStore: nothing is pending any more."""
+        self.failures = 0
+        self.dirty = False
+        self.finished_since_write = 0
+        self.last_write = now
+
 
 def _small(data: Any) -> bool:
     """Small enough to ride in the peer state for the dashboard (about 1 KiB of JSON)."""
@@ -86,9 +112,12 @@ def _recent(finished: tuple[RecordOutcome, str]) -> RecentRecord:
 
 
 class CStoreWriter(Actor):
-    def __init__(self, services: Services) -> None:
+    def __init__(
+        self, services: Services, supervisor: pykka.ActorRef[Supervisor] | None = None
+    ) -> None:
         super().__init__()
         self.services = services
+        self.supervisor = supervisor
         self.settings = services.settings
         self.peer = services.settings.host_addr
         self.tracked: dict[str, _Tracked] = {}
@@ -110,6 +139,14 @@ class CStoreWriter(Actor):
         super().on_stop()
         for job_id in list(self.tracked):
             self._write(job_id, force=True)
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        """Dying: write nothing more (the state may be half-updated); the supervisor starts
+        a successor and the job actors re-derive their counts from their files."""
+        super().on_failure(exception_type, exception_value, traceback)
+        if self.supervisor is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                self.supervisor.tell(ChildFailed(kind="writer", error=str(exception_value)[:200]))
 
     def on_receive(self, message: Any) -> None:
         match message:
@@ -207,10 +244,7 @@ class CStoreWriter(Actor):
         state.latency_ms_total += outcome.latency_ms
         state.duplicates += 1 if message.duplicate else 0
         tracked.finished.append((outcome, now_iso()))
-        tracked.dirty = True
-        tracked.finished_since_write += 1
-        if tracked.finished_since_write >= self.settings.update_every_k and not tracked.flush_asked:
-            tracked.flush_asked = True
+        if tracked.count_finished(self.settings.update_every_k):
             self.actor_ref.tell(Flush(job_id=message.job_id))
 
     def _slice_uploaded(self, message: SliceUploaded) -> None:
@@ -287,10 +321,7 @@ class CStoreWriter(Actor):
             )
             return
         self.writes += 1
-        tracked.failures = 0
-        tracked.dirty = False
-        tracked.finished_since_write = 0
-        tracked.last_write = now
+        tracked.written(now)
         if not tracked.active:
             self.tracked.pop(job_id, None)
         if tracked.finalize:

@@ -97,7 +97,11 @@ def test_a_limited_attempt_is_not_counted(cstore: SqliteCStore) -> None:
 def test_other_keys_are_independent(cstore: SqliteCStore) -> None:
     one = limiter(cstore, "peer-a", max_hits=1)
     one.hit("10.0.0.1", now=T0)
-    one.hit("10.0.0.2", now=T0)
+    one.hit("10.0.0.2", now=T0)  # not limited by the other key's hit
+    for key in ("10.0.0.1", "10.0.0.2"):  # each at its own limit of one
+        with pytest.raises(RateLimited):
+            one.hit(key, now=T0 + 1)
+    one.hit("10.0.0.3", now=T0 + 1)
 
 
 def test_expired_fields_of_this_peer_are_pruned(cstore: SqliteCStore) -> None:

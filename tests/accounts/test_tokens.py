@@ -215,7 +215,11 @@ def test_a_released_claim_can_be_claimed_again(cstore: SqliteCStore) -> None:
     ledger = DraftLedger(cstore)
     ledger.claim("jti-3", "job-a")
     ledger.release("jti-3")
+    assert ledger.claimed("jti-3") is None
     ledger.claim("jti-3", "job-a")
+    assert ledger.claimed("jti-3")["jobId"] == "job-a"
+    with pytest.raises(BadRequest):  # claimed again, it is used again
+        ledger.claim("jti-3", "job-b")
 
 
 def test_a_session_is_stale_once_the_password_it_was_issued_under_changes() -> None:

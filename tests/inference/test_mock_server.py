@@ -92,7 +92,12 @@ def test_a_draft_request_answers_a_schema_that_passes_sanitize_and_check():
         ]
         body = {"messages": messages, "response_format": {"type": "json_object"}}
         _, answer = await post(session, f"{url}/create_chat_completion", body)
-        check_schema(sanitize_schema(orjson.loads(answer["result"]["TEXT_RESPONSE"])))
+        drafted = orjson.loads(answer["result"]["TEXT_RESPONSE"])
+        schema = sanitize_schema(drafted)
+        check_schema(schema)  # raises SchemaInvalid when unusable
+        assert schema["type"] == "object" and schema["properties"]
+        assert set(schema["required"]) <= set(schema["properties"])
+        assert set(schema["properties"]) == set(drafted["properties"])  # nothing dropped
 
     run(check)
 

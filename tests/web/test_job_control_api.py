@@ -291,5 +291,8 @@ def test_reopening_a_job_counts_against_the_caps_too(capped: LiveApp) -> None:
 
 def test_admins_are_exempt_from_the_caps(capped: LiveApp) -> None:
     admin = capped.login("admin", ADMIN_PASSWORD)
-    for _ in range(3):
-        confirm(admin, totalRecords=6)
+    ids = [confirm(admin, totalRecords=6) for _ in range(3)]  # 3 jobs, 18 records: over both
+    assert len(set(ids)) == 3
+    listed = {j["id"]: j for j in admin.get("/api/tasks").json()["jobs"]}
+    assert all(listed[i]["status"] in ("queued", "running") for i in ids)
+    assert sum(listed[i]["totalRecords"] for i in ids) == 18
