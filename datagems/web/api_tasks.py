@@ -584,13 +584,17 @@ async def export_task(request: web.Request) -> web.StreamResponse:
     """The merged file, streamed. Every read of the store is bounded
     (``DATAGEN_EXPORT_STALL_SECONDS``): stalled before the first byte, the answer is 503
     with ``Retry-After``; stalled mid-file, the connection is cut, never left hanging."""
-    view = (await owned_view(request, request.match_info["id"])).view
+    services = request.app[SERVICES]
+    stall = services.settings.export_stall_seconds
+    try:  # the view may need the job's details from R1FS too
+        cached = await asyncio.wait_for(owned_view(request, request.match_info["id"]), stall)
+    except TimeoutError:
+        raise StoreUnavailable(f"the job's view was not read within {stall} s") from None
+    view = cached.view
     fmt = request.query.get("format", "json").lower()
     if fmt not in export.FORMATS:
         raise BadRequest(f"format must be one of {', '.join(export.FORMATS)}")
     partial = request.query.get("partial", "").lower() in ("1", "true", "yes")
-    services = request.app[SERVICES]
-    stall = services.settings.export_stall_seconds
     chunks = await _within(stall, export.export_chunks, services, view.job.id, fmt, partial=partial)
     stalled = False
     try:

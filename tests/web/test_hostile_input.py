@@ -205,6 +205,20 @@ WRONG_TYPES = [
     ("/api/tasks/schema", {**DRAFT, "totalRecords": 10**30}),
     ("/api/tasks/schema", {**DRAFT, "totalRecords": -1}),
     ("/api/tasks/schema", {**DRAFT, "totalRecords": 10**6}),
+    # issue 13 item 14: a number as text and a boolean were taken as a count
+    ("/api/tasks/schema", {**DRAFT, "totalRecords": "12"}),
+    ("/api/tasks/schema", {**DRAFT, "totalRecords": True}),
+    ("/api/tasks/schema", {**DRAFT, "totalRecords": 12.0}),
+    # ... and instructions made only of invisible characters were taken as instructions
+    ("/api/tasks/schema", {**DRAFT, "instructions": "\u200b\u200c\u200d\u2060\ufeff"}),
+    ("/api/tasks/schema", {**DRAFT, "description": "\u200b \u200e\u3164"}),
+    ("/api/tasks/schema", {**DRAFT, "title": "\u2063\u034f"}),
+    # control characters in a single-line text (it may reach a header or a log line)
+    ("/api/tasks/schema", {**DRAFT, "title": "a\r\nforged: line"}),
+    ("/api/tasks/schema", {**DRAFT, "instructions": "nul\x00inside"}),
+    ("/api/user/settings", {"baseUrl": "http://127.0.0.1:9/v1", "name": "x\ny"}),
+    ("/api/user/settings", {"baseUrl": "http://127.0.0.1:9/v1", "apiKey": "k\r\nX-Evil: 1"}),
+    ("/api/auth/register/resend", {"email": "a@example.org\r\nBcc: b@example.org"}),
     ("/api/tasks/schema", {**DRAFT, "inferenceParams": "hot"}),
     ("/api/tasks/schema", {**DRAFT, "useExternalApi": {"yes": 1}}),
     ("/api/tasks/schema", {**DRAFT, "inferenceBaseUrl": "http://[::1"}),
