@@ -781,14 +781,28 @@ function initAdmin() {
         el("td", { text: account.email || "—" }),
         el("td", { text: account.country || "—" }),
         el("td", { class: "small", text: fmtTime(account.createdAt) }),
-        el("td", { class: "num" }, self ? null : el("button", {
-          class: "btn btn-sm btn-danger", type: "button", text: "Delete",
-          onclick: async () => {
-            if (!confirm(`Delete the account “${account.username}”? This cannot be undone.`)) return;
-            try { await api("DELETE", "/api/admin/accounts", { username: account.username }); toast("Account deleted"); load(); }
-            catch (err) { toast(err.message, true); }
-          },
-        }))));
+        el("td", { class: "num" }, self ? null : el("span", { class: "row-actions" },
+          el("button", {
+            class: "btn btn-sm btn-danger", type: "button", text: "Delete",
+            title: "No one signs in as it again; its datasets and settings are kept, its name and address stay taken",
+            onclick: async () => {
+              if (!confirm(`Delete the account “${account.username}”? No one can sign in as it again; its datasets and saved settings are kept.`)) return;
+              try { await api("DELETE", "/api/admin/accounts", { username: account.username }); toast("Account deleted"); load(); }
+              catch (err) { toast(err.message, true); }
+            },
+          }),
+          el("button", {
+            class: "btn btn-sm btn-danger", type: "button", text: "Delete with data",
+            title: "Also removes its saved API keys (first), its datasets and its personal details; its address can register again",
+            onclick: async () => {
+              if (!confirm(`Delete “${account.username}” with its data: saved API keys, datasets (running ones are cancelled) and personal details? This cannot be undone.`)) return;
+              try {
+                const done = await api("DELETE", "/api/admin/accounts", { username: account.username, purge: true });
+                toast(`Account deleted with ${done.jobsRemoved} datasets${done.jobsCancelled ? `; ${done.jobsCancelled} running ones cancelled` : ""}`);
+                load();
+              } catch (err) { toast(err.message, true); }
+            },
+          })))));
     }
   }
   load().catch((err) => toast(err.message, true));
