@@ -26,6 +26,7 @@ PEERS = ["a", "b", "c"]
 PER_ACCOUNT = 5
 PER_ADDRESS = 40
 HKEY = "datagen:auth"
+LEGACY = "pat.legacy@example.org"
 
 
 class Inbox:
@@ -71,6 +72,11 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, inbox: tuple[Inbox, int]) ->
         "DATAGEN_STORE_TIMEOUT_SECONDS": 2,
     }
     with Fleet(Path(tmp_path_factory.mktemp("accounts-fleet")), PEERS, replica_env=env) as running:
+        # what an earlier version left: an index entry written as JSON text
+        Accounts(running.cstore, HKEY, AUTH_PEPPER).create(
+            "pat_legacy", "pat-Legacy-passw0rd", metadata={"email": LEGACY}
+        )
+        running.cstore.hset(keys.EMAIL_INDEX, LEGACY, "pat_legacy")  # JSON text: '"pat_legacy"'
         running.start_replicas()
         yield running
 
@@ -128,6 +134,17 @@ def test_registrations_at_the_same_instant_on_three_replicas_make_one_account_pe
         # the last write of the account is the password that works: one of those mailed
         works = [p for _, p in mailed if login(fleet, "c", username, p).status_code == 200]
         assert works, f"no mailed password of {address} signs in"
+
+
+def test_an_index_entry_written_as_json_text_is_repaired_at_start_and_still_found(
+    fleet: Fleet,
+) -> None:
+    """Issue 12: the original reads the index as plain text and missed such entries."""
+    assert fleet.cstore.hget_raw(keys.EMAIL_INDEX, LEGACY) == "pat_legacy"
+    again = httpx.post(
+        f"{url(fleet, 'b')}/api/auth/register", json={"name": "Pat", "email": LEGACY}, timeout=30
+    )
+    assert again.status_code == 409  # the same address: no second account
 
 
 def test_sign_out_on_one_replica_ends_the_session_on_every_replica(fleet: Fleet) -> None:
