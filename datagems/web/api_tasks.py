@@ -621,7 +621,9 @@ async def export_task(request: web.Request) -> web.StreamResponse:
             except StoreUnavailable as exc:
                 stalled = True
                 logger.warning("export of job %s cut mid-file: %s", view.job.id, exc)
-                raise ConnectionResetError("export stalled") from exc
+                if request.transport is not None:  # the client sees a cut download
+                    request.transport.close()
+                return response
         await response.write_eof()
         return response
     finally:
