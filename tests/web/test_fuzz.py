@@ -35,7 +35,8 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from pydantic import SecretStr
 
-from tests.fleet import ADMIN_PASSWORD, TEST_SECRETS
+from datagems.accounts.tokens import issue_session
+from tests.fleet import ADMIN_PASSWORD, SESSION_SECRET, TEST_SECRETS
 from tests.web.harness import LiveApp, confirm, finish_job, session_token
 
 pytestmark = pytest.mark.timeout(150)
@@ -118,6 +119,12 @@ def test_fuzz_every_operation(fuzz_app: LiveApp) -> None:
     admin = fuzz_app.login("admin", ADMIN_PASSWORD)
     token = session_token(admin)
     bearer = {"Authorization": f"Bearer {token}"}
+    credential = fuzz_app.accounts.get("admin").credential  # type: ignore[union-attr]
+
+    def spare_session() -> str:
+        """Another admin session, for the sign-out to end instead of the run's."""
+        return issue_session(SESSION_SECRET, "admin", "admin", credential=credential)
+
     saved = httpx.post(
         f"{fuzz_app.url}/api/user/settings",
         headers=bearer,
@@ -180,9 +187,12 @@ def test_fuzz_every_operation(fuzz_app: LiveApp) -> None:
                     case.path_parameters = {**case.path_parameters, "id": chosen}
                 if real and isinstance(case.body, dict) and "username" in case.body:
                     case.body["username"] = "admin" if count % 2 else "bob"
+                headers = bearer
+                if label == "POST /api/auth/logout":  # it ends the session it is sent with
+                    headers = {"Authorization": f"Bearer {spare_session()}"}
                 try:
                     answer = case.call(
-                        base_url=fuzz_app.url, session=session, headers=bearer, timeout=30
+                        base_url=fuzz_app.url, session=session, headers=headers, timeout=30
                     )
                 except requests.RequestException as exc:
                     failures.append(f"{label}: transport error {exc!r}")
