@@ -11,6 +11,7 @@ directly and invalidate the cache, so the caller sees the change at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
@@ -564,10 +565,12 @@ CONTENT_TYPES = {
 }
 
 
-async def _within(seconds: float, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args)`` in a thread, given ``seconds``: past them ``StoreUnavailable`` (503
-    with ``Retry-After``), and the thread is left to end on the store's own timeout."""
-    task = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+async def _within(request: web.Request, seconds: float, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` in an export thread, given ``seconds``: past them ``StoreUnavailable``
+    (503 with ``Retry-After``), and the thread is left to end on the store's own timeout
+    (exports have threads of their own: a stalled store never starves the other routes)."""
+    pool = request.app[STATE].export_pool
+    task = asyncio.get_running_loop().run_in_executor(pool, fn, *args)
     done, _ = await asyncio.wait({task}, timeout=seconds)
     if not done:
         task.add_done_callback(_discard_result)
@@ -595,11 +598,16 @@ async def export_task(request: web.Request) -> web.StreamResponse:
     if fmt not in export.FORMATS:
         raise BadRequest(f"format must be one of {', '.join(export.FORMATS)}")
     partial = request.query.get("partial", "").lower() in ("1", "true", "yes")
-    chunks = await _within(stall, export.export_chunks, services, view.job.id, fmt, partial=partial)
+    chunks = await _within(
+        request,
+        stall,
+        functools.partial(export.export_chunks, services, view.job.id, fmt, partial=partial),
+    )
     stalled = False
     try:
         try:
-            first = await _within(stall, next, chunks, None)  # errors surface before headers
+            # errors surface before the headers
+            first = await _within(request, stall, next, chunks, None)
         except StoreUnavailable:
             stalled = True
             raise
@@ -617,7 +625,7 @@ async def export_task(request: web.Request) -> web.StreamResponse:
             if chunk:
                 await response.write(chunk)
             try:
-                chunk = await _within(stall, next, chunks, None)
+                chunk = await _within(request, stall, next, chunks, None)
             except StoreUnavailable as exc:
                 stalled = True
                 logger.warning("export of job %s cut mid-file: %s", view.job.id, exc)

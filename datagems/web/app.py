@@ -78,6 +78,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     yield
     app[STATE].stopping.set()
     await app[READ_CACHE].close()
+    app[STATE].export_pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def _stop_streams(app: web.Application) -> None:
