@@ -100,12 +100,14 @@ def credential_stamp(secret: str, credential: str) -> str:
 def issue_session(
     secret: str, username: str, role: str, *, credential: str = "", now: float | None = None
 ) -> str:
-    """A 7-day session token ``{username, role, typ: "session", cred, iat, exp}``."""
+    """A 7-day session token ``{username, role, typ: "session", jti, cred, iat, exp}``."""
     issued = _now(now)
     payload: dict[str, Any] = {
         "username": username,
         "role": role,
         "typ": "session",
+        # every sign-in its own token, so signing one out never ends another
+        "jti": secrets.token_urlsafe(12),
         "iat": issued,
         "exp": issued + SESSION_TTL_SECONDS,
     }

@@ -293,3 +293,11 @@ def test_a_signed_out_token_is_named_by_its_digest_and_expired_ones_are_pruned(
     assert revocations.prune() == 1
     assert revocations.is_revoked(token_digest(token))
     assert not revocations.is_revoked(token_digest("an-old-token"))
+
+
+def test_two_sessions_issued_in_the_same_second_are_different_tokens() -> None:
+    """Signing one out must never end the other (the sign-out names a token)."""
+    now = time.time()
+    first = issue_session(SECRET, "ada", "user", credential="c", now=now)
+    second = issue_session(SECRET, "ada", "user", credential="c", now=now)
+    assert first != second and token_digest(first) != token_digest(second)
