@@ -229,6 +229,8 @@ class DevNode:
         key = field_of(body, "key")
         value = field_of(body, "value", None, nullable=True)
         peers_of(body)
+        if not key:  # a real node refuses an empty key: HTTP 200, ``result: false``
+            return envelope(False)
         self.cstore.set_raw(key, value)
         return self._written("/set", key)
 

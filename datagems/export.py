@@ -1,9 +1,14 @@
 """Export: merge the peers' result slices by index and stream JSON, JSONL or CSV.
 
 Slices are read from R1FS as streams and merged with ``heapq.merge`` (each slice is sorted
-by index when it is uploaded), so memory stays flat in N. One result per index is kept: an
-ok result wins over a failed one, so a record produced twice (a takeover, a crash) is
-harmless.
+by index when it is uploaded), so memory stays flat in N. One result per index is kept, by
+the original app's rule, so both apps export the same file for the same job: **of the
+lines of one index, the last ok line wins; a failed line counts only where the index has
+no ok line (then the last one, for its reason); no line: missing**. "Last" is the order of
+the lines in a slice (the original's slices can hold two lines for one index: it once ran
+two worker loops on one slice), and, across slices, the order of ``jobs.result_cids``:
+takers' slices first, each peer's own slice last, as the original reads only those. A
+record produced twice (a takeover, a crash) is thus harmless.
 
 - JSON: an array by global index, ``null`` for failed or missing records (as the original);
 - JSONL: one line per ok record's data;
@@ -71,7 +76,7 @@ def merged_entries(services: Services, job_id: str, *, partial: bool = False) ->
         previous: dict[str, Any] | None = None
         for _, entry in heapq.merge(*streams, key=lambda pair: pair[0]):
             if previous is not None and previous["i"] == entry["i"]:
-                if entry.get("ok") and not previous.get("ok"):
+                if entry.get("ok") or not previous.get("ok"):  # the last ok line wins
                     previous = entry
                 continue
             if previous is not None:

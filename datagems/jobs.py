@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from datagems.errors import BadRequest, Conflict, NotFound
 from datagems.models import (
     TERMINAL_STATUSES,
     CancelRequest,
+    FleetMetrics,
     InferenceSpec,
     JobBase,
     JobCommands,
@@ -22,6 +24,7 @@ from datagems.models import (
     JobSummary,
     PeerState,
     Range,
+    Takeover,
     now_iso,
     parse_iso,
     split_ranges,
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     from datagems.inference import Provider
 
 logger = logging.getLogger(__name__)
+GATEWAY_PATH = "/create_chat_completion"
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ def create_job(services: Services, *, owner: str, draft: dict[str, Any], job_id:
         description=draft.get("description", ""),
         instructions=draft.get("instructions", ""),
         json_schema=draft["schema"],
-        inference=InferenceSpec.model_validate(draft.get("inference") or {}),
+        inference=recorded_inference(services, draft.get("inference") or {}, owner),
         dataset_mode=draft.get("datasetMode"),
         total_records=total,
         created_at=now,
@@ -93,13 +97,37 @@ def create_job(services: Services, *, owner: str, draft: dict[str, Any], job_id:
     return job
 
 
+def recorded_inference(services: Services, given: dict[str, Any], owner: str) -> InferenceSpec:
+    """The inference choice as the job details record it, as the original does: where the
+    records go (``baseUrl`` and ``path``), the gateway's unless an external profile's."""
+    spec = InferenceSpec.model_validate(given)
+    if spec.use_external_api and spec.profile_id:
+        profiles = services.user_settings.get(owner).profiles
+        profile = next((p for p in profiles if p.id == spec.profile_id), None)
+        if profile is not None:
+            spec.base_url = spec.base_url or profile.base_url
+            spec.path = spec.path or profile.path or "/chat/completions"
+            spec.model = spec.model or profile.model
+        return spec
+    spec.use_external_api = False
+    parts = urlsplit(services.gateway_url)  # no credentials, query or fragment
+    netloc = parts.hostname or ""
+    netloc = f"[{netloc}]" if ":" in netloc else netloc
+    netloc += f":{parts.port}" if parts.port else ""
+    spec.base_url = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    spec.path = GATEWAY_PATH
+    return spec
+
+
 def summary_of(job: JobBase) -> JobSummary:
+    """The owner's summary of the job, with the job's ``updatedAt`` (as the original)."""
     return JobSummary(
         id=job.id,
         title=job.title,
         status=job.status,
         total_records=job.total_records,
         created_at=job.created_at,
+        updated_at=job.updated_at,
     )
 
 
@@ -108,7 +136,7 @@ def peer_ranges(job: JobBase, peer: str, first: Range, commands: JobCommands | N
     extension, split over the job's peers like a new job."""
     ranges = [first]
     for extension in commands.extensions if commands else []:
-        for owner, share in split_ranges(extension.size, job.peers or [peer]):
+        for owner, share in split_ranges(extension.size, extension.peers or job.peers or [peer]):
             if owner == peer and share.size:
                 ranges.append(
                     Range(start=extension.start + share.start, end=extension.start + share.end)
@@ -160,7 +188,7 @@ def coverage(
         candidates.append(
             Coverage(
                 peer,
-                peer,
+                own.completed_by or peer,
                 assigned,
                 own.generated_ok,
                 own.generated_failed,
@@ -192,10 +220,12 @@ def coverage(
 
 
 def result_cids(peers: dict[str, PeerState]) -> list[str]:
-    """Every uploaded slice of the job: own slices and takeovers (merge keeps one per index)."""
-    cids = [s.result_cid for s in peers.values() if s.result_cid]
-    cids += [t.result_cid for s in peers.values() for t in s.takeovers.values() if t.result_cid]
-    return list(dict.fromkeys(cids))
+    """Every uploaded slice of the job: takeovers first, then the peers' own slices (the
+    ones the original app exports), so an index in both reads as in the own slice when the
+    export merges them (``datagems.export``: the last ok line wins)."""
+    cids = [t.result_cid for s in peers.values() for t in s.takeovers.values() if t.result_cid]
+    cids += [s.result_cid for s in peers.values() if s.result_cid]
+    return list(dict.fromkeys(reversed(cids)))[::-1]
 
 
 def derive(
@@ -238,7 +268,7 @@ def derive(
     if derived.job_started_at and derived.job_finished_at:
         begin, end = parse_iso(derived.job_started_at), parse_iso(derived.job_finished_at)
         if begin and end:
-            derived.records_duration_ms = max(0.0, (end - begin).total_seconds() * 1000)
+            derived.records_duration_ms = max(0, round((end - begin).total_seconds() * 1000))
     return derived
 
 
@@ -288,9 +318,65 @@ def write_back(services: Services, job: JobBase) -> None:
     job.updated_at = now_iso()
     services.jobs.put(job)
     services.user_jobs.put(job.owner, summary_of(job))
-    logger.info(
-        "job %s is %s (%d ok, %d failed)", job.id, job.status, job.total_ok, job.total_failed
+    logger.log(
+        logging.INFO if job.status in TERMINAL_STATUSES else logging.DEBUG,
+        "job %s is %s (%d ok, %d failed)",
+        job.id,
+        job.status,
+        job.total_ok,
+        job.total_failed,
     )
+
+
+def refresh_totals(services: Services, job_id: str) -> bool:
+    """Write a running job's status and totals into its stored base and its owner's
+    summary, as the original app does after every K records (its dashboard reads only the
+    base). Any peer may: a stale write is harmless, as every reader derives the job again
+    and the peer that finishes it writes the final base. Returns whether it wrote."""
+    stored = services.jobs.get(job_id)
+    if stored is None or stored.status in TERMINAL_STATUSES:
+        return False
+    peers = services.peers.all(job_id)
+    cancel = services.cancels.get(job_id)
+    job = derive(stored, peers, cancel, services.commands.get(job_id))
+    if job.status in TERMINAL_STATUSES:
+        return False  # finalizing is the upload's (``refresh``)
+    shown = ("status", "total_ok", "total_failed", "total_records", "job_started_at")
+    if all(getattr(job, name) == getattr(stored, name) for name in shown):
+        return False
+    write_back(services, job)
+    return True
+
+
+def complete_for_owner(
+    services: Services, job_id: str, taker: str, took: Takeover, previous: str | None
+) -> bool:
+    """Write the owner's own peer state as finished by ``taker`` (``completedBy``), so the
+    original app, which shows and exports only the owners' states, sees the range done.
+
+    Only while the owner's state holds nothing the taker's slice lacks: no ``resultCid``
+    (it died before uploading), the slice the taker started from (``seededFrom``: the
+    taker's is that one plus the records it called since, a retry), or the taker's own
+    previous one (``previous``). An owner that came back and uploaded its own keeps it:
+    no record is ever lost, and every slice stays in the export (``result_cids``)."""
+    state = services.peers.get(job_id, took.peer_id)
+    if state is None or not took.result_cid or state.result_cid == took.result_cid:
+        return False
+    if state.result_cid not in (None, took.seeded_from, previous):
+        return False
+    now = now_iso()
+    state.assigned = took.assigned
+    state.generated_ok, state.generated_failed = took.generated_ok, took.generated_failed
+    state.result_cid, state.errors_cid = took.result_cid, took.errors_cid
+    state.finished_at = state.last_update_at = took.finished_at or now
+    state.ranges = list(took.ranges) or state.ranges
+    state.extensions_done, state.retry_round = took.extensions_done, took.retry_round
+    state.completed_by, state.completed_at = taker, now
+    services.peers.put(job_id, state)
+    logger.info(
+        "job %s: the state of %s now shows its range finished by %s", job_id, state.peer_id, taker
+    )
+    return True
 
 
 def refresh(services: Services, job_id: str) -> JobBase | None:
@@ -371,9 +457,14 @@ def request_extend(services: Services, job_id: str, username: str, additional: i
             f"additionalRecords must be between 1 and {maximum - view.job.total_records} "
             f"(at most {maximum} records per job)"
         )
+    # split over the replicas of ours only (those seen in datagen:replicas), when the job
+    # has any: a peer of the original app never learns of an extension
+    beats = services.replicas.all()
+    ours = [p for p in view.job.peers if p in beats]
     commands = view.commands or JobCommands(job_id=job_id)
     start = view.job.total_records
-    commands.extensions.append(Range(start=start, end=start + additional))
+    peers = ours if ours and ours != view.job.peers else None
+    commands.extensions.append(Range(start=start, end=start + additional, peers=peers))
     job = view.job
     job.total_records += additional
     _reopen(services, job, commands)
@@ -382,16 +473,38 @@ def request_extend(services: Services, job_id: str, username: str, additional: i
 
 
 def metrics(services: Services) -> dict[str, Any]:
-    """The contract's metrics, derived from the jobs (single-writer by construction)."""
-    jobs = list_jobs(services, None)
-    return {
-        "totalJobs": len(jobs),
-        "totalRecordsRequested": sum(j.total_records for j in jobs),
-        "totalRecordsGenerated": sum(j.total_generated for j in jobs),
-        "activeJobs": sum(1 for j in jobs if j.status in ("queued", "running")),
-        "failedJobs": sum(1 for j in jobs if j.status == "failed"),
-        "lastJobAt": max((j.created_at for j in jobs if j.created_at), default=None),
-    }
+    """The contract's metrics, derived from the jobs and their peer states (so no lost
+    update can corrupt them): jobs, records asked for, records generated (ok), jobs queued
+    or running, jobs failed, and when a job was last confirmed or started (the original's
+    ``lastJobAt``)."""
+    return fleet_metrics(list_jobs(services, None)).wire()
+
+
+def fleet_metrics(jobs: list[JobBase]) -> FleetMetrics:
+    stamps = [j.created_at for j in jobs if j.created_at]
+    stamps += [j.job_started_at for j in jobs if j.job_started_at]
+    return FleetMetrics(
+        total_jobs=len(jobs),
+        total_records_requested=sum(j.total_records for j in jobs),
+        total_records_generated=sum(j.total_ok for j in jobs),
+        active_jobs=sum(1 for j in jobs if j.status in ("queued", "running")),
+        failed_jobs=sum(1 for j in jobs if j.status == "failed"),
+        last_job_at=max(stamps, default=None),
+    )
+
+
+def sync_metrics(services: Services) -> bool:
+    """Rewrite the original's ``datagen:metrics`` from the derived truth when it differs.
+
+    The original updates that key by read-modify-write (per record, per job start and end),
+    which loses updates when peers write at once and counts a record made twice twice; any
+    replica may set it to what the jobs say, idempotently. Returns whether it wrote."""
+    truth = fleet_metrics(list_jobs(services, None))
+    if services.metrics.get() == truth:
+        return False
+    services.metrics.put(truth)
+    logger.debug("datagen:metrics rewritten from the jobs: %s", truth.wire())
+    return True
 
 
 def provider_for(

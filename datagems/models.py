@@ -8,11 +8,12 @@ UTC strings with milliseconds and ``Z`` (``now_iso()``).
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -35,6 +36,35 @@ def parse_iso(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+LABEL_MODE_NAMES = frozenset({"true", "1", "yes", "classification", "labeled", "labelled"})
+
+
+def dataset_mode_flag(value: Any) -> bool:
+    """``datasetMode`` as stored: a boolean, true for labelled records."""
+    return bool(_dataset_mode(value))
+
+
+def _dataset_mode(value: Any) -> Any:
+    """``datasetMode`` as the original writes it, a boolean (true: labelled records); early
+    versions of ours wrote a mode name (``"classification"``) or nothing."""
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return value.strip().lower() in LABEL_MODE_NAMES
+    return value
+
+
+def _millis(value: Any) -> Any:
+    """A duration in whole milliseconds, as the original writes it (ours once wrote floats)."""
+    if isinstance(value, float) and math.isfinite(value):
+        return round(value)
+    return value
+
+
+DatasetMode = Annotated[bool, BeforeValidator(_dataset_mode)]
+Millis = Annotated[int, BeforeValidator(_millis)]
+
+
 class WireModel(BaseModel):
     """camelCase on the wire, unknown fields kept, built by field name or alias."""
 
@@ -50,6 +80,9 @@ class WireModel(BaseModel):
 class Range(WireModel):
     start: int
     end: int
+    # an extension's range (records added to a job) is split over these peers like a new
+    # job (absent: the job's peers): a peer of the original app never knows of one
+    peers: list[str] | None = None
 
     @property
     def size(self) -> int:
@@ -64,7 +97,7 @@ class JobBase(WireModel):
     title: str = ""
     status: str = "queued"
     total_records: int = 0
-    dataset_mode: str | None = None
+    dataset_mode: DatasetMode = False
     peers: list[str] = Field(default_factory=list)
     peer_count: int = 0
     total_generated: int = 0
@@ -75,8 +108,8 @@ class JobBase(WireModel):
     schema_generated_at: str | None = None
     job_started_at: str | None = None
     job_finished_at: str | None = None
-    schema_duration_ms: float = 0
-    records_duration_ms: float | None = None
+    schema_duration_ms: Millis = 0
+    records_duration_ms: Millis | None = None
     schema_refreshes: int = 0
     updated_at: str | None = None
 
@@ -124,6 +157,7 @@ class Takeover(WireModel):
     cancelled_at: str | None = None
     result_cid: str | None = None
     errors_cid: str | None = None
+    seeded_from: str | None = None  # the owner's slice this one started from (its superset)
 
     @property
     def done(self) -> int:
@@ -163,6 +197,10 @@ class PeerState(WireModel):
     latency_ms_total: float = 0
     cancelled_at: str | None = None
     takeovers: dict[str, Takeover] = Field(default_factory=dict)
+    # written by the peer that finished this range for its owner (the original app reads
+    # only the owner's own state): that taker; never set by the owner itself
+    completed_by: str | None = None
+    completed_at: str | None = None  # when: the owner's own writes are the later stamps
     # job control (ours): every range this peer owns (``range`` is the first), and the
     # job commands it has caught up with when it uploaded ``resultCid``
     ranges: list[Range] = Field(default_factory=list)
@@ -197,11 +235,11 @@ class JobDetails(WireModel):
     instructions: str = ""
     json_schema: dict[str, Any] = Field(default_factory=dict, alias="schema")
     inference: InferenceSpec = Field(default_factory=InferenceSpec)
-    dataset_mode: str | None = None
+    dataset_mode: DatasetMode = False
     total_records: int | None = None
     created_at: str | None = None
     schema_generated_at: str | None = None
-    schema_duration_ms: float = 0
+    schema_duration_ms: Millis = 0
     schema_refreshes: int = 0
     meta: dict[str, Any] | None = None
     # The schema again, as JSON text: R1FS stores objects with sorted keys, and text keeps
@@ -225,13 +263,15 @@ class JobDetails(WireModel):
 
 
 class JobSummary(WireModel):
-    """``datagen:user:{username}:jobs`` field value."""
+    """``datagen:user:{username}:jobs`` field value (the original's is ``id, title, status,
+    createdAt, updatedAt``)."""
 
     id: str
     title: str = ""
     status: str = "queued"
-    total_records: int = 0
+    total_records: int | None = None
     created_at: str | None = None
+    updated_at: str | None = None
 
 
 class UserIndexEntry(WireModel):
@@ -266,7 +306,7 @@ class InferenceProfile(WireModel):
     id: str
     name: str = ""
     base_url: str = ""
-    path: str = "/chat/completions"
+    path: str | None = None  # absent: "/chat/completions" (the original leaves it out too)
     model: str | None = None
     api_key: str | None = None
 
@@ -290,6 +330,21 @@ class JobCommands(WireModel):
     retry_requested_at: str | None = None
     extensions: list[Range] = Field(default_factory=list)
     updated_at: str | None = None
+
+
+class FleetMetrics(WireModel):
+    """``datagen:metrics``: the original's fleet-wide counters (the contract's shape)."""
+
+    total_jobs: int = 0
+    total_records_requested: int = 0
+    total_records_generated: int = 0
+    active_jobs: int = 0
+    failed_jobs: int = 0
+    last_job_at: str | None = None
+
+    def wire(self) -> dict[str, Any]:
+        """As the original writes it: every field, ``lastJobAt`` null when there is none."""
+        return self.model_dump(by_alias=True, mode="json")
 
 
 class CancelRequest(WireModel):

@@ -152,8 +152,8 @@ class ResultFile:
             self._fd = None
 
     def write_slice(self, dest: Path, ranges: list[Range]) -> tuple[Path, list[dict[str, Any]]]:
-        """Write the slice sorted by index, one line per index (an ok result wins, else the
-        latest failure), with earlier failures of that index under ``history``.
+        """Write the slice sorted by index, one line per index (the last ok line, else the
+        latest failure: the export's rule), with earlier failures under ``history``.
 
         Memory holds 13 bytes per index of ``ranges`` (where its chosen line is) and the
         failures' history, whatever the size of the records. Returns the slice path and
@@ -171,7 +171,9 @@ class ResultFile:
                 if slot is None:
                     continue
                 if offsets[slot] >= 0 and oks[slot]:
-                    continue  # an ok result is final
+                    if ok:  # two ok lines (a slice of the original): the last one wins,
+                        offsets[slot], lengths[slot] = offset, length  # as in its export
+                    continue  # a failure never replaces an ok result
                 if offsets[slot] >= 0 or entry.get("history"):
                     past = history.setdefault(index, list(entry.get("history") or []))
                     if offsets[slot] >= 0:

@@ -21,6 +21,7 @@ from datagems.store.repos import (
     CommandsRepo,
     DetailsRepo,
     JobsRepo,
+    MetricsRepo,
     PeersRepo,
     ReplicasRepo,
     UserJobsRepo,
@@ -76,6 +77,7 @@ class Services:
     cancels: CancelsRepo = field(init=False)
     commands: CommandsRepo = field(init=False)
     replicas: ReplicasRepo = field(init=False)
+    metrics: MetricsRepo = field(init=False)
 
     def __post_init__(self) -> None:
         secret = self.settings.r1fs_secret.get_secret_value() if self.settings.r1fs_secret else None
@@ -88,6 +90,7 @@ class Services:
         self.cancels = CancelsRepo(self.cstore)
         self.commands = CommandsRepo(self.cstore)
         self.replicas = ReplicasRepo(self.cstore)
+        self.metrics = MetricsRepo(self.cstore)
 
     @property
     def r1fs_secret(self) -> str | None:

@@ -258,6 +258,8 @@ class Settings:
     max_in_flight: int = 64
     progress_flush_seconds: float = 1.0
     peer_lease_seconds: float = 60.0
+    # a peer that never wrote a heartbeat (the original app): silent this long, in every job
+    original_peer_lease_seconds: float = 900.0
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
 
@@ -446,6 +448,9 @@ class Settings:
                 "DATAGEN_PROGRESS_FLUSH_SECONDS", default=1.0, minimum=0.05
             ),
             peer_lease_seconds=env.float("DATAGEN_PEER_LEASE_SECONDS", default=60.0, minimum=1.0),
+            original_peer_lease_seconds=env.float(
+                "DATAGEN_ORIGINAL_PEER_LEASE_SECONDS", default=900.0, minimum=1.0
+            ),
             shutdown_grace_seconds=env.float(
                 "DATAGEN_SHUTDOWN_GRACE_SECONDS", default=10.0, minimum=0.0
             ),

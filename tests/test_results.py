@@ -34,6 +34,20 @@ def test_an_ok_result_wins_over_a_failed_one_for_the_same_index(tmp_path: Path) 
     assert failures == []
 
 
+def test_of_two_ok_lines_for_one_index_the_slice_keeps_the_last_as_the_export_does(
+    tmp_path: Path,
+) -> None:
+    """The original's slices can hold two ok lines for one index (capture README 6.1): a
+    slice rewritten from one keeps the line the original's export shows."""
+    results = ResultFile(tmp_path / "r.jsonl")
+    results.append({"i": 2, "ok": True, "data": {"v": "first"}})
+    results.append({"i": 2, "ok": False, "error": "late failure"})
+    results.append({"i": 2, "ok": True, "data": {"v": "last"}})
+    path, failures = results.write_slice(tmp_path / "slice.jsonl", R)
+    [line] = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    assert line["data"] == {"v": "last"} and failures == []
+
+
 def test_the_slice_is_sorted_by_index_and_lists_its_failures(tmp_path: Path) -> None:
     results = ResultFile(tmp_path / "r.jsonl")
     for i in (7, 3, 9, 4):

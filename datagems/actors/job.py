@@ -74,17 +74,21 @@ def opened_state(
     ranges: list[Range],
     done: ResumeState,
     retry_round: int,
+    seeded_from: str | None = None,
 ) -> tuple[PeerState, Takeover | None]:
     """What a job actor tells the writer when it opens a range (at start, and again after a
     writer restart): this peer's state as stored, with the range's counts from its local
     result file, the truth. A failed record still due for a retry this round is not counted
-    (its retry's outcome will be). For a dead peer's range the counts go in a ``Takeover``.
+    (its retry's outcome will be). For a dead peer's range the counts go in a ``Takeover``,
+    with the owner's upload it started from (``seeded_from``); an own range is the peer's
+    own again (no ``completedBy`` from a taker).
     """
     state = stored.model_copy(deep=True) if stored is not None else PeerState(peer_id=peer)
     state.in_flight = []
     assigned = sum(r.size for r in ranges)
     ok, failed = done.ok_count, done.failed_count - len(done.to_retry(retry_round))
     if owner == peer:
+        state.completed_by = state.completed_at = None
         state.ranges, state.assigned = list(ranges), assigned
         state.generated_ok, state.generated_failed = ok, failed
         return state, None
@@ -97,6 +101,7 @@ def opened_state(
         generated_ok=ok,
         generated_failed=failed,
         started_at=before.started_at if before and not before.result_cid else None,
+        seeded_from=seeded_from,
     )
     return state, takeover
 
@@ -136,6 +141,7 @@ class JobActor(Actor):
         self.provider: Provider | None = None
         self.results: ResultFile | None = None
         self.stored: PeerState | None = None  # this peer's state as read at (re)open
+        self.seeded_from: str | None = None  # the owner's upload this range started from
         self.work: RecordJob | None = None
         self._ticker: Ticker | None = None
 
@@ -194,8 +200,11 @@ class JobActor(Actor):
         self.results = ResultFile(
             self.settings.local_cache_dir / f"{self.job_id}_{self.owner}{suffix}.jsonl"
         )
+        mine = peers.get(self.peer)
         if not self.results.exists():
-            self._seed_from_upload(peers)
+            self.seeded_from = self._seed_from_upload(peers)
+        elif self.takeover and mine is not None and self.owner in mine.takeovers:
+            self.seeded_from = mine.takeovers[self.owner].seeded_from
         done = self.results.resume(self.ranges)
         self.retried = set(done.to_retry(commands.retry_round))
         return done
@@ -249,6 +258,7 @@ class JobActor(Actor):
             ranges=self.ranges,
             done=done,
             retry_round=self.version[1],
+            seeded_from=self.seeded_from,
         )
         self._tell_writer(JobOpened(job_id=self.job_id, state=state, takeover=takeover))
 
@@ -331,9 +341,10 @@ class JobActor(Actor):
         """Did the owner ask for a retry or an extension this range has not caught up with?"""
         return bool(commands.extensions or commands.retry_round)
 
-    def _seed_from_upload(self, peers: dict[str, PeerState]) -> None:
+    def _seed_from_upload(self, peers: dict[str, PeerState]) -> str | None:
         """No local file (a new host, a taker): start from the range's latest upload, so a
-        retry calls only the failed records and a resume only the missing ones."""
+        retry calls only the failed records and a resume only the missing ones. Returns
+        the CID it started from."""
         owner_state = peers.get(self.owner)
         cids = [owner_state.result_cid] if owner_state and owner_state.result_cid else []
         cids += [
@@ -346,8 +357,10 @@ class JobActor(Actor):
             try:
                 with self.services.r1fs.open_file(cid, secret=self.services.r1fs_secret) as data:
                     self.results.seed(data)
+                return cid
             except StoreError as exc:
                 logger.warning("job %s: could not seed from slice %s: %s", self.job_id, cid, exc)
+        return None
 
     def in_flight_count(self) -> int:
         return len(self.in_flight)

@@ -5,10 +5,12 @@ heartbeats, plus one ``hgetall`` of the peer states of each unfinished job of th
 It asks the supervisor to start a job actor (the supervisor enforces the per-replica cap)
 and forwards cancel requests. It never waits on another actor.
 
-Takeover: a peer of the job whose range has no uploaded slice, whose state has not been
-updated for ``DATAGEN_PEER_LEASE_SECONDS`` and whose replica heartbeat is as old, is dead.
-Its range goes to the first live peer after it in the job's peer order: every replica
-computes the same taker from the same store, without talking to the others. If two
+Takeover (``datagems.liveness``): a peer of the job whose range has no uploaded slice and
+that is dead — a replica of ours silent (state and heartbeat) for
+``DATAGEN_PEER_LEASE_SECONDS``, a peer of the original app silent in every job for its own,
+longer lease — or a peer of the original app whose range is behind the job's commands, has
+its range worked by the first live replica of ours after it in the job's peer order: every
+replica computes the same taker from the same store, without talking to the others. If two
 disagree for a moment, both work the range; export keeps one result per index.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,70 +27,16 @@ import pykka
 from datagems.actors.base import Actor, Ticker
 from datagems.actors.messages import CancelJob, ChildFailed, StartJob, Tick
 from datagems.errors import StoreError
-from datagems.jobs import coverage
-from datagems.models import (
-    TERMINAL_STATUSES,
-    JobBase,
-    JobCommands,
-    PeerState,
-    ReplicaBeat,
-    parse_iso,
-)
+from datagems.jobs import coverage, sync_metrics
+from datagems.liveness import Fleet, PeerActivity, needs_taker, taker_for
+from datagems.models import TERMINAL_STATUSES, JobBase, parse_iso
 from datagems.services import Services
 
 if TYPE_CHECKING:
     from datagems.actors.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
-
-
-def fresh(stamp: str | None, now: datetime, lease: timedelta) -> bool:
-    moment = parse_iso(stamp)
-    return moment is not None and now - moment <= lease
-
-
-def taker_for(
-    dead: str,
-    job: JobBase,
-    peers: dict[str, PeerState],
-    beats: dict[str, ReplicaBeat],
-    now: datetime,
-    lease: timedelta,
-) -> str | None:
-    """The first live peer after ``dead`` in the job's peer order (ring), or None."""
-    order = job.peers
-    start = order.index(dead)
-    for step in range(1, len(order)):
-        peer = order[(start + step) % len(order)]
-        beat = beats.get(peer)
-        state = peers.get(peer)
-        if (beat and fresh(beat.last_seen_at, now, lease)) or (
-            state and fresh(state.last_update_at, now, lease)
-        ):
-            return peer
-    return None
-
-
-def dead_peers(
-    job: JobBase,
-    peers: dict[str, PeerState],
-    beats: dict[str, ReplicaBeat],
-    now: datetime,
-    lease: timedelta,
-    commands: JobCommands | None = None,
-) -> list[str]:
-    """Peers with a range nobody has uploaded, silent (state and replica) past the lease."""
-    covered = coverage(job, peers, commands)
-    dead = []
-    for peer in job.peers:
-        if peer in covered and covered[peer].uploaded:
-            continue
-        state, beat = peers.get(peer), beats.get(peer)
-        last = (state.last_update_at if state else None) or job.created_at
-        if fresh(last, now, lease) or (beat and fresh(beat.last_seen_at, now, lease)):
-            continue
-        dead.append(peer)
-    return dead
+METRICS_SYNC_SECONDS = 5.0  # how often the original's datagen:metrics is checked
 
 
 class Poller(Actor):
@@ -96,8 +45,12 @@ class Poller(Actor):
         self.services = services
         self.peer = services.settings.host_addr
         self.lease = timedelta(seconds=services.settings.peer_lease_seconds)
+        self.original_lease = timedelta(seconds=services.settings.original_peer_lease_seconds)
+        self.activity = PeerActivity(k=services.settings.update_every_k)
+        self._seen_finished: dict[str, str | None] = {}  # job id -> its base's updatedAt
         self.supervisor = supervisor
         self._ticker: Ticker | None = None
+        self._metrics_due = 0.0
 
     def start_up(self) -> None:
         self._ticker = Ticker(self.actor_ref, Tick(), self.services.settings.job_poll_seconds)
@@ -125,15 +78,17 @@ class Poller(Actor):
         jobs = services.jobs.all()
         cancels = services.cancels.all()
         all_commands = services.commands.all()
-        beats: dict[str, ReplicaBeat] | None = None
+        fleet: Fleet | None = None
         now = datetime.now(UTC)
         for job_id, job in jobs.items():
             if self.peer not in job.peers:
                 continue
             # a cancelled job still needs this peer to stop and upload what it has done
             if job.status in TERMINAL_STATUSES and job_id not in cancels:
+                self._see_finished(job, now)
                 continue
             peers = services.peers.all(job_id)
+            self.activity.see(peers)
             if job_id in cancels:
                 self.supervisor.tell(CancelJob(job_id=job_id))
             commands = all_commands.get(job_id)
@@ -142,8 +97,28 @@ class Poller(Actor):
                 self.supervisor.tell(StartJob(job_id=job_id))
             if job_id in cancels:
                 continue
-            if beats is None:
+            if fleet is None:
                 beats = services.replicas.all()
-            for dead in dead_peers(job, peers, beats, now, self.lease, commands):
-                if taker_for(dead, job, peers, beats, now, self.lease) == self.peer:
-                    self.supervisor.tell(StartJob(job_id=job_id, owner=dead))
+                fleet = Fleet(beats, self.activity, now, self.lease, self.original_lease)
+            for owner in needs_taker(job, peers, fleet, commands):
+                if taker_for(owner, job, fleet) == self.peer:
+                    self.supervisor.tell(StartJob(job_id=job_id, owner=owner))
+        self._sync_metrics()
+
+    def _see_finished(self, job: JobBase, now: datetime) -> None:
+        """A job finished within the original peers' lease: the last writes of its peers
+        (once per change of its base) tell when a peer of the original app went idle."""
+        updated = parse_iso(job.updated_at)
+        if updated is None or now - updated > self.original_lease:
+            self._seen_finished.pop(job.id, None)
+            return
+        if self._seen_finished.get(job.id) != job.updated_at:
+            self._seen_finished[job.id] = job.updated_at
+            self.activity.see(self.services.peers.all(job.id))
+
+    def _sync_metrics(self) -> None:
+        """Keep the original's ``datagen:metrics`` equal to the jobs (``jobs.sync_metrics``)."""
+        if time.monotonic() < self._metrics_due:
+            return
+        self._metrics_due = time.monotonic() + METRICS_SYNC_SECONDS
+        sync_metrics(self.services)

@@ -9,6 +9,11 @@ takeover, the dead peers' ranges it finishes (under ``takeovers``) — and write
   ``DATAGEN_PROGRESS_FLUSH_SECONDS`` (so in-flight records stay visible), or when the
   heartbeat (``lastUpdateAt``) would otherwise grow older than a third of the lease;
 - when a range opens, when a slice is uploaded (then it finalizes the job), and on stop.
+After the write of a range opening and of every K records it refreshes the job's stored
+base (status, totals) like the original app does (``jobs.refresh_totals``, at most every
+``BASE_SECONDS``: a replica of ours makes records much faster than the original); after a taken
+over range is uploaded it shows it finished in its owner's state too, for the original
+app (``jobs.complete_for_owner``).
 It also writes this replica's heartbeat (``datagen:replicas``) every third of the lease.
 A failed write keeps the state dirty and is retried with backoff on later ticks: the
 latest state is never lost, and a record's critical path never waits for CStore.
@@ -53,6 +58,7 @@ logger = logging.getLogger(__name__)
 RECENT_KEPT = 20
 RECENT_DATA_BYTES = 1024
 MAX_BACKOFF_SECONDS = 30.0
+BASE_SECONDS = 2.0  # the job base at most this often (the original's page reads every 10 s)
 
 
 @dataclass
@@ -73,6 +79,10 @@ class _Tracked:
         default_factory=lambda: deque(maxlen=RECENT_KEPT)
     )
     flush_asked: bool = False
+    refresh_base: bool = False  # after the next write: the job's base, as the original
+    base_refreshed: float = 0.0
+    # taken-over ranges uploaded: (owner, the takeover's previous slice) to complete
+    complete: list[tuple[str, str | None]] = field(default_factory=list)
 
     def count_finished(self, every_k: int) -> bool:
         """One more record finished. True when that makes ``every_k`` since the last write
@@ -160,6 +170,7 @@ class CStoreWriter(Actor):
                 tracked = self.tracked.get(message.job_id)
                 if tracked is not None:
                     tracked.flush_asked = False
+                    tracked.refresh_base = True
                     self._write(message.job_id)
             case Tick():
                 self._tick()
@@ -195,6 +206,7 @@ class CStoreWriter(Actor):
             tracked.state.takeovers[takeover.peer_id] = takeover
         tracked.active.add(message.takeover.peer_id if message.takeover else self.peer)
         tracked.finalize = False
+        tracked.refresh_base = True
         self._write(message.job_id, force=True)
 
     def _records_started(self, message: RecordsStarted) -> None:
@@ -258,6 +270,8 @@ class CStoreWriter(Actor):
         )
         if target is None:
             return
+        if message.owner != self.peer and not message.cancelled:
+            tracked.complete.append((message.owner, target.result_cid))
         target.result_cid = message.result_cid
         target.errors_cid = message.errors_cid
         target.ranges = list(message.ranges) or target.ranges
@@ -324,9 +338,23 @@ class CStoreWriter(Actor):
         tracked.written(now)
         if not tracked.active:
             self.tracked.pop(job_id, None)
-        if tracked.finalize:
-            tracked.finalize = False
-            try:
+        self._after_write(job_id, tracked)
+
+    def _after_write(self, job_id: str, tracked: _Tracked) -> None:
+        """What the original app reads besides our state: the owners' states of the ranges
+        we finished for them, and the job's base."""
+        try:
+            while tracked.complete:
+                owner, previous = tracked.complete[0]
+                took = tracked.state.takeovers.get(owner)
+                if took is not None:
+                    jobs.complete_for_owner(self.services, job_id, self.peer, took, previous)
+                tracked.complete.pop(0)
+            if tracked.finalize:
+                tracked.finalize = tracked.refresh_base = False
                 jobs.refresh(self.services, job_id)
-            except StoreError as exc:
-                logger.warning("job %s not finalized yet (%s); a reader will", job_id, exc)
+            elif tracked.refresh_base and time.monotonic() - tracked.base_refreshed >= BASE_SECONDS:
+                tracked.refresh_base, tracked.base_refreshed = False, time.monotonic()
+                jobs.refresh_totals(self.services, job_id)
+        except StoreError as exc:
+            logger.warning("job %s: base or owners' states not written yet (%s)", job_id, exc)

@@ -14,7 +14,10 @@ Routes:
 With a schema in ``response_format`` (``json_object`` + ``schema``, or
 ``json_schema.json_schema.schema``) the answer is a record satisfying it (see ``fakedata``),
 varying per request (seed from ``metadata.seed`` / ``seed`` / the prompt, plus a counter).
-Without one it answers a drafted 2020-12 schema. Record factories are cached by the schema's
+Without one it answers a drafted 2020-12 record schema, and so it does for a schema-draft
+request: one whose ``response_format`` schema is a JSON Schema meta-schema (the original
+DataGems sends the 2020-12 meta-schema there), or whose system prompt asks to design,
+draft or generate a JSON Schema. Record factories are cached by the schema's
 JSON text, so the hot path is parse -> generate -> serialize.
 
 Faults (each an independent probability per request, checked in this order):
@@ -347,6 +350,8 @@ class MockLLM:
             (self.base_seed * 1_000_003 + _request_seed(body)) * 1_000_033 + counter
         )
         schema = _schema_of(body)
+        if schema is not None and _asks_for_a_schema(body, schema):
+            schema = None  # a schema draft: answer a record schema, not an instance of this
         if config.invalid_rate and roll() < config.invalid_rate:
             self.faults["invalidJson"] += 1
             text = f"Sure! Here is record number {counter}: a lovely item, nothing more to say."
@@ -364,9 +369,12 @@ class MockLLM:
             # what the user asked for; the system prompt's own words ("user", "record")
             # would otherwise pick the theme
             asked = [m.get("content", "") for m in body["messages"] if m.get("role") == "user"]
-            prompt = "\n".join(asked) or "\n".join(
+            system = "\n".join(
                 m.get("content", "") for m in body["messages"] if m.get("role") == "system"
             )
+            prompt = "\n".join(asked) or system
+            if _LABEL_PROMPT.search(system) and not _LABEL_PROMPT.search(prompt):
+                prompt += "\nDataset mode: classification (a label per record)."
             text = orjson.dumps(draft_schema(prompt, rng)).decode()
 
         prompt_tokens = sum(len(m.get("content", "")) for m in body["messages"]) // 4 + 1
@@ -458,6 +466,29 @@ def _schema_of(body: dict[str, Any]) -> dict[str, Any] | None:
     if isinstance(wrapped, dict) and isinstance(wrapped.get("schema"), dict):
         return wrapped["schema"]
     return None
+
+
+_META_IDS = re.compile(r"^https?://json-schema\.org/(draft[-/][^/]+/)?schema#?$")
+_DRAFT_PROMPT = re.compile(
+    r"\b(design|draft|generate|create|produce|write|return|output)\w*\s+"
+    r"(?:(?:a|an|the|one|only)\s+)?(?:valid\s+)?(?:json\s*schema|schema)",
+    re.IGNORECASE,
+)
+_LABEL_PROMPT = re.compile(r"\b(label|labels|labelled|labeled|classification)\b", re.IGNORECASE)
+
+
+def _asks_for_a_schema(body: dict[str, Any], schema: dict[str, Any]) -> bool:
+    """Is this a schema-draft request? Its answer format is a JSON Schema meta-schema (by
+    ``$id``, ``$ref``, ``$dynamicAnchor: meta`` or ``$vocabulary``), or its system prompt
+    asks for a schema (``design ... JSON Schema``)."""
+    for name in ("$id", "$ref"):
+        value = schema.get(name)
+        if isinstance(value, str) and _META_IDS.match(value.strip()):
+            return True
+    if schema.get("$dynamicAnchor") == "meta" or isinstance(schema.get("$vocabulary"), dict):
+        return True
+    system = " ".join(m.get("content", "") for m in body["messages"] if m.get("role") == "system")
+    return bool(_DRAFT_PROMPT.search(system))
 
 
 def _request_seed(body: dict[str, Any]) -> int:

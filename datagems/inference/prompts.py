@@ -78,7 +78,10 @@ def diversity_hint(job_id: str, index: int) -> str:
     return f"{TONES[seed % len(TONES)]}; {ANGLES[(seed // len(TONES)) % len(ANGLES)]}"
 
 
-def is_label_mode(dataset_mode: str | None) -> bool:
+def is_label_mode(dataset_mode: str | bool | None) -> bool:
+    """``True`` is the original's (and the stored) form; a mode name comes from a form."""
+    if isinstance(dataset_mode, bool):
+        return dataset_mode
     return bool(dataset_mode) and str(dataset_mode).strip().lower() in LABEL_MODES
 
 
@@ -99,7 +102,7 @@ def schema_draft_messages(
     description: str,
     instructions: str,
     total_records: int,
-    dataset_mode: str | None,
+    dataset_mode: str | bool | None,
 ) -> list[dict[str, str]]:
     """The one call that drafts the schema of a record."""
     lines = [
@@ -111,7 +114,7 @@ def schema_draft_messages(
     lines.append(f"The dataset will have {total_records} records.")
     if is_label_mode(dataset_mode):
         lines.append(
-            f"Dataset mode: {dataset_mode}. The schema MUST have a required string property "
+            "Dataset mode: classification. The schema MUST have a required string property "
             '"label" holding the class of the record, with an "enum" of the class names '
             "(take them from the description and instructions). The other properties are "
             "the features; none of them may repeat or name the label."

@@ -1,12 +1,17 @@
 """Repositories: the only code that knows key names and JSON shapes.
 
 Each one wraps a ``CStore`` (or ``R1FS``) and speaks the pydantic models of
-``datagems.models``. A stored value that does not parse (a plain string, a shape from an
-unknown writer) is logged at WARNING and skipped: one bad field never breaks a listing.
+``datagems.models``, which accept everything the original DataGems writes (the contract
+tests read its whole recorded run). A stored value that still does not parse (a plain
+string, a shape from an unknown writer) is skipped, so one bad field never breaks a
+listing or blocks other jobs; it is logged at WARNING once per key and text (not once per
+poll), and ``unreadable_reason`` says why, for the dashboard.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 from typing import Any, TypeVar
 
@@ -14,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from datagems.models import (
     CancelRequest,
+    FleetMetrics,
     JobBase,
     JobCommands,
     JobDetails,
@@ -32,18 +38,39 @@ logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 
+def _problem(model: type[BaseModel], value: Any) -> tuple[BaseModel | None, str | None]:
+    if not isinstance(value, dict):
+        return None, "not a JSON object"
+    try:
+        return model.model_validate(value), None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        at = ".".join(str(part) for part in first.get("loc", ()))
+        return None, f"{at}: {first.get('msg', 'bad shape')}" if at else first.get("msg", "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _warn_once(where: str, reason: str, digest: str) -> None:
+    """One warning per unreadable (key, text): a poll reading it again says nothing new."""
+    logger.warning("unreadable %s (skipped until it changes): %s", where, reason)
+
+
 def parse(model: type[M], value: Any, where: str) -> M | None:
-    """A stored value as ``model``, or ``None`` (logged) when it has another shape."""
+    """A stored value as ``model``, or ``None`` (logged once) when it has another shape."""
     if value is None:
         return None
-    if not isinstance(value, dict):
-        logger.warning("ignoring %s: not a JSON object", where)
+    parsed, reason = _problem(model, value)
+    if reason is not None:
+        digest = hashlib.blake2b(repr(value).encode(), digest_size=8).hexdigest()
+        _warn_once(where, reason, digest)
         return None
-    try:
-        return model.model_validate(value)
-    except ValidationError as exc:
-        logger.warning("ignoring %s: %s", where, exc.errors()[0].get("msg", "bad shape"))
-        return None
+    return parsed  # type: ignore[return-value]
+
+
+def unreadable_reason(model: type[BaseModel], stored: Any) -> str | None:
+    """Why a *server value* does not read as ``model`` (``None``: it does, or is absent)."""
+    value = decode_value(stored)
+    return None if value is None else _problem(model, value)[1]
 
 
 def parse_stored(model: type[M], stored: Any, where: str) -> M | None:
@@ -345,3 +372,21 @@ class CommandsRepo:
             if commands is not None:
                 found[job_id] = commands
         return found
+
+
+class MetricsRepo:
+    """``datagen:metrics``: the original's fleet metrics, one key it updates by
+    read-modify-write. Ours are derived from the jobs (``jobs.metrics``); a replica rewrites
+    this key from them when it differs, so the original's dashboard agrees too."""
+
+    def __init__(self, cstore: CStore) -> None:
+        self.cstore = cstore
+
+    def get_raw(self) -> Any:
+        return self.cstore.get_raw(keys.METRICS)
+
+    def get(self) -> FleetMetrics | None:
+        return parse(FleetMetrics, self.cstore.get(keys.METRICS), "metrics")
+
+    def put(self, metrics: FleetMetrics) -> None:
+        self.cstore.set(keys.METRICS, metrics.wire())

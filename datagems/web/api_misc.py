@@ -29,7 +29,7 @@ async def metrics_json(request: web.Request) -> web.Response:
 PROMETHEUS_GAUGES = (
     ("totalJobs", "datagems_jobs_total", "Jobs ever confirmed (fleet-wide)."),
     ("totalRecordsRequested", "datagems_records_requested_total", "Records asked for."),
-    ("totalRecordsGenerated", "datagems_records_generated_total", "Records finished."),
+    ("totalRecordsGenerated", "datagems_records_generated_total", "Records generated (ok)."),
     ("activeJobs", "datagems_jobs_active", "Jobs queued or running."),
     ("failedJobs", "datagems_jobs_failed", "Jobs that failed."),
 )

@@ -33,7 +33,14 @@ from datagems.errors import (
 )
 from datagems.inference import prompts
 from datagems.inference.extract import extract_json
-from datagems.models import TERMINAL_STATUSES, InferenceSpec, JobDetails, PeerState, now_iso
+from datagems.models import (
+    TERMINAL_STATUSES,
+    InferenceSpec,
+    JobDetails,
+    PeerState,
+    dataset_mode_flag,
+    now_iso,
+)
 from datagems.schema_tools import check_schema, compile_validator, sanitize_schema
 from datagems.ssrf import check_public_url
 from datagems.web import limits
@@ -152,7 +159,10 @@ async def view_body(request: web.Request, cached: CachedView) -> bytes:
     details = cached.details
     if details is None and cached.view.job.job_details_cid:  # not readable then: try again
         details = await job_details(request, cached.view)
-    body = orjson.dumps(view_payload(cached.view, details))
+    beats = await request.app[READ_CACHE].replicas()
+    # a peer never seen beating is the original app's (none when no replica has ever beaten)
+    originals = [p for p in cached.view.job.peers if p not in beats] if beats else []
+    body = orjson.dumps(view_payload(cached.view, details, originals))
     if details is not None or not cached.view.job.job_details_cid:
         cached.body = body  # not when the details could not be read: try again next time
     return body
@@ -234,14 +244,42 @@ def control_payload(view: jobs.JobView) -> dict[str, Any]:
     }
 
 
-def view_payload(view: jobs.JobView, details: JobDetails | None) -> dict[str, Any]:
+def mixed_fleet_notes(view: jobs.JobView, originals: list[str]) -> list[str]:
+    """What the job's peers of the original app will not do, said on the job page."""
+    if not originals:
+        return []
+    names = ", ".join(originals)
+    them = "it" if len(originals) == 1 else "they"
+    notes = [
+        f"{names} {'runs' if len(originals) == 1 else 'run'} the original DataGems app: "
+        f"{them} keep generating after a cancel, take no share of added records and retry "
+        "no failed record; the DataGems replicas of the job do those for "
+        f"{'it' if len(originals) == 1 else 'them'}."
+    ]
+    if view.job.status == "cancelled" or view.cancel is not None:
+        working = [p for p in originals if p in view.peers and not view.peers[p].result_cid]
+        if working:
+            notes.append(
+                f"Cancelled: the DataGems replicas stopped; {', '.join(working)} (the original "
+                "app) does not know of cancels and keeps generating its share."
+            )
+    return notes
+
+
+def view_payload(
+    view: jobs.JobView, details: JobDetails | None, originals: list[str] | None = None
+) -> dict[str, Any]:
+    originals = originals or []
     order = list(view.job.peers) + [p for p in view.peers if p not in view.job.peers]
     peers = []
     for name in order:
         if name in view.peers:
             state = view.peers[name]
-            peers.append({**state.wire(), "usage": peer_usage(state)})
+            kind = "original" if name in originals else "datagems"
+            peers.append({**state.wire(), "usage": peer_usage(state), "kind": kind})
     return {
+        "originalPeers": originals,
+        "notes": mixed_fleet_notes(view, originals),
         "job": view.job.wire(),
         "peers": peers,
         "details": details.wire() if details else None,
@@ -270,12 +308,13 @@ async def draft_schema(request: web.Request) -> web.Response:
             refreshes = 0
     spec = await _inference_spec(request, body)
     provider = await asyncio.to_thread(_provider, request, spec, who.username)
+    dataset_mode = dataset_mode_flag(body.dataset_mode)  # a boolean, as the original's
     messages = prompts.schema_draft_messages(
         title=body.title,
         description=body.description,
         instructions=body.instructions,
         total_records=body.total_records,
-        dataset_mode=body.dataset_mode,
+        dataset_mode=dataset_mode,
     )
     started = time.perf_counter()
     failed = 0
@@ -300,7 +339,7 @@ async def draft_schema(request: web.Request) -> web.Response:
     if schema is None:
         detail = last_error.message if last_error else "no answer"
         raise UpstreamError(f"the model did not draft a valid schema ({detail})")
-    duration_ms = round((time.perf_counter() - started) * 1000, 1)
+    duration_ms = round((time.perf_counter() - started) * 1000)  # whole ms, as the original
     generated_at = now_iso()
     draft = {
         "title": body.title,
@@ -311,7 +350,7 @@ async def draft_schema(request: web.Request) -> web.Response:
         "schemaGeneratedAt": generated_at,
         "schemaDurationMs": duration_ms,
         "schemaRefreshes": refreshes,
-        "datasetMode": body.dataset_mode,
+        "datasetMode": dataset_mode,
         "inference": spec.wire(),
     }
     token = issue_draft(session_secret(request), who.username, draft)
@@ -510,7 +549,9 @@ async def list_tasks(request: web.Request) -> web.Response:
     ``jobs.list_jobs`` lists them, from the read cache."""
     who = caller(request)
     everyone = who.is_admin and request.query.get("all", "") in ("1", "true")
-    body = await request.app[READ_CACHE].listing(None if everyone else who.username)
+    body = await request.app[READ_CACHE].listing(
+        None if everyone else who.username, admin=who.is_admin
+    )
     return _json(body)
 
 

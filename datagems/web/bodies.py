@@ -142,7 +142,7 @@ class SchemaBody(InferenceOverrides):
     total_records: StrictInt = Field(ge=1)
     description: Description
     instructions: Instructions
-    dataset_mode: OptionalText | None = None
+    dataset_mode: bool | OptionalText | None = None  # the original's form sends a boolean
     previous_draft_token: Annotated[str, StringConstraints(max_length=20000)] | None = None
 
     @field_validator("total_records")

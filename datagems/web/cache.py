@@ -54,8 +54,10 @@ from datagems import jobs
 from datagems.accounts.tokens import Session, SessionRevocations, read_session
 from datagems.accounts.users import Account, Accounts
 from datagems.errors import DatagemsError, Unauthorized
-from datagems.models import TERMINAL_STATUSES, JobBase, JobDetails
+from datagems.models import TERMINAL_STATUSES, JobBase, JobDetails, ReplicaBeat
 from datagems.services import Services
+from datagems.store.base import decode_value
+from datagems.store.repos import unreadable_reason
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -105,7 +107,9 @@ class JobsSnapshot:
     listed: tuple[tuple[str, dict[str, Any]], ...]  # (owner, wire), newest first
     cancels_raw: dict[str, Any] | None  # read with the jobs when one was not finished
     commands_raw: dict[str, Any] | None
-    bodies: dict[str | None, bytes] = field(default_factory=dict)  # owner -> JSON of the list
+    # (owner, admin) -> JSON of the list
+    bodies: dict[tuple[str | None, bool], bytes] = field(default_factory=dict)
+    unreadable: dict[str, dict[str, Any]] = field(default_factory=dict)  # job id -> its row
 
 
 # --------------------------------------------------------------------------- reading (threads)
@@ -234,6 +238,7 @@ def load_snapshot(
     them), reusing from ``previous`` whatever was built from the same texts."""
     raw = services.jobs.all_raw()
     bases: dict[str, JobBase] = {}
+    unreadable: dict[str, dict[str, Any]] = {}
     for job_id, stored in raw.items():
         if previous is not None and previous.raw.get(job_id, _NOTHING) == stored:
             base = previous.bases.get(job_id)  # None: it did not parse then either
@@ -241,6 +246,10 @@ def load_snapshot(
             base = services.jobs.parse_raw(job_id, stored)
         if base is not None:
             bases[job_id] = base
+        elif stored is not None:
+            same = previous is not None and previous.raw.get(job_id, _NOTHING) == stored
+            kept = previous.unreadable.get(job_id) if same and previous is not None else None
+            unreadable[job_id] = kept or unreadable_row(job_id, stored)
     entries: dict[str, CachedView] = {}
     cancels = commands = None
     unfinished = [base for base in bases.values() if base.status not in TERMINAL_STATUSES]
@@ -266,9 +275,26 @@ def load_snapshot(
         wire = before[1] if before is not None and before[0] is job else job.wire()
         shown[job_id] = (job, wire)
         rows.append((job.created_at or "", base.owner, wire))
+    for row in unreadable.values():
+        rows.append((row.get("createdAt") or "", row.get("owner"), row))
     rows.sort(key=lambda row: row[0], reverse=True)
     listed = tuple((owner, wire) for _, owner, wire in rows)
-    return JobsSnapshot(raw, bases, entries, shown, listed, cancels, commands)
+    return JobsSnapshot(
+        raw, bases, entries, shown, listed, cancels, commands, unreadable=unreadable
+    )
+
+
+def unreadable_row(job_id: str, stored: Any) -> dict[str, Any]:
+    """The listing's row of a job whose stored base does not read: what can be told of it
+    (owner, title, creation), status ``unreadable`` and why (``reason``, for admins)."""
+    value = decode_value(stored)
+    found = value if isinstance(value, dict) else {}
+    row: dict[str, Any] = {"id": job_id, "status": "unreadable", "unreadable": True}
+    for name in ("owner", "title", "createdAt", "totalRecords"):
+        if isinstance(found.get(name), str | int) and not isinstance(found.get(name), bool):
+            row[name] = found[name]
+    row["reason"] = unreadable_reason(JobBase, stored) or "unreadable"
+    return row
 
 
 # --------------------------------------------------------------------------- the cache
@@ -336,16 +362,22 @@ class WebCache:
         self._sessions: OrderedDict[str, tuple[float, Session]] = OrderedDict()
         self._revoked: OrderedDict[str, _Cell[bool]] = OrderedDict()
         self.revocations = SessionRevocations(services.cstore)
+        self._replicas: _Cell[dict[str, ReplicaBeat]] = _Cell(_Epoch())
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- jobs ------------------------------------------------------------------------
-    async def listing(self, owner: str | None) -> bytes:
-        """The JSON body of ``GET /api/tasks``: ``owner``'s jobs (all for ``None``)."""
+    async def listing(self, owner: str | None, *, admin: bool = False) -> bytes:
+        """The JSON body of ``GET /api/tasks``: ``owner``'s jobs (all for ``None``). A job
+        whose stored base does not read is listed as ``unreadable``, with why to admins."""
         snapshot = await self._jobs()
-        body = snapshot.bodies.get(owner)
+        body = snapshot.bodies.get((owner, admin))
         if body is None:
-            wires = [wire for who, wire in snapshot.listed if owner is None or who == owner]
-            body = snapshot.bodies[owner] = orjson.dumps({"jobs": wires})
+            wires = [
+                wire if admin or not wire.get("unreadable") else _without_reason(wire)
+                for who, wire in snapshot.listed
+                if owner is None or who == owner
+            ]
+            body = snapshot.bodies[(owner, admin)] = orjson.dumps({"jobs": wires})
         return body
 
     async def job_view(self, job_id: str) -> CachedView | None:
@@ -361,6 +393,11 @@ class WebCache:
         # parts may come from the snapshot: the view is as old as the snapshot's read
         read_at = self._snapshot.at if self._snapshot.value is snapshot else -math.inf
         return await self._get(cell, fetch, key=stored, final=_is_final, read_at=read_at)
+
+    async def replicas(self) -> dict[str, ReplicaBeat]:
+        """The replicas of ours that ever wrote a heartbeat (``datagen:replicas``): a job's
+        other peers are the original app's. Fresh for the TTL."""
+        return await self._get(self._replicas, self.services.replicas.all)
 
     def jobs_changed(self, job_id: str | None = None) -> None:
         """This replica's web layer wrote a job (or tried to): nothing read before counts."""
@@ -508,6 +545,10 @@ class WebCache:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _without_reason(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in row.items() if name != "reason"}
 
 
 def _is_final(entry: CachedView) -> bool:

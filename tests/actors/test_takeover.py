@@ -31,6 +31,8 @@ def test_a_replica_killed_for_good_has_its_range_finished_by_a_survivor(tmp_path
         job_id = confirm_job(services, 450)
         wait_until(lambda: done_count(services, job_id, "b") >= 20, timeout=60, what="b at 20")
         fleet.replicas["b"].kill()
+        stopped = services.peers.get(job_id, "b")  # its last own write: nothing comes after
+        assert stopped is not None
 
         view = wait_for_status(services, job_id, {"succeeded"}, timeout=60)
 
@@ -39,9 +41,12 @@ def test_a_replica_killed_for_good_has_its_range_finished_by_a_survivor(tmp_path
         assert takers == ["c"]  # the next live peer after b in the job's peer order
         took, left = view.peers["c"].takeovers["b"], view.peers["b"]
         assert took.result_cid and took.done == took.assigned == left.assigned == 150
-        assert left.done < left.assigned and not left.result_cid  # b really stopped mid-range
-        silent = parse_iso(took.started_at) - parse_iso(left.last_update_at)
+        assert stopped.done < stopped.assigned and not stopped.result_cid  # b stopped mid-range
+        silent = parse_iso(took.started_at) - parse_iso(stopped.last_update_at)
         assert silent > timedelta(seconds=LEASE)  # taken only once b was silent past its lease
+        # b's own state then shows the range done by c, for the original app's readers
+        assert left.completed_by == "c" and left.result_cid == took.result_cid
+        assert left.done == left.assigned
 
 
 def test_a_replica_back_during_its_takeover_leaves_every_index_once(tmp_path: Path) -> None:

@@ -102,6 +102,64 @@ def test_a_draft_request_answers_a_schema_that_passes_sanitize_and_check():
     run(check)
 
 
+def test_a_draft_with_the_meta_schema_as_answer_format_gets_a_record_schema():
+    """The original DataGems drafts with the 2020-12 meta-schema in ``response_format``: the
+    answer is a record schema, not a random instance of the meta-schema."""
+    from jsonschema import Draft202012Validator
+
+    async def check(session: aiohttp.ClientSession, url: str) -> None:
+        meta = Draft202012Validator.META_SCHEMA
+        user = {"role": "user", "content": "A used bicycle listed for sale: brand, year, price"}
+        for fmt in (
+            {"type": "json_object", "schema": meta},
+            {"type": "json_schema", "json_schema": {"schema": meta}},
+            {
+                "type": "json_object",
+                "schema": {"$ref": "https://json-schema.org/draft/2020-12/schema"},
+            },
+        ):
+            body = {"messages": [user], "response_format": fmt}
+            _, answer = await post(session, f"{url}/create_chat_completion", body)
+            schema = orjson.loads(answer["result"]["TEXT_RESPONSE"])
+            check_schema(sanitize_schema(schema))
+            assert schema["type"] == "object" and len(schema["properties"]) >= 3
+            assert set(schema["required"]) <= set(schema["properties"])
+
+    run(check, seed=3)
+
+
+def test_a_draft_by_its_system_prompt_gets_a_record_schema_with_a_label_in_dataset_mode():
+    async def check(session: aiohttp.ClientSession, url: str) -> None:
+        system = (
+            "You design JSON Schemas for labelled classification datasets: every record "
+            "has a label."
+        )
+        messages = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": "Reviews of headphones"},
+        ]
+        body = {"messages": messages, "response_format": {"type": "json_object", "schema": {}}}
+        _, answer = await post(session, f"{url}/create_chat_completion", body)
+        schema = orjson.loads(answer["result"]["TEXT_RESPONSE"])
+        check_schema(sanitize_schema(schema))
+        assert schema["properties"]["label"]["enum"]
+
+    run(check, seed=5)
+
+
+def test_a_record_request_still_gets_a_record_of_its_schema():
+    async def check(session: aiohttp.ClientSession, url: str) -> None:
+        from datagems.inference.prompts import RECORD_SYSTEM
+
+        messages = [{"role": "system", "content": RECORD_SYSTEM}, *MESSAGES]
+        body = {"messages": messages, "response_format": {"type": "json_object", "schema": SCHEMA}}
+        _, answer = await post(session, f"{url}/create_chat_completion", body)
+        record = orjson.loads(answer["result"]["TEXT_RESPONSE"])
+        assert compile_validator(SCHEMA).errors(record) == []
+
+    run(check, seed=6)
+
+
 def test_a_malformed_request_is_a_422_like_the_node():
     async def check(session: aiohttp.ClientSession, url: str) -> None:
         status, answer = await post(session, f"{url}/create_chat_completion", {"messages": []})

@@ -88,6 +88,13 @@ def test_get_of_a_missing_key_is_null(cstore: httpx.Client, hkey: str) -> None:
     assert result_of(cstore.get("/get", params={"key": hkey})) is None
 
 
+def test_set_with_an_empty_key_is_refused_as_a_real_node_does(cstore: httpx.Client) -> None:
+    answer = cstore.post("/set", json={"key": "", "value": '"x"', "chainstore_peers": []})
+    assert answer.status_code == 200
+    assert result_of(answer) is False
+    assert result_of(cstore.get("/get", params={"key": ""})) is None
+
+
 def test_hset_hget_and_hgetall_answer_the_documented_shapes(
     cstore: httpx.Client, hkey: str
 ) -> None:

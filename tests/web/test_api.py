@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from datagems.accounts.tokens import issue_draft, issue_session
+from datagems.web.keys import READ_CACHE
 from datagems.web.routes import ROUTES
 from tests.fleet import ADMIN_PASSWORD, SESSION_SECRET
 from tests.servers import wait_until
@@ -216,6 +217,31 @@ def test_a_draft_answers_the_contract_shape_and_counts_refreshes(live: LiveApp) 
     assert (second["schemaRefreshes"], third["schemaRefreshes"]) == (1, 2)
 
 
+def test_a_job_confirmed_here_is_stored_as_the_original_app_stores_one(live: LiveApp) -> None:
+    """What the original reads: a boolean ``datasetMode``, whole-millisecond durations, the
+    details' ``inference.baseUrl`` and ``path``, a summary with ``updatedAt``."""
+    from datagems.store import keys
+
+    services = live.services
+    assert services is not None
+    client = live.login("alice")
+    for sent, stored in ((True, True), ("classification", True), (None, False)):
+        job_id = confirm(client, datasetMode=sent)
+        base = orjson.loads(services.cstore.hget_raw(keys.JOBS, job_id))
+        assert base["datasetMode"] is stored
+        assert isinstance(base["schemaDurationMs"], int)
+        details = services.r1fs.get_json(base["jobDetailsCid"], secret=services.r1fs_secret)
+        assert details["datasetMode"] is stored and isinstance(details["schemaDurationMs"], int)
+        assert details["inference"] == {
+            "useExternalApi": False,
+            "baseUrl": services.gateway_url,
+            "path": "/create_chat_completion",
+        }
+        summary = orjson.loads(services.cstore.hget_raw(keys.user_jobs("alice"), job_id))
+        assert summary["updatedAt"] == base["updatedAt"] == base["createdAt"]
+        assert summary["status"] == "queued"
+
+
 def test_tampered_expired_replayed_and_cross_user_drafts_get_400(live: LiveApp) -> None:
     alice, bob = live.login("alice"), live.login("bob")
     drafted = draft(alice)
@@ -295,6 +321,41 @@ def test_another_users_job_records_export_and_events_are_404_but_admins_see_them
     assert admin.get(f"/api/tasks/{job_id}").json()["job"]["owner"] == "alice"
     assert job_id in {j["id"] for j in admin.get("/api/tasks?all=true").json()["jobs"]}
     assert admin.get(f"/api/tasks/{job_id}/export?format=json").status_code == 200
+
+
+def test_a_job_stored_in_a_shape_we_cannot_read_is_listed_as_unreadable_and_blocks_nothing(
+    live: LiveApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Logged once with its key, listed to its owner as unreadable, the reason shown to
+    admins only; the jobs around it are listed as usual."""
+    from datagems.store import keys
+
+    services = live.services
+    assert services is not None
+    alice, admin = live.login("alice"), live.login("admin", ADMIN_PASSWORD)
+    good = confirm(alice)
+    bad = {"id": "job_odd", "owner": "alice", "title": "From the future", "peers": "ts1"}
+    services.cstore.hset(keys.JOBS, "job_odd", bad)
+    services.cstore.hset_raw(keys.JOBS, "job_text", "not json at all")
+    live.app[READ_CACHE].jobs_changed()  # as if read after the cache's TTL
+
+    def listed(client: httpx.Client, query: str = "") -> dict[str, dict]:
+        return {j["id"]: j for j in client.get(f"/api/tasks{query}").json()["jobs"]}
+
+    mine = listed(alice)
+    assert good in mine and mine[good]["status"] == "queued"
+    assert (
+        mine["job_odd"]["status"] == "unreadable" and mine["job_odd"]["title"] == "From the future"
+    )
+    assert "reason" not in mine["job_odd"] and "job_text" not in mine
+    everyone = listed(admin, "?all=true")
+    assert everyone["job_odd"]["reason"].startswith("peers")
+    assert everyone["job_text"]["reason"] == "not a JSON object"
+    for _ in range(3):
+        live.app[READ_CACHE].jobs_changed()
+        listed(admin, "?all=true")
+    assert caplog.text.count("unreadable job job_odd") == 1
+    assert alice.get("/api/tasks/job_odd").status_code == 404
 
 
 def test_a_job_view_has_the_contract_shape(live: LiveApp) -> None:

@@ -301,3 +301,47 @@ def test_the_mailed_reset_link_sets_a_new_password_in_the_browser(
     assert old.status_code == 401
     assert not errors, errors
     context.close()
+
+
+def test_the_pages_say_what_a_peer_of_the_original_app_will_not_do_and_which_job_is_unreadable(
+    browser: object, hostile: tuple[LiveApp, str]
+) -> None:
+    from playwright.sync_api import expect
+
+    from datagems.models import PeerState, Range, ReplicaBeat, now_iso
+    from datagems.store import keys
+    from datagems.web.keys import READ_CACHE
+
+    app, _ = hostile
+    services = app.services
+    assert services is not None and app.app is not None
+    client = app.login("alice")
+    job_id = client.post(
+        "/api/tasks/confirm", json={"draftToken": draft(client, totalRecords=4)["draftToken"]}
+    ).json()["jobId"]
+    # the job is shared with a peer that never beats (the original app's), this one beats
+    base = services.jobs.get(job_id)
+    assert base is not None
+    base.peers, base.peer_count = [services.settings.host_addr, "ts"], 2
+    services.jobs.put(base)
+    services.peers.put(job_id, PeerState(peer_id="ts", assigned=2, range=Range(start=4, end=6)))
+    services.replicas.beat(ReplicaBeat(peer_id=services.settings.host_addr, last_seen_at=now_iso()))
+    services.cstore.hset(keys.JOBS, "job_odd", {"id": "job_odd", "owner": "admin", "peers": 3})
+    app.app[READ_CACHE].jobs_changed()
+
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, app.url, "alice", USER_PASSWORD)
+    page.goto(f"{app.url}/jobs/{job_id}")
+    expect(page.locator("#mixed-notes")).to_contain_text("ts runs the original DataGems app")
+    expect(page.locator("#mixed-notes")).to_contain_text("keep generating after a cancel")
+    expect(page.locator("#peers-table tr[data-kind=original]")).to_contain_text("original app")
+    context.close()
+
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, app.url, "admin", ADMIN_PASSWORD)
+    card = page.locator(".job-unreadable[data-job=job_odd]")
+    expect(card).to_contain_text("unreadable")
+    expect(card).to_contain_text("peers")  # why, for an admin
+    context.close()

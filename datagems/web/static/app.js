@@ -234,7 +234,15 @@ function livePoll(fetcher, onData, isActive, label) {
 }
 
 /* ---------- jobs list ---------- */
+function unreadableCard(job) {
+  const why = job.reason ? `stored in a shape this version cannot read: ${job.reason}` : "stored in a shape this version cannot read";
+  return el("div", { class: "job-card job-unreadable", "data-job": job.id },
+    el("div", {}, el("h3", { text: job.title || job.id }), el("div", { class: "meta" }, el("span", { text: why }))),
+    el("div", {}, el("span", { class: "status status-failed", text: "unreadable" })));
+}
+
 function jobCard(job) {
+  if (job.unreadable) return unreadableCard(job);
   const ok = job.totalOk || 0, failed = job.totalFailed || 0, total = job.totalRecords || 0;
   const r = rate(job);
   const meta = [el("span", { text: `Created ${fmtAgo(job.createdAt)}` })];
@@ -444,7 +452,7 @@ function initJob() {
     $("#job-title").textContent = job.title || job.id;
     const sub = [`Created ${fmtTime(job.createdAt)}`, `${job.peerCount || (job.peers || []).length} peer(s)`];
     if (BOOT.user && job.owner !== BOOT.user.username) sub.push(`owner ${job.owner}`);
-    if (job.datasetMode) sub.push(`mode ${job.datasetMode}`);
+    if (job.datasetMode) sub.push("dataset mode (labelled)");
     $("#job-sub").textContent = sub.join(" · ");
     clear($("#job-status-wrap")).append(statusBadge(job.status));
     $("#progress-text").textContent = `${num(done)} / ${num(total)} records · ${total ? Math.floor((100 * done) / total) : 0}%`;
@@ -528,8 +536,10 @@ function initJob() {
       const usageText = `${num(u.tokensIn)} in / ${num(u.tokensOut)} out` +
         (u.avgLatencyMs === null || u.avgLatencyMs === undefined ? "" : ` · ${fmtDuration(u.avgLatencyMs)}/rec`) +
         (u.retries ? ` · ${num(u.retries)} retries` : "") + (u.duplicates ? ` · ${num(u.duplicates)} dup` : "");
-      tbody.append(el("tr", {},
-        el("td", {}, el("code", { text: peer.peerId })),
+      const who = el("td", {}, el("code", { text: peer.peerId }));
+      if (peer.kind === "original") who.append(" ", el("span", { class: "tag small", title: "a peer of the original DataGems app", text: "original app" }));
+      tbody.append(el("tr", { "data-kind": peer.kind || "datagems" },
+        who,
         el("td", { class: "nowrap", title: "global indices, end excluded", text: `${peer.range ? peer.range.start : 0} – ${peer.range ? peer.range.end : 0}` }),
         el("td", { class: "num", text: `${num(pdone)} / ${num(cover ? cover.assigned : peer.assigned)}` }),
         el("td", { class: "num", text: num(peer.generatedOk) }),
@@ -583,6 +593,9 @@ function initJob() {
     if (control.extendedBy) notes.push(`extended by ${num(control.extendedBy)} records (` + (control.extensions || []).map((r) => `${r.start}–${r.end}`).join(", ") + ")");
     if (job.status === "cancelled") notes.push("a cancelled job cannot be extended");
     $("#control-note").textContent = notes.join(" · ");
+    const mixed = clear($("#mixed-notes"));
+    for (const note of view.notes || []) mixed.append(el("li", { text: note }));
+    mixed.hidden = !mixed.childElementCount;
   }
 
   async function refresh() {
