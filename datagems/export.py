@@ -254,6 +254,7 @@ def records_page(services: Services, job_id: str, *, offset: int, limit: int) ->
                 "message": entry.get("error"),
                 "data": entry.get("data"),
                 "peer": peer_of(index),
+                "tries": entry.get("tries"),  # per attempt: what was done, and why it failed
             }
     records = [{k: v for k, v in known[i].items() if v is not None} for i in sorted(known)]
     in_flight.sort(key=lambda item: item["i"])

@@ -33,6 +33,7 @@ from datagems.services import Services
 
 if TYPE_CHECKING:
     from datagems.inference import Provider
+    from datagems.inference.capabilities import Capability, Negotiation
 
 logger = logging.getLogger(__name__)
 GATEWAY_PATH = "/create_chat_completion"
@@ -524,14 +525,20 @@ def provider_for(
         if profile is None:
             raise NotFound("inference profile not found")
         base_url = check_public_url(profile.base_url, allow_private=settings.allow_private_urls)
+        model = spec.model or profile.model
+        path = spec.path or profile.path or "/chat/completions"
         return OpenAIProvider(
             base_url,
             api_key=profile.api_key,
-            model=spec.model or profile.model,
-            path=spec.path or profile.path or "/chat/completions",
+            model=model,
+            path=path,
             timeout=settings.inference_timeout_seconds,
             log_requests=settings.log_inference_requests,
             max_connections=max_connections,
+            max_answer_bytes=settings.max_answer_bytes,
+            negotiation=negotiation_for(
+                services, OpenAIProvider.forms, profile.base_url, path, model
+            ),
         )
     token = settings.inference_token.get_secret_value() if settings.inference_token else None
     return GatewayProvider(
@@ -540,4 +547,36 @@ def provider_for(
         timeout=settings.inference_timeout_seconds,
         log_requests=settings.log_inference_requests,
         max_connections=max_connections,
+        max_answer_bytes=settings.max_answer_bytes,
+        negotiation=negotiation_for(
+            services, GatewayProvider.forms, services.gateway_url, "/create_chat_completion", None
+        ),
+    )
+
+
+def negotiation_for(
+    services: Services, forms: tuple[str, ...], base_url: str, path: str, model: str | None
+) -> Negotiation:
+    """The structured-output form of an endpoint: as remembered in the store, else to be
+    learned by the first call (and then remembered, from a worker thread)."""
+    import threading
+
+    from datagems.inference.capabilities import (
+        CapabilitiesRepo,
+        Negotiation,
+        endpoint_key,
+        endpoint_of,
+    )
+
+    endpoint = endpoint_of(base_url, path)
+    key = endpoint_key(endpoint, model)
+    repo = CapabilitiesRepo(services.cstore)
+
+    def remember(capability: Capability) -> None:
+        threading.Thread(
+            target=repo.put, args=(key, capability), daemon=True, name="remember-caps"
+        ).start()
+
+    return Negotiation(
+        forms, endpoint=endpoint, model=model, known=repo.get(key), on_learned=remember
     )

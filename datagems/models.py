@@ -197,6 +197,10 @@ class PeerState(WireModel):
     latency_ms_total: float = 0
     cancelled_at: str | None = None
     takeovers: dict[str, Takeover] = Field(default_factory=dict)
+    # real servers (ours): calls given up on timeout, and the in-flight level with its
+    # reason ({"level", "cap", "reason", "latencyRatio"}: it follows the server's latency)
+    abandoned_calls: int = 0
+    pace: dict[str, Any] | None = None
     # written by the peer that finished this range for its owner (the original app reads
     # only the owner's own state): that taker; never set by the owner itself
     completed_by: str | None = None

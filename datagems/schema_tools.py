@@ -132,20 +132,36 @@ def _type_schema(word: str) -> dict[str, Any] | None:
     return None
 
 
-def _fix_subschema(value: object) -> dict[str, Any] | bool | None:
-    """A property value turned into a schema, or ``None`` when it cannot be one."""
+_WARNINGS: ContextVar[list[str] | None] = ContextVar("sanitize_warnings", default=None)
+
+
+def _warn(message: str) -> None:
+    found = _WARNINGS.get()
+    if found is not None and len(found) < MAX_RECORD_ERRORS:
+        found.append(message[:MAX_MESSAGE_CHARS])
+
+
+def _fix_subschema(value: object, name: str = "") -> dict[str, Any] | bool | None:
+    """A property value turned into a schema, or ``None`` when it cannot be one (with a
+    named warning: a field is never dropped silently)."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
         return _type_schema(value) or {"type": "string"}
+    if isinstance(value, int | float):
+        kind = "integer" if isinstance(value, int) else "number"
+        _warn(f"{name or 'a field'}: {value!r} is a value, not a schema: typed as {kind}")
+        return {"type": kind}
     if isinstance(value, list):
         if value and all(isinstance(v, str) and v.strip().lower() in JSON_TYPES for v in value):
             return {"type": [v.strip().lower() for v in value]}
         if value and all(isinstance(v, str | int | float | bool) for v in value):
             return {"enum": list(dict.fromkeys(value))}
+        _warn(f"{name or 'a field'}: a list that is not a schema: dropped")
         return None
     if isinstance(value, dict):
         return _fix_node(value)
+    _warn(f"{name or 'a field'}: {orjson.dumps(value).decode()[:40]} is not a schema: dropped")
     return None
 
 
@@ -186,7 +202,7 @@ def _fix_node(node: dict[str, Any]) -> dict[str, Any]:
             if isinstance(value, dict):
                 fixed[key] = {
                     name: sub
-                    for name, sub in ((n, _fix_subschema(v)) for n, v in value.items())
+                    for name, sub in ((n, _fix_subschema(v, n)) for n, v in value.items())
                     if sub is not None
                 }
         elif key in SCHEMA_LISTS:
@@ -230,7 +246,7 @@ def _fix_required(value: object, properties: object) -> list[str]:
     return names
 
 
-def sanitize_schema(raw: object) -> dict[str, Any]:
+def sanitize_schema(raw: object, warnings: list[str] | None = None) -> dict[str, Any]:
     """Fix the usual mistakes of a drafted schema; ``SchemaInvalid`` when it is not an object.
 
     - ``raw`` may be a dict or JSON text; a wrapper ``{"schema": {...}}`` is unwrapped, and
@@ -238,7 +254,9 @@ def sanitize_schema(raw: object) -> dict[str, Any]:
     - a bare map of names to types (``{"name": "string"}``) becomes ``properties``;
     - ``$schema`` is set to the 2020-12 URL; a missing root ``type`` becomes ``"object"``;
     - property values that are not schemas are converted (a type name -> ``{"type": ..}``,
-      a list of type names -> a type list, a list of other scalars -> an ``enum``) or dropped;
+      a list of type names -> a type list, a list of other scalars -> an ``enum``, a number
+      -> its type) or dropped; each number typed and each value dropped is named in
+      ``warnings`` (when given);
     - ``required`` entries naming absent properties are pruned.
     """
     if isinstance(raw, str | bytes):
@@ -266,13 +284,67 @@ def sanitize_schema(raw: object) -> dict[str, Any]:
     bare_map = not any(key in ROOT_KEYWORDS or key.startswith("$") for key in node)
     if "properties" not in node and "type" not in node and node and bare_map:
         node = {"type": "object", "properties": node}
-    fixed = _fix_node(node)
+    token = _WARNINGS.set(warnings)
+    try:
+        fixed = _fix_node(node)
+    finally:
+        _WARNINGS.reset(token)
     fixed["$schema"] = META_SCHEMA_URL
     if "type" not in fixed:
         fixed["type"] = "object"
     ordered = {"$schema": META_SCHEMA_URL}
     ordered.update((k, v) for k, v in fixed.items() if k != "$schema")
     return ordered
+
+
+def _unwrapped(raw: dict[str, Any]) -> dict[str, Any]:
+    node = raw
+    for wrapper in ("schema", "json_schema", "jsonSchema"):
+        inner = node.get(wrapper)
+        if len(node) <= 2 and isinstance(inner, dict):
+            node = inner.get("schema") if isinstance(inner.get("schema"), dict) else inner
+            break
+    items = node.get("items")
+    if node.get("type") == "array" and isinstance(items, dict):
+        node = items
+    return node
+
+
+def _is_type_word(value: object) -> bool:
+    return isinstance(value, str) and _type_schema(value) is not None
+
+
+def draft_problem(raw: object) -> str | None:
+    """Why a drafted answer is not the JSON Schema of a record, or ``None`` when it is one.
+
+    Refused: anything but an object; an object without ``properties`` (a fragment such as
+    ``{"type": "object", "required": [...]}``); a bare map of names to type words; an
+    example record (values, not field definitions), at the root or as ``properties``.
+    """
+    if not isinstance(raw, dict):
+        return "the answer is not a JSON object"
+    node = _unwrapped(raw)
+    properties = node.get("properties")
+    if isinstance(properties, dict) and properties:
+        literal = [
+            name
+            for name, value in properties.items()
+            if not isinstance(value, dict | bool)
+            and not _is_type_word(value)
+            and not isinstance(value, list)
+        ]
+        if len(literal) * 2 > len(properties):
+            shown = ", ".join(
+                f"{n}: {orjson.dumps(properties[n]).decode()[:20]}" for n in literal[:3]
+            )
+            return f"its properties hold example values ({shown}), not field schemas"
+        return None
+    if any(key in ROOT_KEYWORDS or key.startswith("$") for key in node):
+        return "it is not the schema of a record: it has no properties"
+    if node and all(_is_type_word(value) for value in node.values()):
+        return "it is a bare map of field names to types, not a JSON Schema"
+    shown = ", ".join(f"{k}: {orjson.dumps(v).decode()[:20]}" for k, v in list(node.items())[:3])
+    return f"it is an example record ({shown}), not a JSON Schema"
 
 
 # --------------------------------------------------------------------------- check

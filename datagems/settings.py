@@ -250,6 +250,8 @@ class Settings:
     inference_max_attempts: int = 3
     retry_inference_on_failure: bool = True
     log_inference_requests: bool = False
+    record_max_tokens: int = 1024  # cap of a record call's max_tokens (a job may set its own)
+    max_answer_bytes: int = 8 * 1024 * 1024  # a provider answer over this fails the call
     # worker
     job_poll_seconds: float = 5.0
     update_every_k: int = 5
@@ -432,6 +434,15 @@ class Settings:
             ),
             retry_inference_on_failure=env.bool("RETRY_INFERENCE_ON_FAILURE", default=True),
             log_inference_requests=env.bool("LOG_INFERENCE_REQUESTS", default=False),
+            record_max_tokens=env.int(
+                "DATAGEN_RECORD_MAX_TOKENS", default=1024, minimum=16, maximum=8192
+            ),
+            max_answer_bytes=env.int(
+                "DATAGEN_MAX_ANSWER_BYTES",
+                default=8 * 1024 * 1024,
+                minimum=64 * 1024,
+                maximum=256 * 1024 * 1024,
+            ),
             job_poll_seconds=env.float("DATAGEN_JOB_POLL_SECONDS", default=5.0, minimum=0.05),
             update_every_k=env.int("DATAGEN_UPDATE_EVERY_K_REQUESTS", default=5, minimum=1),
             max_concurrent_jobs=env.int(

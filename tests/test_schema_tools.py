@@ -16,6 +16,7 @@ from datagems.schema_tools import (
     PATTERN_TIMEOUT,
     check_schema,
     compile_validator,
+    draft_problem,
     field_order,
     in_field_order,
     pattern_problem,
@@ -50,7 +51,8 @@ def test_sanitize_sets_the_2020_12_schema_url_and_a_root_object_type():
     check_schema(fixed)
 
 
-def test_sanitize_converts_property_values_that_are_not_schemas():
+def test_sanitize_converts_property_values_that_are_not_schemas_and_names_what_it_did():
+    warnings: list[str] = []
     fixed = sanitize_schema(
         {
             "type": "object",
@@ -67,7 +69,8 @@ def test_sanitize_converts_property_values_that_are_not_schemas():
                 "nested": {"properties": {"x": "boolean", "y": None}, "required": ["x", "y"]},
             },
             "required": ["name", "gone", "missing", "name", 7],
-        }
+        },
+        warnings,
     )
     props = fixed["properties"]
     assert props["name"] == {"type": "string"}
@@ -77,7 +80,13 @@ def test_sanitize_converts_property_values_that_are_not_schemas():
     assert props["mail"] == {"type": "string", "format": "email"}
     assert props["note"] == {"type": ["string", "null"]}
     assert props["color"] == {"enum": ["red", "green"]}
-    assert "gone" not in props and "also_gone" not in props
+    assert "gone" not in props  # null is no schema: dropped, and said so
+    assert props["also_gone"] == {"type": "integer"}  # a value: typed from it, and said so
+    assert warnings == [
+        "gone: null is not a schema: dropped",
+        "also_gone: 42 is a value, not a schema: typed as integer",
+        "y: null is not a schema: dropped",
+    ]
     assert props["nested"] == {
         "properties": {"x": {"type": "boolean"}},
         "required": ["x"],
@@ -85,6 +94,26 @@ def test_sanitize_converts_property_values_that_are_not_schemas():
     }
     assert fixed["required"] == ["name"]
     check_schema(fixed)
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ({"full_name": "John Smith", "age": 34}, "it is an example record"),
+        ({"name": "string", "age": "integer"}, "bare map of field names to types"),
+        ({"type": "object", "required": ["email"]}, "it has no properties"),
+        ({"type": "object", "properties": {"a": "Ana", "b": 3}}, "example values"),
+        (["full_name"], "not a JSON object"),
+    ],
+)
+def test_a_draft_that_is_not_the_schema_of_a_record_is_named(answer, problem):
+    found = draft_problem(answer)
+    assert found is not None and problem in found
+
+
+def test_a_draft_that_is_a_schema_passes():
+    assert draft_problem({"type": "object", "properties": {"a": {"type": "string"}}}) is None
+    assert draft_problem({"schema": {"properties": {"a": "string", "b": "integer"}}}) is None
 
 
 def test_sanitize_turns_draft_03_required_flags_into_a_required_list():

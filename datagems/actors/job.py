@@ -31,6 +31,7 @@ from datagems.actors.messages import (
     JobDropped,
     JobEnded,
     JobOpened,
+    PaceChanged,
     RecordDone,
     RecordOutcome,
     RecordsStarted,
@@ -38,6 +39,7 @@ from datagems.actors.messages import (
     Tick,
     WriterRestarted,
 )
+from datagems.actors.pace import LatencyPacer
 from datagems.actors.record import CallLoop, RecordJob, run_record
 from datagems.duplicates import SeenRecords
 from datagems.errors import StoreError
@@ -143,6 +145,8 @@ class JobActor(Actor):
         self.stored: PeerState | None = None  # this peer's state as read at (re)open
         self.seeded_from: str | None = None  # the owner's upload this range started from
         self.work: RecordJob | None = None
+        self.pace = LatencyPacer(services.settings.max_in_flight_per_job)  # set at start
+        self.pace_shown = -1
         self._ticker: Ticker | None = None
 
     # -- life --------------------------------------------------------------------------
@@ -218,6 +222,8 @@ class JobActor(Actor):
 
     def _connect(self, job: JobBase, details: JobDetails) -> None:
         """The provider (one connection pool) and what every record of the job shares."""
+        from datagems.inference.constrain import constrained_schema
+        from datagems.inference.generation import sampling_for
         from datagems.jobs import provider_for
         from datagems.schema_tools import compile_validator, field_order
 
@@ -227,6 +233,7 @@ class JobActor(Actor):
             job.owner,
             max_connections=min(self.settings.max_in_flight_per_job, self.slots.capacity),
         )
+        self.pace = self._pacer(details)
         self.work = RecordJob(
             job_id=self.job_id,
             owner=self.owner,
@@ -239,6 +246,14 @@ class JobActor(Actor):
             pacer=self.slots,
             job=self.actor_ref,
             writer=self.writer,
+            sampling=sampling_for(
+                details.json_schema,
+                details.inference.parameters,
+                self.settings.record_max_tokens,
+            ),
+            pace=self.pace,
+            round=self.version[1],
+            constrained=constrained_schema(details.json_schema),
         )
         logger.info(
             "job %s: working %s, %d to call (%d failed ones again)",
@@ -275,6 +290,7 @@ class JobActor(Actor):
         except StoreError as exc:
             logger.warning("job %s: own state not read again (%s)", self.job_id, exc)
         self._announce(self.stored, self.results.resume(self.ranges))
+        self.pace_shown = -1  # shown again by the next tick
         if self.in_flight:
             self._tell_writer(
                 RecordsStarted(job_id=self.job_id, owner=self.owner, indices=tuple(self.in_flight))
@@ -286,9 +302,24 @@ class JobActor(Actor):
         with contextlib.suppress(pykka.ActorDeadError):
             self.writer.tell(message)
 
+    def _pacer(self, details: Any) -> LatencyPacer:
+        """The job's in-flight pacing, starting where the server was last seen (pace.py)."""
+        from datagems.actors.pace import SLOW_START
+
+        cap = self.settings.max_in_flight_per_job
+        known = getattr(getattr(self.provider, "negotiation", None), "known_in_flight", None)
+        if known:
+            return LatencyPacer(cap, known, why="starting where the last job on it ended")
+        if details.inference.use_external_api:
+            return LatencyPacer(cap, SLOW_START)
+        return LatencyPacer(cap)
+
     def cleanup(self) -> None:
         if self._ticker:
             self._ticker.stop()
+        negotiation = getattr(self.provider, "negotiation", None)
+        if negotiation is not None and self.pace.observed:
+            negotiation.remember_in_flight(self.pace.allowed)
         self._forget_in_flight()
         if self.results:
             self.results.close()
@@ -367,7 +398,7 @@ class JobActor(Actor):
 
     # -- work --------------------------------------------------------------------------
     def _fill(self) -> None:
-        cap = self.settings.max_in_flight_per_job
+        cap = min(self.settings.max_in_flight_per_job, self.pace.allowed)
         started: list[int] = []
         while (
             self.pending
@@ -409,6 +440,8 @@ class JobActor(Actor):
             entry.update(error=outcome.error, reason=outcome.reason)
         if outcome.attempts > 1:
             entry["attempts"] = outcome.attempts
+        if outcome.tries and (not outcome.ok or outcome.attempts > 1):
+            entry["tries"] = list(outcome.tries)
         assert self.results is not None
         self.results.append(entry)  # on disk before it counts as done
         self._tell_writer(
@@ -425,6 +458,9 @@ class JobActor(Actor):
     def _tick(self) -> None:
         if self.finished:
             return
+        if self.pace.version != self.pace_shown:
+            self.pace_shown = self.pace.version
+            self._tell_writer(PaceChanged(job_id=self.job_id, pace=self.pace.snapshot()))
         if self.pending and not self.draining and not self.cancelled:
             self._fill()
         elif self.upload_failures and time.monotonic() >= self.upload_retry_at:

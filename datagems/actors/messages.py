@@ -67,6 +67,15 @@ class RecordOutcome(Message):
     tokens_in: int = 0
     tokens_out: int = 0
     latency_ms: float = 0.0
+    abandoned: int = 0  # calls given up on timeout (the server may have computed them)
+    tries: tuple[dict[str, Any], ...] = ()  # per attempt: what was done, and why it failed
+
+
+class PaceChanged(Message):
+    """The job's in-flight level or its reason changed (shown on the job page)."""
+
+    job_id: str
+    pace: dict[str, Any]
 
 
 # -- writer <- job / record ------------------------------------------------------------

@@ -7,13 +7,21 @@ switches and client locks and reached a third of the gateway's limit, while the 
 reaches most of it (``BENCHMARKS.md``). It keeps the actor's contract: it is started by
 its job actor, never waits on another actor, sends its outcome up by ``tell``, and ends.
 
-Per-record rules:
-- transport error, timeout, 5xx or ``rate_limited``: retry after an exponential backoff
-  with jitter;
-- invalid JSON or a schema violation: retry with the error fed back in the conversation;
+Per-record rules (retries by failure kind):
+- transport error, timeout, 5xx or ``rate_limited``: the same question again after an
+  exponential backoff with jitter (``again``); a timed-out call is counted as abandoned
+  (the server may still be computing it, and its tokens are not reported to us);
+- not JSON, cut at ``max_tokens`` (``length``: the next sample may run twice as long) or
+  the schema echoed back (``echoed_schema``): a fresh sample, new seed, no echo of the
+  rejected answer (``resample``);
+- a schema violation: a fresh sample whose question gains one short line naming the
+  errors, never the answer (``feedback``);
 - anything else (a 4xx, a provider error): the record fails at once;
 - at most ``attempts`` calls; then the record fails with the last reason and a short
   message. A record is never filled with made-up values.
+Every attempt is recorded (``RecordOutcome.tries``: what was done, its seed, why it was
+rejected, its tokens and latency); a refusal of the structured-output form is handled
+by the provider (``datagems.inference.capabilities``) and is not an attempt.
 The outcome goes up to the job actor; a retry's state goes to the writer (the job actor
 tells the writer when records start). A cancelled record (its job cancelled or stopping)
 sends nothing: its job has already forgotten it.
@@ -35,12 +43,14 @@ import pykka
 
 from datagems.actors.base import Slots
 from datagems.actors.messages import RecordOutcome, RecordStateChanged
+from datagems.actors.pace import LatencyPacer
 from datagems.errors import InferenceError
 
 if TYPE_CHECKING:
     from datagems.actors.job import JobActor
     from datagems.actors.writer import CStoreWriter
     from datagems.inference import Provider
+    from datagems.inference.generation import Sampling
     from datagems.models import JobDetails
     from datagems.schema_tools import RecordValidator
 
@@ -111,6 +121,10 @@ class RecordJob:
     pacer: Slots  # told of every call's outcome: it adapts the in-flight level
     job: pykka.ActorRef[JobActor]
     writer: pykka.ActorRef[CStoreWriter]
+    sampling: Sampling | None = None  # max_tokens, temperature, the job's other params
+    pace: LatencyPacer | None = None  # the job's in-flight level, following latency
+    round: int = 0  # the job's retry round: fresh seeds in each
+    constrained: dict[str, Any] | None = None  # the schema sent for constrained decoding
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -147,50 +161,107 @@ def _retrying(work: RecordJob, index: int, attempt: int, reason: str) -> None:
         )
 
 
+def _looks_like_schema(data: Any, schema: dict[str, Any]) -> bool:
+    """Did the model answer with the schema (or a piece of it) instead of a record?"""
+    if not isinstance(data, dict):
+        return False
+    own = schema.get("properties") if isinstance(schema, dict) else None
+    own_names = set(own) if isinstance(own, dict) else set()
+    if isinstance(data.get("properties"), dict) and "properties" not in own_names:
+        return True
+    return "$schema" in data and "$schema" not in own_names
+
+
 async def generate(work: RecordJob, index: int) -> RecordOutcome:
     """The calls of one record, by the per-record rules above."""
     from datagems.inference import extract_json, prompts
     from datagems.schema_tools import in_field_order
 
-    messages = prompts.record_messages(details=work.details, index=index, total=work.total)
-    seed = prompts.record_seed(work.job_id, index)
-    tokens_in = tokens_out = 0
+    base = prompts.record_messages(
+        details=work.details, index=index, total=work.total, round_=work.round
+    )
+    messages = base
+    record_seed = prompts.record_seed(work.job_id, index, work.round)
+    sampling = work.sampling
+    max_tokens = sampling.max_tokens if sampling else None
+    schema = work.constrained if work.constrained is not None else work.details.json_schema
+    tokens_in = tokens_out = abandoned = 0
     latency = 0.0
     reason, error = "transport", "not attempted"
+    tries: list[dict[str, Any]] = []
+    action = "first"
     attempt = 0
     while attempt < work.attempts:
         attempt += 1
         if attempt > 1:
             _retrying(work, index, attempt, reason)
+        seed = prompts.call_seed(record_seed, attempt)
+        attempt_log: dict[str, Any] = {"n": attempt, "do": action, "seed": seed}
+        tries.append(attempt_log)
+        started_with = work.pace.call_started() if work.pace else 1
         try:
             completion = await work.provider.acomplete(
-                messages, schema=work.details.json_schema, seed=seed + attempt
+                messages,
+                schema=schema,
+                seed=seed,
+                temperature=sampling.temperature if sampling else None,
+                max_tokens=max_tokens,
+                params=sampling.params if sampling else None,
             )
         except InferenceError as exc:
             reason, error = exc.reason, exc.message
+            attempt_log["reason"] = reason
+            if exc.reason == "timeout":
+                abandoned += 1
             if exc.reason in CONGESTION_REASONS or exc.reason.startswith("http_5"):
                 work.pacer.congested()
             if not exc.retryable:
                 break
+            action = "again"
             if attempt < work.attempts:
                 await asyncio.sleep(backoff_seconds(attempt))
             continue
+        finally:
+            if work.pace is not None:
+                work.pace.call_ended()
         work.pacer.succeeded()
+        if work.pace is not None:
+            work.pace.observe(completion.latency_ms, completion.tokens_out, started_with)
         tokens_in += completion.tokens_in or 0
         tokens_out += completion.tokens_out or 0
         latency += completion.latency_ms
+        attempt_log["tokensOut"] = completion.tokens_out
+        attempt_log["ms"] = round(completion.latency_ms, 1)
+        if completion.finish_reason and completion.finish_reason != "stop":
+            attempt_log["finish"] = completion.finish_reason
+        cut = completion.finish_reason == "length"
         try:
             data = extract_json(completion.text)
         except InferenceError as exc:
-            reason, error = "invalid_json", exc.message
-            messages = prompts.repair_messages(messages, completion.text, error)
+            if cut:
+                reason, error = "length", _cut_message(max_tokens)
+                max_tokens = _longer(max_tokens)
+            else:
+                reason, error = "invalid_json", exc.message
+            attempt_log["reason"] = reason
+            messages, action = base, "resample"
             continue
         problems = work.validator.errors(data)
         if problems:
-            reason = "schema_violation"
-            error = "; ".join(problems[:3])[:300]
-            messages = prompts.repair_messages(messages, completion.text, error)
+            if _looks_like_schema(data, work.details.json_schema):
+                reason, error = "echoed_schema", "the answer is the schema, not a record"
+                messages, action = base, "resample"
+            elif cut:
+                reason, error = "length", _cut_message(max_tokens)
+                max_tokens = _longer(max_tokens)
+                messages, action = base, "resample"
+            else:
+                reason = "schema_violation"
+                error = "; ".join(problems[:3])[:300]
+                messages, action = prompts.feedback_messages(base, error), "feedback"
+            attempt_log["reason"] = reason
             continue
+        attempt_log["reason"] = "ok"
         return RecordOutcome(
             i=index,
             ok=True,
@@ -199,6 +270,8 @@ async def generate(work: RecordJob, index: int) -> RecordOutcome:
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             latency_ms=latency,
+            abandoned=abandoned,
+            tries=tuple(tries),
         )
     return RecordOutcome(
         i=index,
@@ -209,4 +282,18 @@ async def generate(work: RecordJob, index: int) -> RecordOutcome:
         tokens_in=tokens_in,
         tokens_out=tokens_out,
         latency_ms=latency,
+        abandoned=abandoned,
+        tries=tuple(tries),
     )
+
+
+def _cut_message(max_tokens: int | None) -> str:
+    bound = f" of {max_tokens} tokens" if max_tokens else ""
+    return f"the answer was cut at the max_tokens bound{bound} (finish_reason: length)"
+
+
+def _longer(max_tokens: int | None) -> int | None:
+    """After a cut answer, the next sample may run twice as long (still bounded)."""
+    from datagems.inference.generation import HARD_MAX_TOKENS
+
+    return min(HARD_MAX_TOKENS, max_tokens * 2) if max_tokens else None

@@ -40,6 +40,7 @@ from datagems.actors.messages import (
     Flush,
     JobDropped,
     JobOpened,
+    PaceChanged,
     RecordDone,
     RecordOutcome,
     RecordsStarted,
@@ -178,6 +179,11 @@ class CStoreWriter(Actor):
                 self._opened(message)
             case SliceUploaded():
                 self._slice_uploaded(message)
+            case PaceChanged():
+                tracked = self.tracked.get(message.job_id)
+                if tracked is not None:
+                    tracked.state.pace = dict(message.pace)
+                    tracked.dirty = True
             case JobDropped():
                 tracked = self.tracked.get(message.job_id)
                 if tracked is not None:
@@ -254,6 +260,7 @@ class CStoreWriter(Actor):
         state.tokens_in += outcome.tokens_in
         state.tokens_out += outcome.tokens_out
         state.latency_ms_total += outcome.latency_ms
+        state.abandoned_calls += outcome.abandoned
         state.duplicates += 1 if message.duplicate else 0
         tracked.finished.append((outcome, now_iso()))
         if tracked.count_finished(self.settings.update_every_k):

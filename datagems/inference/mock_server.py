@@ -20,6 +20,11 @@ DataGems sends the 2020-12 meta-schema there), or whose system prompt asks to de
 draft or generate a JSON Schema. Record factories are cached by the schema's
 JSON text, so the hot path is parse -> generate -> serialize.
 
+Behaviours of real servers (``refuseJsonSchema``, ``echoSchemaRate``, ``exampleDraft``,
+``runawayRate`` + ``tokenLatencyMs``, ``copyOnRepair``, ``controlCharsRate``,
+``seededAnswers``, ``hugeAnswerMb``) are modes described in ``mock_modes``; ``GET
+/requests`` lists what the last requests asked (seed, form, ``max_tokens``, parameters).
+
 Faults (each an independent probability per request, checked in this order):
 ``rate_limit_rate`` (gateway: 200 ``result.status: rate_limited``; OpenAI: 429),
 ``fail_rate`` (gateway: half HTTP 500, half 200 ``result.error``; OpenAI: 500),
@@ -39,12 +44,14 @@ import random
 import re
 import signal
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from datagems.inference import mock_modes
 from datagems.inference.fakedata import RecordFactory, draft_schema
 
 logger = logging.getLogger(__name__)
@@ -77,14 +84,34 @@ class MockConfig:
     max_concurrency: int = 0  # 0 = unlimited; excess requests queue
     seed: int | None = None
     token: str | None = None  # when set, requests must carry it (body / bearer)
+    # behaviours of real servers (mock_modes)
+    refuse_json_schema: bool = False
+    echo_schema_rate: float = 0.0
+    example_draft: bool = False
+    runaway_rate: float = 0.0
+    token_latency_ms: float = 0.0
+    copy_on_repair: bool = False
+    control_chars_rate: float = 0.0
+    seeded_answers: bool = False
+    huge_answer_mb: float = 0.0
 
     def check(self) -> None:
-        for name in ("fail_rate", "invalid_rate", "schema_violation_rate", "rate_limit_rate"):
+        for name in (
+            "fail_rate",
+            "invalid_rate",
+            "schema_violation_rate",
+            "rate_limit_rate",
+            "echo_schema_rate",
+            "runaway_rate",
+            "control_chars_rate",
+        ):
             value = getattr(self, name)
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{_camel(name)} must be between 0 and 1")
         if self.latency_ms < 0 or self.jitter_ms < 0 or self.max_concurrency < 0:
             raise ValueError("latencyMs, jitterMs and maxConcurrency must be >= 0")
+        if self.token_latency_ms < 0 or self.huge_answer_mb < 0:
+            raise ValueError("tokenLatencyMs and hugeAnswerMb must be >= 0")
 
     def public(self) -> dict[str, Any]:
         return {_camel(k): v for k, v in asdict(self).items() if k != "token"}
@@ -96,6 +123,10 @@ def _camel(name: str) -> str:
 
 
 CONFIG_NAMES = {_camel(f.name): f.name for f in fields(MockConfig) if f.name != "token"}
+BOOL_SETTINGS = frozenset(
+    {"refuse_json_schema", "example_draft", "copy_on_repair", "seeded_answers"}
+)
+REQUESTS_KEPT = 2000
 
 
 def _json(value: Any, status: int = 200) -> web.Response:
@@ -137,6 +168,20 @@ class MockLLM:
         }
         self.in_flight = 0
         self.max_in_flight = 0
+        self.open = 0  # requests received and not answered yet (queued ones included)
+        self.max_open = 0
+        self.modes = {
+            "refused": 0,
+            "echoed": 0,
+            "exampleDrafts": 0,
+            "runaway": 0,
+            "copied": 0,
+            "controlChars": 0,
+            "huge": 0,
+        }
+        self.recent: deque[dict[str, Any]] = deque(maxlen=REQUESTS_KEPT)
+        self.tokens_in = 0  # the usage this server reported, summed
+        self.tokens_out = 0
         self.last_answer_at: float | None = None  # wall clock (time.time) of the last answer
         self.started = time.monotonic()
 
@@ -147,6 +192,11 @@ class MockLLM:
             "faults": dict(self.faults),
             "inFlight": self.in_flight,
             "maxInFlight": self.max_in_flight,
+            "open": self.open,
+            "maxOpen": self.max_open,
+            "modes": dict(self.modes),
+            "tokensIn": self.tokens_in,
+            "tokensOut": self.tokens_out,
             "lastAnswerAt": self.last_answer_at,
             "factories": len(self.factories),
             "config": self.config.public(),
@@ -165,6 +215,8 @@ class MockLLM:
                 current[name] = None if value is None else int(value)
             elif name == "max_concurrency":
                 current[name] = int(value)
+            elif name in BOOL_SETTINGS:
+                current[name] = bool(value)
             else:
                 current[name] = float(value)
         new = MockConfig(**current)
@@ -191,10 +243,14 @@ class MockLLM:
         app.router.add_get("/stats", self.get_stats)
         app.router.add_post("/stats/reset", self.post_reset)
         app.router.add_post("/config", self.post_config)
+        app.router.add_get("/requests", self.get_requests)
         return app
 
     async def get_stats(self, request: web.Request) -> web.Response:
         return _json(self.stats())
+
+    async def get_requests(self, request: web.Request) -> web.Response:
+        return _json(list(self.recent))
 
     async def post_reset(self, request: web.Request) -> web.Response:
         self.reset_stats()
@@ -250,11 +306,55 @@ class MockLLM:
                 {"detail": [{"type": "value_error", "loc": ["body", "messages"], "msg": problem}]},
                 422,
             )
-        semaphore = self._semaphore
-        if semaphore is None:
-            return await self._serve(request, body, openai)
-        async with semaphore:
-            return await self._serve(request, body, openai)
+        self._note(body)
+        self.open += 1
+        self.max_open = max(self.max_open, self.open)
+        try:
+            semaphore = self._semaphore
+            if semaphore is None:
+                return await self._serve(request, body, openai)
+            async with semaphore:
+                return await self._serve(request, body, openai)
+        finally:
+            self.open -= 1
+
+    def _note(self, body: dict[str, Any]) -> None:
+        """What this request asked, for ``GET /requests`` (tests read seeds and bounds)."""
+        fmt = body.get("response_format")
+        form = fmt.get("type") if isinstance(fmt, dict) else None
+        if isinstance(fmt, dict) and isinstance(fmt.get("json_schema"), dict):
+            form = "json_schema strict" if fmt["json_schema"].get("strict") else "json_schema"
+        elif isinstance(fmt, dict) and "schema" in fmt:
+            form = "json_object schema"
+        metadata = body.get("metadata")
+        self.recent.append(
+            {
+                "seed": body.get(
+                    "seed", metadata.get("seed") if isinstance(metadata, dict) else None
+                ),
+                "form": form,
+                "maxTokens": body.get("max_tokens"),
+                "temperature": body.get("temperature"),
+                "params": sorted(
+                    k
+                    for k in body
+                    if k
+                    not in (
+                        "messages",
+                        "model",
+                        "seed",
+                        "metadata",
+                        "response_format",
+                        "max_tokens",
+                        "temperature",
+                        "authorization",
+                    )
+                ),
+                "assistantTurn": mock_modes.assistant_answer(body) is not None,
+                "open": self.open + 1,
+                "lastMessage": str(body["messages"][-1].get("content", ""))[-300:],
+            }
+        )
 
     async def _serve(
         self, request: web.Request, body: dict[str, Any], openai: bool
@@ -264,17 +364,32 @@ class MockLLM:
             self.max_in_flight = self.in_flight
         try:
             config = self.config
+            refused = mock_modes.refuses(body, config, openai)
+            if refused is not None:
+                self.modes["refused"] += 1
+                return refused
             delay = config.latency_ms + (
                 config.jitter_ms * self.rng.random() if config.jitter_ms else 0.0
             )
+            runaway = 0
+            if config.runaway_rate and self.rng.random() < config.runaway_rate:
+                limit = body.get("max_tokens")
+                runaway = limit if isinstance(limit, int) else mock_modes.CONTEXT_TOKENS
+                delay += runaway * config.token_latency_ms
+                self.modes["runaway"] += 1
             if delay > 0:
                 await asyncio.sleep(delay / 1000)
-            return self._answer(request, body, openai)
+            if config.huge_answer_mb:
+                self.modes["huge"] += 1
+                return await mock_modes.huge_answer(request, config.huge_answer_mb, openai)
+            return self._answer(request, body, openai, runaway)
         finally:
             self.in_flight -= 1
             self.last_answer_at = time.time()
 
-    def _answer(self, request: web.Request, body: dict[str, Any], openai: bool) -> web.Response:
+    def _answer(
+        self, request: web.Request, body: dict[str, Any], openai: bool, runaway: int = 0
+    ) -> web.Response:
         config = self.config
         roll = self.rng.random
         self.counter += 1
@@ -352,7 +467,24 @@ class MockLLM:
         schema = _schema_of(body)
         if schema is not None and _asks_for_a_schema(body, schema):
             schema = None  # a schema draft: answer a record schema, not an instance of this
-        if config.invalid_rate and roll() < config.invalid_rate:
+        elif schema is None:
+            schema = mock_modes.schema_in_prompt(body)  # a record asked with the schema in text
+        if config.seeded_answers:  # the seed and schema decide, as on a real server
+            rng = mock_modes.seeded_rng(
+                self.base_seed, _request_seed(body), orjson.dumps(schema) if schema else b""
+            )
+            roll = rng.random
+        copied = mock_modes.assistant_answer(body) if config.copy_on_repair else None
+        if copied is not None:
+            self.modes["copied"] += 1
+            text = copied
+        elif config.echo_schema_rate and schema is not None and roll() < config.echo_schema_rate:
+            self.modes["echoed"] += 1
+            text = orjson.dumps(schema).decode()
+        elif config.example_draft and schema is None:
+            self.modes["exampleDrafts"] += 1
+            text = mock_modes.example_record_text()
+        elif config.invalid_rate and roll() < config.invalid_rate:
             self.faults["invalidJson"] += 1
             text = f"Sure! Here is record number {counter}: a lovely item, nothing more to say."
         elif schema is not None:
@@ -377,8 +509,17 @@ class MockLLM:
                 prompt += "\nDataset mode: classification (a label per record)."
             text = orjson.dumps(draft_schema(prompt, rng)).decode()
 
+        if config.control_chars_rate and copied is None and roll() < config.control_chars_rate:
+            changed = mock_modes.with_raw_newline(text)
+            self.modes["controlChars"] += changed != text
+            text = changed
+        finish = "stop"
+        if runaway:
+            text, finish = mock_modes.runaway_text(text, runaway), "length"
         prompt_tokens = sum(len(m.get("content", "")) for m in body["messages"]) // 4 + 1
-        completion_tokens = len(text) // 4 + 1
+        completion_tokens = runaway or len(text) // 4 + 1
+        self.tokens_in += prompt_tokens
+        self.tokens_out += completion_tokens
         model = body.get("model") if openai and isinstance(body.get("model"), str) else MODEL_NAME
         full = {
             "id": f"chatcmpl-{request_id}",
@@ -389,7 +530,7 @@ class MockLLM:
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
+                    "finish_reason": finish,
                 }
             ],
             "usage": {
@@ -540,6 +681,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for reproducible answers")
     parser.add_argument("--token", default=None, help="require this token (body / bearer)")
+    parser.add_argument(
+        "--mode",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a behaviour of real servers (see mock_modes), e.g. refuseJsonSchema=true",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -558,6 +706,14 @@ def main(args: argparse.Namespace) -> int:
         "token": args.token,
     }
     try:
+        for item in args.mode:
+            name, _, value = item.partition("=")
+            if name not in CONFIG_NAMES:
+                raise ValueError(f"unknown mode {name!r}; known: {', '.join(CONFIG_NAMES)}")
+            try:
+                options[CONFIG_NAMES[name]] = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                raise ValueError(f"{name}: {value!r} is not a JSON value") from None
         MockConfig(**options).check()
     except ValueError as exc:
         print(f"datagems mock-llm: {exc}", flush=True)

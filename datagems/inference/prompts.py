@@ -2,7 +2,14 @@
 
 Record prompts vary by index so N calls do not return N copies of one record: each carries
 its position, a seed and a diversity hint, all derived deterministically from
-``(job id, index)`` (``record_seed``), so a retried or resumed record asks the same question.
+``(job id, index)`` (``record_seed``), so a resumed record asks the same question. A
+"retry failed records" round ``r`` derives fresh ones from ``(job id, index, r)``, and every
+attempt of a record gets its own sampling seed (``call_seed``): asking a model the same
+question with the same seed gets the same answer back.
+
+Retries never echo a rejected answer (a small model copies it back byte for byte): a retry
+is a fresh sample of the same question, and after a schema violation the question gains
+one short line naming what was wrong (``feedback_messages``), never the answer itself.
 In dataset mode ``classification`` / ``labeled`` the record must carry a ``label`` field,
 classes are suggested round-robin over the schema's label enum (balanced classes), and the
 model is told not to leak the label into the other fields.
@@ -67,14 +74,21 @@ ANGLES = (
 )
 
 
-def record_seed(job_id: str, index: int) -> int:
-    """A 31-bit seed for record ``index`` of job ``job_id`` (stable across processes)."""
-    digest = hashlib.sha256(f"{job_id}:{index}".encode()).digest()
+def record_seed(job_id: str, index: int, round_: int = 0) -> int:
+    """A 31-bit seed for record ``index`` of job ``job_id`` (stable across processes);
+    retry round ``round_`` > 0 gets a fresh one."""
+    text = f"{job_id}:{index}" if not round_ else f"{job_id}:{index}:round{round_}"
+    digest = hashlib.sha256(text.encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def diversity_hint(job_id: str, index: int) -> str:
-    seed = record_seed(job_id, index)
+def call_seed(record: int, attempt: int) -> int:
+    """The sampling seed of ``attempt`` (1-based) of a record whose seed is ``record``."""
+    return (record + (attempt - 1) * 0x9E3779B1) & 0x7FFFFFFF
+
+
+def diversity_hint(job_id: str, index: int, round_: int = 0) -> str:
+    seed = record_seed(job_id, index, round_)
     return f"{TONES[seed % len(TONES)]}; {ANGLES[(seed // len(TONES)) % len(ANGLES)]}"
 
 
@@ -128,9 +142,12 @@ def schema_draft_messages(
     ]
 
 
-def record_messages(*, details: JobDetails, index: int, total: int) -> list[dict[str, str]]:
-    """The call for record ``index`` (0-based global index) of ``total``."""
-    seed = record_seed(details.id, index)
+def record_messages(
+    *, details: JobDetails, index: int, total: int, round_: int = 0
+) -> list[dict[str, str]]:
+    """The call for record ``index`` (0-based global index) of ``total`` (in retry round
+    ``round_``: another seed and hint)."""
+    seed = record_seed(details.id, index, round_)
     schema = details.json_schema or {}
     lines = [
         f"Dataset: {details.title.strip() or '(untitled)'}",
@@ -141,7 +158,7 @@ def record_messages(*, details: JobDetails, index: int, total: int) -> list[dict
     lines.append("JSON Schema of one record:")
     lines.append(orjson.dumps(schema).decode())
     lines.append(f"This is record {index + 1} of {total}. Variation seed: {seed}.")
-    lines.append(f"Diversity hint: make this record {diversity_hint(details.id, index)}.")
+    lines.append(f"Diversity hint: make this record {diversity_hint(details.id, index, round_)}.")
     lines.append("Do not copy earlier records; every record should be distinct.")
     if is_label_mode(details.dataset_mode):
         labels = _label_values(schema)
@@ -180,6 +197,26 @@ def repair_messages(
                 f"That answer was rejected: {reason.strip() or 'it was not valid'}\n"
                 "Answer again with ONLY one corrected JSON object that satisfies the schema "
                 "(all required fields, right types, no extra fields). No prose, no code fences."
+            ),
+        },
+    ]
+
+
+MAX_FEEDBACK = 300
+
+
+def feedback_messages(base: list[dict[str, str]], problems: str) -> list[dict[str, str]]:
+    """``base`` (the record's own question) with one short line saying what a previous
+    answer got wrong: the errors only, never the answer (a small model copies it back)."""
+    shown = " ".join(problems.split())
+    shown = shown if len(shown) <= MAX_FEEDBACK else shown[:MAX_FEEDBACK] + "…"
+    *head, last = base
+    return [
+        *head,
+        {
+            **last,
+            "content": (
+                f"{last['content']}\nA previous answer was rejected ({shown}); avoid that mistake."
             ),
         },
     ]

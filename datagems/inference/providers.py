@@ -19,7 +19,17 @@ other HTTP 4xx                                  ``http_<code>``     no
 200 with ``result.error``                       ``provider_error``  no (``status: timeout``
                                                                     -> ``timeout``, yes)
 200 whose envelope has no answer text           ``provider_error``  yes
+an answer over ``max_answer_bytes``              ``provider_error``  no
 ==============================================  ==================  =========
+
+Answers are read with a cap while they stream (``DATAGEN_MAX_ANSWER_BYTES``): a provider
+that sends 150 MB costs at most the cap in memory, and the call fails as above.
+
+Structured output: the form of ``response_format`` a server accepts is negotiated by
+``datagems.inference.capabilities.Negotiation`` (first call a probe, refusals resent at
+once in the next form, never counted as congestion); ``params`` carries a job's other
+sampling parameters (``top_p``, penalties, ``stop``...); ``Completion.finish_reason`` is
+the server's (``length``: cut at ``max_tokens``).
 
 A provider's sync client is used by one thread at a time, its async client by one loop;
 ``close()`` releases its connections. With ``log_requests`` every call is logged at INFO
@@ -30,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -38,6 +49,13 @@ import httpx
 import orjson
 
 from datagems.errors import InferenceError, UpstreamError
+from datagems.inference.capabilities import (
+    GATEWAY_FORMS,
+    OPENAI_FORMS,
+    Negotiation,
+    is_refusal,
+    response_format,
+)
 
 logger = logging.getLogger("datagems.inference")
 
@@ -52,6 +70,22 @@ SECRET_KEYS = frozenset(
 MAX_LOGGED_BODY = 4000
 _JSON = {"Content-Type": "application/json"}
 MAX_DETAIL = 200
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+# sampling parameters a job may set (``inferenceParams``), as each server names them
+OPENAI_PARAMS = frozenset(
+    {
+        "top_p",
+        "top_k",
+        "min_p",
+        "frequency_penalty",
+        "presence_penalty",
+        "repeat_penalty",
+        "stop",
+        "logit_bias",
+    }
+)
+GATEWAY_PARAMS = frozenset({"top_p", "repeat_penalty"})
+GATEWAY_MIN_TOKENS, GATEWAY_MAX_TOKENS = 16, 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +97,7 @@ class Completion:
     tokens_out: int | None
     latency_ms: float
     model: str | None
+    finish_reason: str | None = None
 
 
 class Provider(Protocol):
@@ -74,6 +109,7 @@ class Provider(Protocol):
         temperature: float | None = None,
         max_tokens: int | None = None,
         seed: int | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> Completion: ...
 
     async def acomplete(
@@ -84,6 +120,7 @@ class Provider(Protocol):
         temperature: float | None = None,
         max_tokens: int | None = None,
         seed: int | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> Completion: ...
 
     def close(self) -> None: ...
@@ -184,6 +221,22 @@ def _chat_text(full: Any) -> str | None:
     return _content_text(choices[0].get("text"))
 
 
+def _finish_reason(full: Any) -> str | None:
+    choices = full.get("choices") if isinstance(full, dict) else None
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        reason = choices[0].get("finish_reason")
+        return reason if isinstance(reason, str) else None
+    return None
+
+
+def _too_big(kind: str, cap: int) -> InferenceError:
+    return InferenceError(
+        "provider_error",
+        f"{kind} answer is larger than {cap // 1024} KiB: not read further",
+        retryable=False,
+    )
+
+
 def _usage(full: Any) -> tuple[int | None, int | None]:
     usage = full.get("usage") if isinstance(full, dict) else None
     if not isinstance(usage, dict):
@@ -209,6 +262,7 @@ class _HttpProvider:
     """
 
     kind = "inference"
+    forms: tuple[str, ...] = OPENAI_FORMS
 
     def __init__(
         self,
@@ -220,9 +274,13 @@ class _HttpProvider:
         transport: httpx.BaseTransport | None,
         async_transport: httpx.AsyncBaseTransport | None = None,
         max_connections: int = 16,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        negotiation: Negotiation | None = None,
     ) -> None:
         self.url = url
         self.log_requests = log_requests
+        self.max_answer_bytes = max_answer_bytes
+        self.negotiation = negotiation or Negotiation(self.forms, endpoint=url, model=None)
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
         self._headers = headers
         self._async_transport = async_transport
@@ -271,8 +329,19 @@ class _HttpProvider:
         started = time.perf_counter()
         status: int | str = "error"
         try:
-            response = self._client.post(self.url, content=orjson.dumps(body), headers=_JSON)
-            status = response.status_code
+            with self._client.stream(
+                "POST", self.url, content=orjson.dumps(body), headers=_JSON
+            ) as streamed:
+                self._check_length(streamed)
+                chunks, size = [], 0
+                for chunk in streamed.iter_bytes():
+                    size += len(chunk)
+                    if size > self.max_answer_bytes:
+                        status = "too big"
+                        raise _too_big(self.kind, self.max_answer_bytes)
+                    chunks.append(chunk)
+                status = streamed.status_code
+            response = httpx.Response(status, content=b"".join(chunks))
         except httpx.HTTPError as exc:
             status = "timeout" if _timed_out(exc) else status
             raise self._transport_error(exc) from exc
@@ -294,12 +363,20 @@ class _HttpProvider:
             extensions={"timeout": self._timeout.as_dict()},
         )
         try:
-            response = await self._pool().handle_async_request(request)
+            streamed = await self._pool().handle_async_request(request)
             try:
-                await response.aread()
+                self._check_length(streamed)
+                chunks, size = [], 0
+                async for chunk in streamed.aiter_bytes():
+                    size += len(chunk)
+                    if size > self.max_answer_bytes:
+                        status = "too big"
+                        raise _too_big(self.kind, self.max_answer_bytes)
+                    chunks.append(chunk)
             finally:
-                await response.aclose()
-            status = response.status_code
+                await streamed.aclose()
+            status = streamed.status_code
+            response = httpx.Response(status, content=b"".join(chunks))
         except httpx.HTTPError as exc:
             status = "timeout" if _timed_out(exc) else status
             raise self._transport_error(exc) from exc
@@ -308,6 +385,12 @@ class _HttpProvider:
             if self.log_requests:
                 self._log(body, status, latency_ms)
         return self._payload(response), latency_ms
+
+    def _check_length(self, response: httpx.Response) -> None:
+        """Refuse an answer whose declared length is over the cap before reading it."""
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_answer_bytes:
+            raise _too_big(self.kind, self.max_answer_bytes)
 
     def _transport_error(self, exc: httpx.HTTPError) -> InferenceError:
         if _timed_out(exc):
@@ -348,6 +431,8 @@ class _HttpProvider:
         temperature: float | None = None,
         max_tokens: int | None = None,
         seed: int | None = None,
+        params: Mapping[str, Any] | None = None,
+        form: str | None = None,
     ) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -362,11 +447,30 @@ class _HttpProvider:
         temperature: float | None = None,
         max_tokens: int | None = None,
         seed: int | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> Completion:
-        body = self.body(
-            messages, schema=schema, temperature=temperature, max_tokens=max_tokens, seed=seed
-        )
-        return self._answer(*self._post(body))
+        """One call; with a schema, in the form the server takes (probed the first time)."""
+
+        def call(form: str) -> Completion:
+            body = self.body(
+                messages,
+                schema=schema,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                seed=seed,
+                params=params,
+                form=form,
+            )
+            return self._answer(*self._post(body))
+
+        negotiation = self.negotiation
+        if schema is None:
+            return self._plain(call)
+        if not negotiation.confirmed:
+            with negotiation.lock:
+                if not negotiation.confirmed:
+                    return self._probe(call, schema)
+        return call(negotiation.first_usable(schema))
 
     async def acomplete(
         self,
@@ -376,11 +480,68 @@ class _HttpProvider:
         temperature: float | None = None,
         max_tokens: int | None = None,
         seed: int | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> Completion:
-        body = self.body(
-            messages, schema=schema, temperature=temperature, max_tokens=max_tokens, seed=seed
-        )
-        return self._answer(*await self._apost(body))
+        """``complete`` on the async client: while the form is unknown, one call probes it
+        and the others of this provider wait for its answer."""
+
+        async def call(form: str) -> Completion:
+            body = self.body(
+                messages,
+                schema=schema,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                seed=seed,
+                params=params,
+                form=form,
+            )
+            return self._answer(*await self._apost(body))
+
+        negotiation = self.negotiation
+        if schema is None:
+            try:
+                return await call(negotiation.form)
+            except InferenceError as exc:
+                if negotiation.form == "none" or not is_refusal(exc):
+                    raise
+                return await call("none")
+        if not negotiation.confirmed:
+            async with negotiation.alock():
+                if not negotiation.confirmed:
+                    while True:
+                        form = negotiation.first_usable(schema)
+                        try:
+                            completion = await call(form)
+                        except InferenceError as exc:
+                            if negotiation.refuse(form, exc):
+                                continue
+                            raise
+                        negotiation.confirm(form)
+                        return completion
+        return await call(negotiation.first_usable(schema))
+
+    def _plain(self, call: Any) -> Completion:
+        """A call without a schema: ``json_object`` unless the server refuses it."""
+        form = self.negotiation.form
+        try:
+            return call(form)
+        except InferenceError as exc:
+            if form == "none" or not is_refusal(exc):
+                raise
+            return call("none")
+
+    def _probe(self, call: Any, schema: dict) -> Completion:
+        negotiation = self.negotiation
+        while True:
+            form = negotiation.first_usable(schema)
+            try:
+                completion = call(form)
+            except InferenceError as exc:
+                if negotiation.refuse(form, exc):
+                    continue
+                raise
+            negotiation.confirm(form)
+            return completion
 
     def _log(self, body: dict[str, Any], status: int | str, latency_ms: float) -> None:
         text = orjson.dumps(redact(body)).decode()
@@ -393,6 +554,7 @@ class GatewayProvider(_HttpProvider):
     """A Ratio1 node's ``/create_chat_completion`` (or the mock gateway)."""
 
     kind = "gateway"
+    forms = GATEWAY_FORMS
 
     def __init__(
         self,
@@ -405,6 +567,8 @@ class GatewayProvider(_HttpProvider):
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
         max_connections: int = 16,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        negotiation: Negotiation | None = None,
     ) -> None:
         super().__init__(
             _join(base_url, path),
@@ -414,6 +578,8 @@ class GatewayProvider(_HttpProvider):
             transport=transport,
             async_transport=async_transport,
             max_connections=max_connections,
+            max_answer_bytes=max_answer_bytes,
+            negotiation=negotiation,
         )
         self._token = token
 
@@ -425,17 +591,20 @@ class GatewayProvider(_HttpProvider):
         temperature: float | None = None,
         max_tokens: int | None = None,
         seed: int | None = None,
+        params: Mapping[str, Any] | None = None,
+        form: str | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"messages": messages}
         if temperature is not None:
             body["temperature"] = temperature
-        if max_tokens is not None:
-            body["max_tokens"] = max_tokens
-        body["response_format"] = (
-            {"type": "json_object", "schema": schema}
-            if schema is not None
-            else {"type": "json_object"}
-        )
+        if max_tokens is not None:  # the gateway takes 16..4096
+            body["max_tokens"] = min(GATEWAY_MAX_TOKENS, max(GATEWAY_MIN_TOKENS, max_tokens))
+        for name, value in (params or {}).items():
+            if name in GATEWAY_PARAMS:
+                body[name] = value
+        chosen = response_format(form or self.negotiation.first_usable(schema), schema)
+        if chosen is not None:
+            body["response_format"] = chosen
         body["metadata"] = {"seed": seed} if seed is not None else {}
         if self._token:
             body["authorization"] = self._token
@@ -477,6 +646,7 @@ class GatewayProvider(_HttpProvider):
             tokens_out=tokens_out,
             latency_ms=latency_ms,
             model=model if isinstance(model, str) else None,
+            finish_reason=_finish_reason(full),
         )
 
 
@@ -497,6 +667,8 @@ class OpenAIProvider(_HttpProvider):
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
         max_connections: int = 16,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        negotiation: Negotiation | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
         super().__init__(
@@ -507,6 +679,8 @@ class OpenAIProvider(_HttpProvider):
             transport=transport,
             async_transport=async_transport,
             max_connections=max_connections,
+            max_answer_bytes=max_answer_bytes,
+            negotiation=negotiation,
         )
         self.model = model
 
@@ -518,6 +692,8 @@ class OpenAIProvider(_HttpProvider):
         temperature: float | None = None,
         max_tokens: int | None = None,
         seed: int | None = None,
+        params: Mapping[str, Any] | None = None,
+        form: str | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {}
         if self.model:
@@ -529,11 +705,12 @@ class OpenAIProvider(_HttpProvider):
             body["max_tokens"] = max_tokens
         if seed is not None:
             body["seed"] = seed
-        body["response_format"] = (
-            {"type": "json_schema", "json_schema": {"name": "record", "schema": schema}}
-            if schema is not None
-            else {"type": "json_object"}
-        )
+        for name, value in (params or {}).items():
+            if name in OPENAI_PARAMS:
+                body[name] = value
+        chosen = response_format(form or self.negotiation.first_usable(schema), schema)
+        if chosen is not None:
+            body["response_format"] = chosen
         return body
 
     def _answer(self, payload: Any, latency_ms: float) -> Completion:
@@ -565,6 +742,7 @@ class OpenAIProvider(_HttpProvider):
             tokens_out=tokens_out,
             latency_ms=latency_ms,
             model=model if isinstance(model, str) else self.model,
+            finish_reason=_finish_reason(payload),
         )
 
 

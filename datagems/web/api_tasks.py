@@ -41,7 +41,12 @@ from datagems.models import (
     dataset_mode_flag,
     now_iso,
 )
-from datagems.schema_tools import check_schema, compile_validator, sanitize_schema
+from datagems.schema_tools import (
+    check_schema,
+    compile_validator,
+    draft_problem,
+    sanitize_schema,
+)
 from datagems.ssrf import check_public_url
 from datagems.web import limits
 from datagems.web.auth import Caller, caller, session_secret
@@ -115,16 +120,47 @@ def _temperature(spec: InferenceSpec, default: float) -> float:
     return float(value) if isinstance(value, int | float) else default
 
 
-def _draft_once(provider: Any, messages: list[dict[str, str]], spec: InferenceSpec) -> dict:
+class DraftRefused(SchemaInvalid):
+    """The model answered something that is not the JSON Schema of a record."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"the draft was refused: {problem}")
+        self.problem = problem
+
+
+def _draft_once(
+    provider: Any, messages: list[dict[str, str]], spec: InferenceSpec, warnings: list[str]
+) -> dict:
+    """One draft call; ``DraftRefused`` when the answer is not a schema (an example record,
+    a bare map, a fragment): it is never turned into one."""
     completion = provider.complete(
         messages,
         schema=None,
         temperature=_temperature(spec, DRAFT_TEMPERATURE),
         max_tokens=DRAFT_MAX_TOKENS,
     )
-    schema = sanitize_schema(extract_json(completion.text))
+    raw = extract_json(completion.text)
+    problem = draft_problem(raw)
+    if problem is not None:
+        raise DraftRefused(problem)
+    schema = sanitize_schema(raw, warnings)
     check_schema(schema)
     return schema
+
+
+def _redraft_messages(messages: list[dict[str, str]], problem: str) -> list[dict[str, str]]:
+    """The draft question again, with why the last answer was refused (not the answer)."""
+    *head, last = messages
+    return [
+        *head,
+        {
+            **last,
+            "content": (
+                f"{last['content']}\nA previous answer was refused: {problem}. Answer with "
+                'a JSON Schema whose "properties" give each field a "type", not example values.'
+            ),
+        },
+    ]
 
 
 def _json(body: bytes, status: int = 200) -> web.Response:
@@ -320,15 +356,22 @@ async def draft_schema(request: web.Request) -> web.Response:
     failed = 0
     schema: dict[str, Any] | None = None
     last_error: DatagemsError | None = None
+    refused: list[str] = []
+    warnings: list[str] = []
+    question = messages
     try:
         for _attempt in range(DRAFT_ATTEMPTS):
             try:
-                schema = await asyncio.to_thread(_draft_once, provider, messages, spec)
+                warnings.clear()
+                schema = await asyncio.to_thread(_draft_once, provider, messages, spec, warnings)
                 break
             except (InferenceError, SchemaInvalid) as exc:
                 failed += 1
                 last_error = exc
                 logger.warning("schema draft attempt %d failed: %s", failed, exc)
+                if isinstance(exc, DraftRefused):
+                    refused.append(exc.message)
+                    messages = _redraft_messages(question, exc.problem)
                 if isinstance(exc, InferenceError) and not exc.retryable:
                     break
     finally:
@@ -354,29 +397,38 @@ async def draft_schema(request: web.Request) -> web.Response:
         "inference": spec.wire(),
     }
     token = issue_draft(session_secret(request), who.username, draft)
-    return web.json_response(
-        {
-            "schema": schema,
-            "schemaGeneratedAt": generated_at,
-            "schemaDurationMs": duration_ms,
-            "schemaRefreshes": refreshes,
-            "draftToken": token,
-            "failedAttempts": failed,
-        }
-    )
+    answer: dict[str, Any] = {
+        "schema": schema,
+        "schemaGeneratedAt": generated_at,
+        "schemaDurationMs": duration_ms,
+        "schemaRefreshes": refreshes,
+        "draftToken": token,
+        "failedAttempts": failed,
+    }
+    if refused:  # ours, only when there is something to say
+        answer["refusedDrafts"] = refused
+    if warnings:
+        answer["warnings"] = list(warnings)
+    return web.json_response(answer)
 
 
 def _preview_one(
     provider: Any, details: JobDetails, validator: Any, index: int, total: int
 ) -> dict[str, Any]:
+    from datagems.inference.constrain import constrained_schema
+    from datagems.inference.generation import sampling_for
+
     messages = prompts.record_messages(details=details, index=index, total=total)
+    sampling = sampling_for(details.json_schema, details.inference.parameters, RECORD_MAX_TOKENS)
     started = time.perf_counter()
     try:
         completion = provider.complete(
             messages,
-            schema=details.json_schema,
-            temperature=_temperature(details.inference, 0.8),
-            max_tokens=RECORD_MAX_TOKENS,
+            schema=constrained_schema(details.json_schema),
+            temperature=sampling.temperature,
+            max_tokens=sampling.max_tokens,
+            params=sampling.params,
+            seed=prompts.record_seed(details.id, index),
         )
         data = extract_json(completion.text)
     except InferenceError as exc:

@@ -56,6 +56,19 @@ def same_url(a: str, b: str) -> bool:
     return a.rstrip("/").lower() == b.rstrip("/").lower()
 
 
+def with_capabilities(services: Any, shown: dict[str, Any]) -> None:
+    """Add to each shown profile what its server was found to accept (``structuredOutput``:
+    the form's label, learned at first use; absent until then)."""
+    from datagems.inference.capabilities import CapabilitiesRepo, endpoint_key, endpoint_of
+
+    repo = CapabilitiesRepo(services.cstore)
+    for profile in shown["profiles"]:
+        endpoint = endpoint_of(profile.get("baseUrl") or "", profile.get("path") or "")
+        found = repo.get(endpoint_key(endpoint, profile.get("model")))
+        if found is not None:
+            profile["structuredOutput"] = found.label
+
+
 async def _checked_url(request: web.Request, url: str) -> str:
     allow = request.app[SERVICES].settings.allow_private_urls
     return await asyncio.to_thread(check_public_url, url, allow_private=allow)
@@ -65,7 +78,9 @@ async def get_settings(request: web.Request) -> web.Response:
     who = caller(request)
     services = request.app[SERVICES]
     current = await asyncio.to_thread(services.user_settings.get, who.username)
-    return web.json_response(masked(current, services.settings.max_external_api_configs))
+    shown = masked(current, services.settings.max_external_api_configs)
+    await asyncio.to_thread(with_capabilities, services, shown)
+    return web.json_response(shown)
 
 
 async def upsert_settings(request: web.Request) -> web.Response:

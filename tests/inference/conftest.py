@@ -17,6 +17,16 @@ QUIET = {
     "schemaViolationRate": 0,
     "rateLimitRate": 0,
     "maxConcurrency": 0,
+    # behaviours of real servers (mock_modes)
+    "refuseJsonSchema": False,
+    "echoSchemaRate": 0,
+    "exampleDraft": False,
+    "runawayRate": 0,
+    "tokenLatencyMs": 0,
+    "copyOnRepair": False,
+    "controlCharsRate": 0,
+    "seededAnswers": False,
+    "hugeAnswerMb": 0,
 }
 
 
@@ -31,6 +41,9 @@ class MockLLMProcess:
 
     def stats(self) -> dict:
         return httpx.get(f"{self.url}/stats", timeout=5).json()
+
+    def requests(self) -> list[dict]:
+        return httpx.get(f"{self.url}/requests", timeout=5).json()
 
     def reset(self) -> None:
         self.config(**QUIET)

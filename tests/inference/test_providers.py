@@ -141,7 +141,7 @@ def test_gateway_body_carries_schema_seed_and_the_token_only_when_set():
     assert "authorization" not in without and "temperature" not in without
 
 
-def test_openai_body_uses_a_json_schema_format_and_a_bearer_key():
+def test_openai_body_uses_a_strict_json_schema_format_and_a_bearer_key():
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -164,7 +164,7 @@ def test_openai_body_uses_a_json_schema_format_and_a_bearer_key():
         "seed": 9,
         "response_format": {
             "type": "json_schema",
-            "json_schema": {"name": "record", "schema": SCHEMA},
+            "json_schema": {"name": "record", "strict": True, "schema": SCHEMA},
         },
     }
 

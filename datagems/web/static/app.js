@@ -354,6 +354,9 @@ function initNew() {
     const meta = [`drafted in ${fmtDuration(draft.schemaDurationMs)}`];
     if (draft.failedAttempts) meta.push(`${draft.failedAttempts} failed attempt${draft.failedAttempts > 1 ? "s" : ""}`);
     if (draft.schemaRefreshes) meta.push(`redrafted ${draft.schemaRefreshes}×`);
+    // what the model answered that was not a schema, and what the sanitizer had to type or drop
+    for (const refused of draft.refusedDrafts || []) meta.push(refused);
+    for (const warning of draft.warnings || []) meta.push(`check: ${warning}`);
     $("#schema-meta").textContent = meta.join(" · ");
     $("#schema-step").hidden = false;
     $("#confirm-btn").textContent = `Confirm · generate ${num(describeBody().totalRecords)} records`;
@@ -535,7 +538,9 @@ function initJob() {
       const u = peer.usage || {};
       const usageText = `${num(u.tokensIn)} in / ${num(u.tokensOut)} out` +
         (u.avgLatencyMs === null || u.avgLatencyMs === undefined ? "" : ` · ${fmtDuration(u.avgLatencyMs)}/rec`) +
-        (u.retries ? ` · ${num(u.retries)} retries` : "") + (u.duplicates ? ` · ${num(u.duplicates)} dup` : "");
+        (u.retries ? ` · ${num(u.retries)} retries` : "") + (u.duplicates ? ` · ${num(u.duplicates)} dup` : "") +
+        (peer.abandonedCalls ? ` · ${num(peer.abandonedCalls)} abandoned` : "") +
+        (peer.pace ? ` · in flight ≤ ${peer.pace.level} of ${peer.pace.cap}: ${peer.pace.reason}` : "");
       const who = el("td", {}, el("code", { text: peer.peerId }));
       if (peer.kind === "original") who.append(" ", el("span", { class: "tag small", title: "a peer of the original DataGems app", text: "original app" }));
       tbody.append(el("tr", { "data-kind": peer.kind || "datagems" },
@@ -736,6 +741,8 @@ function initSettings() {
         el("td", { class: "mono small", text: (profile.baseUrl || "") + (profile.path || "") }),
         el("td", { text: profile.model || "—" }),
         el("td", { class: "mono", text: profile.apiKeyMasked || "none" }),
+        el("td", { class: "small", "data-structured-output": profile.structuredOutput || "",
+          text: profile.structuredOutput ? `structured output: ${profile.structuredOutput}` : "learned at first use" }),
         el("td", { class: "num" },
           el("button", { class: "btn btn-sm", type: "button", text: "Edit", onclick: () => fill(profile) }), " ",
           profile.active ? null : el("button", { class: "btn btn-sm", type: "button", text: "Use", onclick: () => save({ id: profile.id, setActive: true }) }), " ",
