@@ -36,9 +36,10 @@ test: $(STAMP) browser
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
-# the long forms of the fault tests: 30 s store outage, kill -9 at 20 moments
+# the long forms of the fault tests: 30 s store outage, kill -9 at 20 moments, and 60
+# random sequences of the job-accounting state machine
 soak: $(STAMP)
-	DATAGEMS_SOAK=1 $(BIN)/pytest tests/actors/test_faults.py
+	DATAGEMS_SOAK=1 $(BIN)/pytest tests/actors/test_faults.py tests/actors/test_accounting.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

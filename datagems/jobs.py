@@ -8,11 +8,13 @@ job is finished (``refresh``), idempotently. Used by the web layer and the actor
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from datagems.errors import BadRequest, Conflict, NotFound
+from datagems.errors import DatagemsError, NotFound
 from datagems.models import (
     TERMINAL_STATUSES,
     CancelRequest,
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 GATEWAY_PATH = "/create_chat_completion"
+CONFIRM_GRACE_SECONDS = 300.0  # a base still without peer states after this never started
 
 
 @dataclass(frozen=True)
@@ -47,14 +50,49 @@ class JobView:
     commands: JobCommands | None = None
 
 
-def create_job(services: Services, *, owner: str, draft: dict[str, Any], job_id: str) -> JobBase:
-    """Write a confirmed job: details to R1FS, one state per peer, the base, the summary.
+def create_job(
+    services: Services,
+    *,
+    owner: str,
+    draft: dict[str, Any],
+    job_id: str,
+    admit: Callable[[JobBase], None] | None = None,
+) -> JobBase:
+    """Write a confirmed job: details to R1FS and the base, then, once ``admit`` lets it in,
+    one state per peer and the owner's summary.
 
-    Idempotent for one ``job_id``: a second confirm of the same draft returns the job.
+    The base goes first: it is the record the per-user caps count (``datagems.caps``), and
+    no replica works on a job before its peer states exist. ``admit`` raising refuses the
+    job: its base is removed and the error goes up. Idempotent for one ``job_id``: a second
+    confirm of the same draft returns the job; one that died half-way finishes it.
     """
     existing = services.jobs.get(job_id)
-    if existing is not None:
+    states = services.peers.all(job_id) if existing is not None else {}
+    if existing is not None and all(p in states for p in existing.peers):
         return existing
+    job = existing or _new_base(services, owner=owner, draft=draft, job_id=job_id)
+    if existing is None:
+        services.jobs.put(job)
+    if admit is not None:
+        try:
+            admit(job)
+        except DatagemsError:
+            services.jobs.delete(job_id)
+            raise
+    for peer, assigned in split_ranges(job.total_records, job.peers):
+        if peer not in states:  # a resumed confirm never resets a peer's progress
+            services.peers.put(
+                job_id, PeerState(peer_id=peer, assigned=assigned.size, range=assigned)
+            )
+    services.user_jobs.put(job.owner, summary_of(job))
+    logger.info(
+        "job %s created: %d records over %d peers", job_id, job.total_records, len(job.peers)
+    )
+    return job
+
+
+def _new_base(services: Services, *, owner: str, draft: dict[str, Any], job_id: str) -> JobBase:
+    """The details of a new job, written to R1FS, and its base (not stored yet)."""
     now = now_iso()
     total = int(draft["totalRecords"])
     peers = list(services.settings.chainstore_peers)
@@ -74,9 +112,7 @@ def create_job(services: Services, *, owner: str, draft: dict[str, Any], job_id:
         schema_refreshes=draft.get("schemaRefreshes") or 0,
     )
     cid = services.details.put(details)
-    for peer, assigned in split_ranges(total, peers):
-        services.peers.put(job_id, PeerState(peer_id=peer, assigned=assigned.size, range=assigned))
-    job = JobBase(
+    return JobBase(
         id=job_id,
         owner=owner,
         title=details.title,
@@ -92,10 +128,6 @@ def create_job(services: Services, *, owner: str, draft: dict[str, Any], job_id:
         schema_refreshes=details.schema_refreshes,
         updated_at=now,
     )
-    services.jobs.put(job)
-    services.user_jobs.put(owner, summary_of(job))
-    logger.info("job %s created: %d records over %d peers", job_id, total, len(peers))
-    return job
 
 
 def recorded_inference(services: Services, given: dict[str, Any], owner: str) -> InferenceSpec:
@@ -220,6 +252,15 @@ def coverage(
     return covered
 
 
+def unfinished_confirm(job: JobBase) -> bool:
+    """A base without peer states past ``CONFIRM_GRACE_SECONDS``: its confirm died before
+    admitting it (a confirm retried with the same draft finishes it)."""
+    created = parse_iso(job.created_at)
+    if created is None:
+        return False
+    return (datetime.now(UTC) - created).total_seconds() > CONFIRM_GRACE_SECONDS
+
+
 def result_cids(peers: dict[str, PeerState]) -> list[str]:
     """Every uploaded slice of the job: takeovers first, then the peers' own slices (the
     ones the original app exports), so an index in both reads as in the own slice when the
@@ -240,9 +281,20 @@ def derive(
     A stored final status stands while every peer is caught up with it; a retry or an
     extension asked since makes the job run again until they have."""
     derived = job.model_copy(deep=True)
+    if not cancel_applies(cancel, commands):
+        cancel = None
     if not peers:
+        if job.status not in TERMINAL_STATUSES and unfinished_confirm(job):
+            derived.status = "failed"
+            derived.error = "its confirm did not finish"
         return derived
     covered = coverage(job, peers, commands)
+    if job.peers and all(p in covered for p in job.peers):
+        # the first ranges plus every extension, whatever a stale base says
+        derived.total_records = sum(covered[p].assigned for p in job.peers)
+    start_errors = [s.start_error for s in peers.values() if s.start_error]
+    start_errors += [t.start_error for s in peers.values() for t in s.takeovers.values()]
+    derived.error = next((e for e in start_errors if e), None)
     derived.total_ok = sum(c.ok for c in covered.values())
     derived.total_failed = sum(c.failed for c in covered.values())
     derived.total_generated = derived.total_ok + derived.total_failed
@@ -298,6 +350,8 @@ def view_of(
 ) -> JobView:
     """``load_job`` over parts already read (the web layer's read cache reads them itself):
     the derived view, and the finished base written back when it changed."""
+    if not cancel_applies(cancel, commands):
+        cancel = None
     derived = derive(job, peers, cancel, commands)
     if (
         derived.status in TERMINAL_STATUSES
@@ -401,76 +455,29 @@ def list_jobs(services: Services, owner: str | None) -> list[JobBase]:
     return listed
 
 
+def cancel_applies(cancel: CancelRequest | None, commands: JobCommands | None) -> bool:
+    """Does a cancel request stop the job's current work? Not once a later retry round
+    was asked (the job had finished before the cancel reached its peers)."""
+    if cancel is None:
+        return False
+    return commands is None or cancel.retry_round >= commands.retry_round
+
+
 def request_cancel(services: Services, job_id: str, username: str) -> None:
-    job = services.jobs.get(job_id)
-    if job is None:
+    view = load_job(services, job_id)
+    if view is None:
         raise NotFound("job not found")
-    if job.status in TERMINAL_STATUSES:
+    if view.job.status in TERMINAL_STATUSES:
         return
     services.cancels.request(
-        CancelRequest(job_id=job_id, requested_by=username, requested_at=now_iso())
+        CancelRequest(
+            job_id=job_id,
+            requested_by=username,
+            requested_at=now_iso(),
+            retry_round=view.commands.retry_round if view.commands else 0,
+        )
     )
     logger.info("job %s: cancel requested by %s", job_id, username)
-
-
-def _reopen(services: Services, job: JobBase, commands: JobCommands) -> None:
-    """Store the new commands, then the base as running again (any peer may refresh it)."""
-    commands.updated_at = now_iso()
-    services.commands.put(commands)
-    job.status = "running"
-    job.job_finished_at = None
-    write_back(services, job)
-
-
-def request_retry(services: Services, job_id: str, username: str) -> JobCommands:
-    """Ask every peer to call again, once, each record that ended failed."""
-    view = load_job(services, job_id)
-    if view is None:
-        raise NotFound("job not found")
-    if view.job.status not in ("succeeded", "failed"):
-        raise Conflict(f"the job is {view.job.status}: retry failed records once it has finished")
-    if view.job.total_failed == 0:
-        raise Conflict("the job has no failed records to retry")
-    commands = view.commands or JobCommands(job_id=job_id)
-    commands.retry_round += 1
-    commands.retry_requested_at = now_iso()
-    _reopen(services, view.job, commands)
-    logger.info(
-        "job %s: %s asked to retry %d failed records (round %d)",
-        job_id,
-        username,
-        view.job.total_failed,
-        commands.retry_round,
-    )
-    return commands
-
-
-def request_extend(services: Services, job_id: str, username: str, additional: int) -> JobBase:
-    """Append ``additional`` records (indices N..N+n-1), split over the job's peers."""
-    view = load_job(services, job_id)
-    if view is None:
-        raise NotFound("job not found")
-    if view.job.status == "cancelled":
-        raise Conflict("a cancelled job cannot be extended")
-    maximum = services.settings.max_records_per_job
-    if additional < 1 or view.job.total_records + additional > maximum:
-        raise BadRequest(
-            f"additionalRecords must be between 1 and {maximum - view.job.total_records} "
-            f"(at most {maximum} records per job)"
-        )
-    # split over the replicas of ours only (those seen in datagen:replicas), when the job
-    # has any: a peer of the original app never learns of an extension
-    beats = services.replicas.all()
-    ours = [p for p in view.job.peers if p in beats]
-    commands = view.commands or JobCommands(job_id=job_id)
-    start = view.job.total_records
-    peers = ours if ours and ours != view.job.peers else None
-    commands.extensions.append(Range(start=start, end=start + additional, peers=peers))
-    job = view.job
-    job.total_records += additional
-    _reopen(services, job, commands)
-    logger.info("job %s: %s extended it by %d records", job_id, username, additional)
-    return job
 
 
 def metrics(services: Services) -> dict[str, Any]:

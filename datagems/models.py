@@ -112,6 +112,7 @@ class JobBase(WireModel):
     records_duration_ms: Millis | None = None
     schema_refreshes: int = 0
     updated_at: str | None = None
+    error: str | None = None  # ours: why the job failed as a whole (derived)
 
 
 class InFlightRecord(WireModel):
@@ -158,6 +159,7 @@ class Takeover(WireModel):
     result_cid: str | None = None
     errors_cid: str | None = None
     seeded_from: str | None = None  # the owner's slice this one started from (its superset)
+    start_error: str | None = None
 
     @property
     def done(self) -> int:
@@ -210,6 +212,8 @@ class PeerState(WireModel):
     ranges: list[Range] = Field(default_factory=list)
     extensions_done: int = 0
     retry_round: int = 0
+    # why the work of this peer's range could not start (its records failed with it)
+    start_error: str | None = None
 
     @property
     def done(self) -> int:
@@ -279,7 +283,7 @@ class JobSummary(WireModel):
 
 
 class UserIndexEntry(WireModel):
-    """``datagen:users`` field value."""
+    """``datagen:users`` field value (the original never writes ``jobCount``)."""
 
     username: str
     email: str | None = None
@@ -287,6 +291,21 @@ class UserIndexEntry(WireModel):
     country: str | None = None
     created_at: str | None = None
     job_count: int | None = None
+
+
+class RegisterMailFailure(WireModel):
+    """``datagen:register-mail-failures`` field value (the original's; field = e-mail): a
+    credentials mail not delivered yet. ``passwordEncrypted`` is the original's AES-GCM
+    text; this app never writes such records (its "resend" mails a reset link)."""
+
+    email: str
+    username: str
+    password_encrypted: str | None = None
+    attempts: int = 0
+    status: str = "pending"  # pending | sent | expired
+    failed_at: str | None = None
+    updated_at: str | None = None
+    last_error_code: str | None = None
 
 
 class InferenceProfile(WireModel):
@@ -307,18 +326,53 @@ class UserSettings(WireModel):
     active_profile_id: str | None = None
 
 
+class JobCommand(WireModel):
+    """``datagen:job-inbox`` field value (ours): one request to change a job (retry its
+    failed records, add records), under a unique id. Written once by the replica that took
+    the request; decided and removed by the job's command owner (``datagems.commands``)."""
+
+    id: str
+    job_id: str
+    kind: str  # "retry" | "extend"
+    additional: int = 0  # records to add (extend)
+    requested_by: str
+    exempt: bool = False  # the caller is exempt from the per-user caps (an admin)
+    requested_at: str
+    via: str | None = None  # the replica that took the request
+
+
+class CommandDecision(WireModel):
+    """The command owner's answer to one command, kept in the job's command log (ours):
+    ``applied`` with what it changed, or refused with the HTTP status and message."""
+
+    kind: str
+    applied: bool
+    status: int  # 202 applied; 400, 404, 409, 429 or 503 refused
+    error: str | None = None
+    retry_after: int | None = None
+    retry_round: int | None = None
+    records: int | None = None  # the failed records a retry round calls again
+    total_records: int | None = None
+    decided_at: str
+    decided_by: str
+
+
 class JobCommands(WireModel):
     """``datagen:job-commands`` field value (ours): what the owner asked after confirming.
 
     ``retryRound`` n asks every peer to call again, once, each record of its ranges that
     ended failed before round n; ``extensions`` are appended index ranges, each split over
-    the job's peers like a new job. Peers catch up and record how far in their state."""
+    the job's peers like a new job. Peers catch up and record how far in their state.
+    Written only by the job's command owner, which records its decision on every command
+    under the command's id (``decisions``): a command is applied once, in one order."""
 
     job_id: str
     retry_round: int = 0
     retry_requested_at: str | None = None
     extensions: list[Range] = Field(default_factory=list)
     updated_at: str | None = None
+    decisions: dict[str, CommandDecision] = Field(default_factory=dict)
+    owner: str | None = None  # the replica that wrote it last
 
 
 class FleetMetrics(WireModel):
@@ -337,11 +391,16 @@ class FleetMetrics(WireModel):
 
 
 class CancelRequest(WireModel):
-    """``datagen:cancels`` field value (ours): a user asked to stop the job."""
+    """``datagen:cancels`` field value (ours): a user asked to stop the job.
+
+    It stops the retry round it was asked in (``retryRound``) and what was added to it, not
+    a later round: a job that finished before the cancel reached its peers can still have
+    its failed records retried."""
 
     job_id: str
     requested_by: str
     requested_at: str
+    retry_round: int = 0
 
 
 def split_ranges(total: int, peers: list[str]) -> list[tuple[str, Range]]:

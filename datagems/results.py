@@ -146,6 +146,16 @@ class ResultFile:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.write(self._fd, orjson.dumps(entry) + b"\n")
 
+    def append_many(self, entries: list[dict[str, Any]]) -> None:
+        """Several lines in one ``write`` (a torn tail is cut at the next resume)."""
+        if not entries:
+            return
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        data = memoryview(b"".join(orjson.dumps(entry) + b"\n" for entry in entries))
+        while data:
+            data = data[os.write(self._fd, data) :]
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from datagems.store.repos import (
     CancelsRepo,
     CommandsRepo,
     DetailsRepo,
+    InboxRepo,
     JobsRepo,
     MetricsRepo,
     PeersRepo,
@@ -76,7 +78,10 @@ class Services:
     user_settings: UserSettingsRepo = field(init=False)
     cancels: CancelsRepo = field(init=False)
     commands: CommandsRepo = field(init=False)
+    inbox: InboxRepo = field(init=False)
     replicas: ReplicasRepo = field(init=False)
+    # held while this replica decides job commands (its web handlers and its poller)
+    command_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     metrics: MetricsRepo = field(init=False)
 
     def __post_init__(self) -> None:
@@ -89,6 +94,7 @@ class Services:
         self.user_settings = UserSettingsRepo(self.cstore)
         self.cancels = CancelsRepo(self.cstore)
         self.commands = CommandsRepo(self.cstore)
+        self.inbox = InboxRepo(self.cstore)
         self.replicas = ReplicasRepo(self.cstore)
         self.metrics = MetricsRepo(self.cstore)
 

@@ -39,3 +39,8 @@ def compiled_and_bounded_validators_agree() -> Iterator[None]:
     finally:
         RecordValidator.errors = original  # type: ignore[method-assign]
     assert not disagreements, disagreements[:3]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The log scan for secrets (``tests/test_zz_logs.py``) runs after every other test."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/test_zz_logs.py"))

@@ -18,7 +18,6 @@ import time
 import pykka
 
 from datagems.actors.base import Slots, Ticker
-from datagems.actors.job import JobActor
 from datagems.actors.messages import Tick
 from datagems.actors.record import CallLoop
 from datagems.actors.supervisor import Supervisor
@@ -58,8 +57,9 @@ class Engine:
                     logger.warning(
                         "abandoning %d records in flight after %.1fs", self.slots.used, grace
                     )
+                children = self.supervisor.proxy().job_refs().get(timeout=10)
                 self.supervisor.stop(block=True, timeout=30)
-                for ref in pykka.ActorRegistry.get_by_class(JobActor):
+                for ref in children:  # its own: other engines of this process keep theirs
                     with contextlib.suppress(pykka.ActorDeadError):  # it ended meanwhile
                         ref.stop(block=True, timeout=10)
             except (pykka.ActorDeadError, pykka.Timeout) as exc:

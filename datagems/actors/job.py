@@ -32,6 +32,7 @@ from datagems.actors.messages import (
     JobEnded,
     JobOpened,
     PaceChanged,
+    RangeFailed,
     RecordDone,
     RecordOutcome,
     RecordsStarted,
@@ -42,9 +43,9 @@ from datagems.actors.messages import (
 from datagems.actors.pace import LatencyPacer
 from datagems.actors.record import CallLoop, RecordJob, run_record
 from datagems.duplicates import SeenRecords
-from datagems.errors import StoreError
+from datagems.errors import BadRequest, DatagemsError, NotFound, StoreError
 from datagems.inference import Provider
-from datagems.jobs import coverage, peer_ranges
+from datagems.jobs import cancel_applies, coverage, peer_ranges
 from datagems.models import (
     TERMINAL_STATUSES,
     CancelRequest,
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 TICK_SECONDS = 0.2
 UPLOAD_RETRY_CAP_SECONDS = 30.0
+CANNOT_START = "cannot_start"  # the failure reason of records whose work could not start
 
 
 def opened_state(
@@ -91,6 +93,7 @@ def opened_state(
     ok, failed = done.ok_count, done.failed_count - len(done.to_retry(retry_round))
     if owner == peer:
         state.completed_by = state.completed_at = None
+        state.start_error = None
         state.ranges, state.assigned = list(ranges), assigned
         state.generated_ok, state.generated_failed = ok, failed
         return state, None
@@ -135,6 +138,11 @@ class JobActor(Actor):
         self.in_flight: dict[int, concurrent.futures.Future[None]] = {}
         self.pending: list[int] = []  # indices still to start, popped from the end
         self.seen = SeenRecords()
+        # the range's counts: from the local file at (re)open, then one per outcome (a
+        # record due for a retry this round counts neither until its new outcome)
+        self.ok_count = 0
+        self.failed_count = 0
+        self.version = (0, 0)  # (extensions, retry round) of the job's commands it works
         self.draining = False
         self.cancelled = False
         self.finished = False
@@ -165,12 +173,14 @@ class JobActor(Actor):
                 self.owner,
             )
         self._plan(done)
-        self._connect(job, details)
+        cannot_start = self._connect(job, details)
         self.stored = peers.get(self.peer)
         self._announce(self.stored, done)
         self._ticker = Ticker(self.actor_ref, Tick(), TICK_SECONDS).start()
         if cancel is not None:
             self._cancel()
+        elif cannot_start is not None:
+            self._fail_pending(cannot_start)
         else:
             self._fill()
 
@@ -182,9 +192,10 @@ class JobActor(Actor):
         services = self.services
         job = services.jobs.get(self.job_id)
         peers = services.peers.all(self.job_id)
-        cancel = services.cancels.get(self.job_id)
         commands = services.commands.get(self.job_id)
-        if job is None or self.owner not in peers or self._range_done(job, peers, commands):
+        cancel = services.cancels.get(self.job_id)
+        cancel = cancel if cancel_applies(cancel, commands) else None
+        if job is None or self.owner not in peers or self._range_done(job, peers, commands, cancel):
             self._end("nothing to do here")
             return None
         if job.status in TERMINAL_STATUSES and cancel is None and not self._behind(commands):
@@ -220,29 +231,37 @@ class JobActor(Actor):
         todo += self.retried
         self.pending = sorted(set(todo), reverse=True)
 
-    def _connect(self, job: JobBase, details: JobDetails) -> None:
-        """The provider (one connection pool) and what every record of the job shares."""
+    def _connect(self, job: JobBase, details: JobDetails) -> DatagemsError | None:
+        """The provider (one connection pool) and what every record of the job shares.
+        Returns why the work cannot start (its inference profile is gone, its URL refused,
+        its schema unusable), if so: no record is started then."""
         from datagems.inference.constrain import constrained_schema
         from datagems.inference.generation import sampling_for
         from datagems.jobs import provider_for
         from datagems.schema_tools import compile_validator, field_order
 
-        self.provider = provider_for(
-            self.services,
-            details.inference,
-            job.owner,
-            max_connections=min(self.settings.max_in_flight_per_job, self.slots.capacity),
-        )
+        cannot_start: DatagemsError | None = None
+        validator: Any = None
+        try:
+            self.provider = provider_for(
+                self.services,
+                details.inference,
+                job.owner,
+                max_connections=min(self.settings.max_in_flight_per_job, self.slots.capacity),
+            )
+            validator = compile_validator(details.json_schema)
+        except (NotFound, BadRequest) as exc:
+            cannot_start = exc
         self.pace = self._pacer(details)
         self.work = RecordJob(
             job_id=self.job_id,
             owner=self.owner,
             details=details,
-            validator=compile_validator(details.json_schema),
+            validator=validator,
             fields=field_order(details.json_schema),
             total=job.total_records,
             attempts=self.settings.attempts_per_record,
-            provider=self.provider,
+            provider=self.provider,  # type: ignore[arg-type]  # None: nothing starts
             pacer=self.slots,
             job=self.actor_ref,
             writer=self.writer,
@@ -262,6 +281,7 @@ class JobActor(Actor):
             len(self.pending),
             len(self.retried),
         )
+        return cannot_start
 
     def _announce(self, stored: PeerState | None, done: ResumeState) -> None:
         """Tell the writer the range is open, its counts from the file."""
@@ -275,6 +295,8 @@ class JobActor(Actor):
             retry_round=self.version[1],
             seeded_from=self.seeded_from,
         )
+        counts: PeerState | Takeover = takeover or state
+        self.ok_count, self.failed_count = counts.generated_ok, counts.generated_failed
         self._tell_writer(JobOpened(job_id=self.job_id, state=state, takeover=takeover))
 
     def _writer_restarted(self, writer: pykka.ActorRef[CStoreWriter]) -> None:
@@ -351,7 +373,8 @@ class JobActor(Actor):
             case Tick():
                 self._tick()
             case CancelJob():
-                self._cancel()
+                if message.retry_round >= self.version[1]:  # not a round reopened since
+                    self._cancel()
             case Drain():
                 self.draining = True
             case WriterRestarted():
@@ -359,12 +382,21 @@ class JobActor(Actor):
             case _:
                 logger.warning("job actor: unexpected message %r", type(message).__name__)
 
-    def _range_done(self, job: JobBase, peers: dict[str, PeerState], commands: JobCommands) -> bool:
+    def _range_done(
+        self,
+        job: JobBase,
+        peers: dict[str, PeerState],
+        commands: JobCommands,
+        cancel: CancelRequest | None,
+    ) -> bool:
         """The owner's ranges are uploaded, caught up with the job's commands: by the owner
         (complete, for a takeover), or by a taker (so an owner back after a takeover does
-        not call its records again)."""
+        not call its records again). An upload cut short by a cancel that no longer
+        applies (a later retry round) is not done."""
         covered = coverage(job, peers, commands).get(self.owner)
         if covered is None or not covered.uploaded:
+            return False
+        if not covered.complete and cancel is None:
             return False
         return not self.takeover or covered.by != self.owner or covered.complete
 
@@ -436,8 +468,10 @@ class JobActor(Actor):
         if outcome.ok:
             entry["data"] = outcome.data
             duplicate = self.seen.add(outcome.data)
+            self.ok_count += 1
         else:
             entry.update(error=outcome.error, reason=outcome.reason)
+            self.failed_count += 1
         if outcome.attempts > 1:
             entry["attempts"] = outcome.attempts
         if outcome.tries and (not outcome.ok or outcome.attempts > 1):
@@ -449,11 +483,45 @@ class JobActor(Actor):
                 job_id=self.job_id,
                 owner=self.owner,
                 outcome=outcome,
+                ok_count=self.ok_count,
+                failed_count=self.failed_count,
                 duplicate=duplicate,
-                replaces_failure=outcome.i in self.retried,
             )
         )
         self._fill()
+
+    def _fail_pending(self, error: DatagemsError) -> None:
+        """The range's work cannot start (its inference profile is gone, its URL refused,
+        its schema unusable) and waiting will not change that: every record still to make
+        fails with the reason, so the job ends failed and shows why, and retry-failed calls
+        them again once the cause is fixed. Then the slice is uploaded as usual."""
+        message = f"{CANNOT_START}: {error.message}"
+        logger.warning("job %s: the range of %s cannot start: %s", self.job_id, self.owner, error)
+        indices = sorted(self.pending)
+        self.pending.clear()
+        extra = {"round": self.version[1]} if self.version[1] else {}
+        assert self.results is not None
+        self.results.append_many(
+            [
+                {"i": i, "ok": False, "error": message, "reason": CANNOT_START, **extra}
+                for i in indices
+            ]
+        )
+        self.failed_count += len(indices)
+        if indices:
+            self._tell_writer(
+                RangeFailed(
+                    job_id=self.job_id,
+                    owner=self.owner,
+                    first=indices[0],
+                    count=len(indices),
+                    reason=CANNOT_START,
+                    error=error.message,
+                    ok_count=self.ok_count,
+                    failed_count=self.failed_count,
+                )
+            )
+        self._finish()
 
     def _tick(self) -> None:
         if self.finished:

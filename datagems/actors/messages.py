@@ -26,8 +26,16 @@ class StartJob(Message):
     owner: str | None = None
 
 
+class ApplyCommands(Message):
+    """Time to decide the job commands waiting in the inbox for jobs this replica owns."""
+
+
 class CancelJob(Message):
+    """Stop the job's work: the cancel asked in retry round ``retry_round`` (a job actor of
+    a later round, reopened after the job finished, ignores it)."""
+
     job_id: str
+    retry_round: int = 0
 
 
 class JobEnded(Message):
@@ -116,11 +124,31 @@ class Flush(Message):
 
 
 class RecordDone(Message):
+    """A record of ``owner``'s ranges finished. ``ok_count`` / ``failed_count`` are that
+    range's counts after it, as the job actor counts them from its local file (absolute,
+    never deltas: a message handled twice or a retried record can never count twice)."""
+
     job_id: str
     owner: str
     outcome: RecordOutcome
+    ok_count: int
+    failed_count: int
     duplicate: bool = False
-    replaces_failure: bool = False  # a retried record: its earlier failure no longer counts
+
+
+class RangeFailed(Message):
+    """The work of ``owner``'s range could not start (``error`` says why): ``count`` records
+    (the first is ``first``) failed at once with ``reason``; the counts are the range's
+    after them."""
+
+    job_id: str
+    owner: str
+    first: int
+    count: int
+    reason: str
+    error: str
+    ok_count: int
+    failed_count: int
 
 
 class SliceUploaded(Message):

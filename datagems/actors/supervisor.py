@@ -17,6 +17,7 @@ actors —, starts them, restarts failed ones with backoff and a budget, and sto
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import defaultdict, deque
@@ -76,7 +77,8 @@ class Supervisor(Actor):
             case CancelJob():
                 for key, ref in self.jobs.items():
                     if key.split("@")[0] == message.job_id:
-                        ref.tell(message)
+                        with contextlib.suppress(pykka.ActorDeadError):  # ending meanwhile
+                            ref.tell(message)
             case JobEnded():
                 self.jobs.pop(work_key(message.job_id, message.owner), None)
             case ChildFailed():
@@ -107,6 +109,9 @@ class Supervisor(Actor):
 
     def running_jobs(self) -> list[str]:
         return sorted(self.jobs)
+
+    def job_refs(self) -> list[pykka.ActorRef[Any]]:
+        return list(self.jobs.values())
 
     def writer_ref(self) -> pykka.ActorRef[CStoreWriter] | None:
         """The writer now (None while it is being restarted): the engine stops it last."""

@@ -41,6 +41,7 @@ from datagems.actors.messages import (
     JobDropped,
     JobOpened,
     PaceChanged,
+    RangeFailed,
     RecordDone,
     RecordOutcome,
     RecordsStarted,
@@ -167,6 +168,8 @@ class CStoreWriter(Actor):
                 self._record_state(message)
             case RecordDone():
                 self._record_done(message)
+            case RangeFailed():
+                self._range_failed(message)
             case Flush():
                 tracked = self.tracked.get(message.job_id)
                 if tracked is not None:
@@ -248,12 +251,8 @@ class CStoreWriter(Actor):
         counts: Any = state if message.owner == self.peer else state.takeovers.get(message.owner)
         if counts is None:
             return
-        if message.replaces_failure:
-            counts.generated_failed = max(0, counts.generated_failed - 1)
-        if outcome.ok:
-            counts.generated_ok += 1
-        else:
-            counts.generated_failed += 1
+        counts.generated_ok, counts.generated_failed = message.ok_count, message.failed_count
+        if not outcome.ok:
             reason = outcome.reason or "failed"
             state.failure_reasons[reason] = state.failure_reasons.get(reason, 0) + 1
         state.retries += max(0, outcome.attempts - 1)
@@ -265,6 +264,24 @@ class CStoreWriter(Actor):
         tracked.finished.append((outcome, now_iso()))
         if tracked.count_finished(self.settings.update_every_k):
             self.actor_ref.tell(Flush(job_id=message.job_id))
+
+    def _range_failed(self, message: RangeFailed) -> None:
+        tracked = self.tracked.get(message.job_id)
+        if tracked is None:
+            return
+        state = tracked.state
+        counts: Any = state if message.owner == self.peer else state.takeovers.get(message.owner)
+        if counts is None:
+            return
+        counts.generated_ok, counts.generated_failed = message.ok_count, message.failed_count
+        counts.start_error = message.error
+        state.failure_reasons[message.reason] = (
+            state.failure_reasons.get(message.reason, 0) + message.count
+        )
+        error = f"{message.reason}: {message.error}"
+        first = RecordOutcome(i=message.first, ok=False, error=error, reason=message.reason)
+        tracked.finished.append((first, now_iso()))
+        tracked.dirty = True
 
     def _slice_uploaded(self, message: SliceUploaded) -> None:
         tracked = self.tracked.get(message.job_id)

@@ -33,7 +33,7 @@ import httpx
 import orjson
 from aiohttp import ClientSession, ClientTimeout, web
 
-from datagems import export, jobs
+from datagems import commands, export, jobs
 from datagems.bench import llm_server
 from datagems.bench.procs import Deadline, Proc, Stack, free_port, wait_until
 from datagems.bench.scenarios import OWNER, Context, Scenario, open_services, wait_finished
@@ -311,7 +311,10 @@ def _measure(sc: Scenario, services: Any, proxy: UsageProxy, n: int, deadline: D
     if view.job.total_failed:
         retried = view.job.total_failed
         proxy.reset()
-        jobs.request_retry(services, job_id, OWNER)
+        commands.run(
+            services,
+            commands.new_command("retry", job_id, OWNER, via=services.settings.host_addr),
+        )
 
         def round_done() -> Any:
             again = jobs.load_job(services, job_id)

@@ -3,11 +3,14 @@
 JOBS = "datagen:jobs"
 USERS = "datagen:users"
 EMAIL_INDEX = "datagen:user-email-index"
+REGISTER_MAIL_FAILURES = "datagen:register-mail-failures"  # the original's, read only
 METRICS = "datagen:metrics"
 JOB_COMMANDS = "datagen:job-commands"  # ours: job id -> retry round and extensions
+JOB_INBOX = "datagen:job-inbox"  # ours: command id -> a request to change a job
 CANCELS = "datagen:cancels"  # ours: job id -> cancel request
 REPLICAS = "datagen:replicas"  # ours: peer id -> replica heartbeat
 DRAFTS_USED = "datagen:drafts-used"  # ours: draft token id -> job id (confirm once)
+REVOKED_SESSIONS = "datagen:revoked-sessions"  # ours: signed-out token digest -> expiry
 
 
 def job_peers(job_id: str) -> str:

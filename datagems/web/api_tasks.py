@@ -11,29 +11,42 @@ directly and invalidate the cache, so the caller sees the change at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
+import random
 import time
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from datagems import export, jobs
-from datagems.accounts.tokens import DraftLedger, issue_draft, job_id_for_draft, read_draft
+from datagems import caps, commands, export, jobs
+from datagems.accounts.tokens import (
+    INVALID_DRAFT,
+    DraftLedger,
+    issue_draft,
+    job_id_for_draft,
+    read_draft,
+)
 from datagems.errors import (
     BadRequest,
+    Conflict,
     DatagemsError,
     InferenceError,
     NotFound,
     SchemaInvalid,
+    StoreUnavailable,
     UpstreamError,
 )
 from datagems.inference import prompts
 from datagems.inference.extract import extract_json
 from datagems.models import (
     TERMINAL_STATUSES,
+    CommandDecision,
     InferenceSpec,
+    JobBase,
+    JobCommand,
     JobDetails,
     PeerState,
     dataset_mode_flag,
@@ -67,6 +80,7 @@ HEARTBEAT_SECONDS = 15.0
 DRAFT_TEMPERATURE = 0.2
 DRAFT_MAX_TOKENS = 2048
 RECORD_MAX_TOKENS = 1024
+CONTENDED_ATTEMPTS = 8  # a confirm counting against others' confirms backs off this often
 
 
 # --------------------------------------------------------------------------- helpers
@@ -490,19 +504,26 @@ async def preview(request: web.Request) -> web.Response:
     )
 
 
-def _job_exists(services: Any, job_id: str) -> bool:
-    return services.jobs.get(job_id) is not None
+def _job_started(services: Any, job_id: str) -> bool:
+    """Is the job of this id written whole (its base and every peer state)?"""
+    job = services.jobs.get(job_id)
+    if job is None:
+        return False
+    states = services.peers.all(job_id)
+    return all(peer in states for peer in job.peers)
 
 
 async def confirm(request: web.Request) -> web.Response:
     """Start the job of a draft, once.
 
-    Crash-safe: the draft is claimed in the ledger before the job is written. When the
-    claim is refused and the draft's job does not exist, an earlier confirm of this draft
-    died between the two (a replica killed, the store down): the job is created now
-    (``create_job`` is idempotent for one job id). When the job exists, the draft was
-    already used: 400 as for any replay. Limits (``datagems.web.limits``) are checked, and
-    the creation counted, only for a draft not claimed yet: resuming never counts twice.
+    The job id comes from the draft (``job_id_for_draft``). A draft whose job is written
+    whole was used: 400 as for any replay. One request at a time holds the draft
+    (``DraftLedger.claim``): a second confirm of it while the first runs gets 409. A claim
+    left by a confirm that died half-way is taken over once it is stale, and the job is
+    finished (``create_job`` is idempotent for one job id). The caps are checked before
+    anything is written, and counted again once the job's base is written
+    (``limits.admit``): of concurrent confirms on any replicas, those one too many are
+    refused (429), their base removed and their draft released.
     """
     who = caller(request)
     services = request.app[SERVICES]
@@ -513,27 +534,39 @@ async def confirm(request: web.Request) -> web.Response:
     draft["inference"] = (await _inference_spec(request, body, draft.get("inference"))).wire()
     jti = draft.get("jti")
     if not jti:
-        raise BadRequest("Invalid or expired draft")
+        raise BadRequest(INVALID_DRAFT)
     job_id = job_id_for_draft(jti)
     ledger = DraftLedger(services.cstore)
+    if await asyncio.to_thread(_job_started, services, job_id):
+        raise BadRequest(INVALID_DRAFT)  # a replayed draft
     claimed = await asyncio.to_thread(ledger.claimed, jti)
-    if claimed is None:
+    if claimed is not None and claimed.get("jobId") not in (None, job_id):
+        raise BadRequest(INVALID_DRAFT)
+    if claimed is None:  # not resuming: refuse early what the count after would refuse
         total = int(draft.get("totalRecords") or 0)
+        await asyncio.to_thread(limits.check_creation, services, who)
         await asyncio.to_thread(limits.check_capacity, services, who, new_records=total)
-        await asyncio.to_thread(limits.count_creation, services, who, request.app[LIMITERS].tasks)
-    try:
-        await asyncio.to_thread(ledger.claim, jti, job_id)
-    except BadRequest:
-        if claimed is not None and claimed.get("jobId") not in (None, job_id):
-            raise
-        if await asyncio.to_thread(_job_exists, services, job_id):
-            raise  # a replayed draft
-        logger.warning("draft of job %s was claimed but the job never written: resuming", job_id)
+    else:
+        logger.warning("draft of job %s is claimed: confirming it if its claim is stale", job_id)
+    await asyncio.to_thread(ledger.claim, jti, job_id)
     job_fields = {k: v for k, v in draft.items() if k not in ("jti", "sub", "exp", "iat", "typ")}
+    create = functools.partial(
+        jobs.create_job,
+        services,
+        owner=who.username,
+        draft=job_fields,
+        job_id=job_id,
+        admit=functools.partial(limits.admit, services, who),
+    )
     try:
-        job = await asyncio.to_thread(
-            jobs.create_job, services, owner=who.username, draft=job_fields, job_id=job_id
-        )
+        for attempt in range(1, CONTENDED_ATTEMPTS + 1):
+            try:
+                job = await asyncio.to_thread(create)
+                break
+            except caps.Contended:  # other confirms of this user are counting: back off
+                if attempt == CONTENDED_ATTEMPTS:
+                    raise
+                await asyncio.sleep(random.uniform(0.05, 0.25) * 2 ** min(attempt, 3))
     except DatagemsError:
         await asyncio.to_thread(ledger.release, jti)  # nothing was started: the draft may retry
         raise
@@ -543,52 +576,86 @@ async def confirm(request: web.Request) -> web.Response:
     return web.json_response({"jobId": job.id})
 
 
+async def _decided(request: web.Request, job: JobBase, command: JobCommand) -> CommandDecision:
+    """Submit a job command and wait, without blocking, for the owner's decision (taken
+    here when this replica owns the job). Raises the refusal (409, 429, 400) or 503."""
+    services = request.app[SERVICES]
+    try:
+        await asyncio.to_thread(commands.submit, services, command)
+        await asyncio.to_thread(commands.apply_if_owner, services, job)
+        until = commands.give_up_at(services, command)
+        decision = await asyncio.to_thread(commands.decision_of, services, command)
+        while decision is None and time.monotonic() < until:
+            await asyncio.sleep(commands.WAIT_POLL_SECONDS)
+            decision = await asyncio.to_thread(commands.decision_of, services, command)
+    finally:
+        request.app[READ_CACHE].jobs_changed(job.id)
+    return commands.raise_for(decision)
+
+
 async def retry_failed(request: web.Request) -> web.Response:
-    """Call again, once, every record of a finished job that ended failed (202)."""
+    """Call again, once, every record of a finished job that ended failed (202). The job's
+    command owner decides (``datagems.commands``); the usual refusals come first."""
     who = caller(request)
     services = request.app[SERVICES]
     view = await owned_job(request, request.match_info["id"])
-    if view.job.status in ("succeeded", "failed") and view.job.total_failed > 0:
-        await asyncio.to_thread(
-            limits.check_capacity,
-            services,
-            who,
-            new_records=view.job.total_failed,
-            job_id=view.job.id,
-        )
-    try:
-        commands = await asyncio.to_thread(jobs.request_retry, services, view.job.id, who.username)
-    finally:
-        request.app[READ_CACHE].jobs_changed(view.job.id)
-    answer = {"jobId": view.job.id, "retryRound": commands.retry_round}
-    return web.json_response({**answer, "records": view.job.total_failed}, status=202)
+    job = view.job
+    if job.status not in ("succeeded", "failed"):
+        raise Conflict(f"the job is {job.status}: retry failed records once it has finished")
+    if job.total_failed == 0:
+        raise Conflict("the job has no failed records to retry")
+    await asyncio.to_thread(
+        limits.check_capacity, services, who, new_records=job.total_failed, job_id=job.id
+    )
+    command = commands.new_command(
+        "retry",
+        job.id,
+        who.username,
+        via=services.settings.host_addr,
+        exempt=limits.exempt(services, who),
+    )
+    decision = await _decided(request, job, command)
+    answer = {"jobId": job.id, "retryRound": decision.retry_round, "records": decision.records}
+    return web.json_response(answer, status=202)
 
 
 async def extend_task(request: web.Request) -> web.Response:
-    """Append ``additionalRecords`` records to a job, split over its peers (202)."""
+    """Append ``additionalRecords`` records to a job, split over its peers (202). The
+    job's command owner decides (``datagems.commands``); the usual refusals come first."""
     who = caller(request)
     services = request.app[SERVICES]
     body = await read_body(request, ExtendBody)
     view = await owned_job(request, request.match_info["id"])
+    job = view.job
+    if job.status == "cancelled":
+        raise Conflict("a cancelled job cannot be extended")
     maximum = services.settings.max_records_per_job
-    if 1 <= body.additional_records <= maximum - view.job.total_records:
-        outstanding = 0
-        if view.job.status in ("queued", "running"):
-            outstanding = max(0, view.job.total_records - view.job.total_generated)
-        await asyncio.to_thread(
-            limits.check_capacity,
-            services,
-            who,
-            new_records=outstanding + body.additional_records,
-            job_id=view.job.id,
+    additional = body.additional_records
+    if additional < 1 or job.total_records + additional > maximum:
+        raise BadRequest(
+            f"additionalRecords must be between 1 and {maximum - job.total_records} "
+            f"(at most {maximum} records per job)"
         )
-    try:
-        job = await asyncio.to_thread(
-            jobs.request_extend, services, view.job.id, who.username, body.additional_records
-        )
-    finally:
-        request.app[READ_CACHE].jobs_changed(view.job.id)
-    return web.json_response({"jobId": job.id, "totalRecords": job.total_records}, status=202)
+    outstanding = 0
+    if job.status in ("queued", "running"):
+        outstanding = max(0, job.total_records - job.total_generated)
+    await asyncio.to_thread(
+        limits.check_capacity,
+        services,
+        who,
+        new_records=outstanding + additional,
+        job_id=job.id,
+    )
+    command = commands.new_command(
+        "extend",
+        job.id,
+        who.username,
+        via=services.settings.host_addr,
+        additional=additional,
+        exempt=limits.exempt(services, who),
+    )
+    decision = await _decided(request, job, command)
+    return web.json_response({"jobId": job.id, "totalRecords": decision.total_records}, status=202)
 
 
 # --------------------------------------------------------------------------- reading
@@ -656,18 +723,52 @@ CONTENT_TYPES = {
 }
 
 
+async def _within(request: web.Request, seconds: float, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` in an export thread, given ``seconds``: past them ``StoreUnavailable``
+    (503 with ``Retry-After``), and the thread is left to end on the store's own timeout
+    (exports have threads of their own: a stalled store never starves the other routes)."""
+    pool = request.app[STATE].export_pool
+    task = asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.add_done_callback(_discard_result)
+        raise StoreUnavailable(f"the store did not answer the export's reads within {seconds} s")
+    return task.result()
+
+
+def _discard_result(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.info("a stalled export read ended: %s", task.exception())
+
+
 async def export_task(request: web.Request) -> web.StreamResponse:
-    view = (await owned_view(request, request.match_info["id"])).view
+    """The merged file, streamed. Every read of the store is bounded
+    (``DATAGEN_EXPORT_STALL_SECONDS``): stalled before the first byte, the answer is 503
+    with ``Retry-After``; stalled mid-file, the connection is cut, never left hanging."""
+    services = request.app[SERVICES]
+    stall = services.settings.export_stall_seconds
+    try:  # the view may need the job's details from R1FS too
+        cached = await asyncio.wait_for(owned_view(request, request.match_info["id"]), stall)
+    except TimeoutError:
+        raise StoreUnavailable(f"the job's view was not read within {stall} s") from None
+    view = cached.view
     fmt = request.query.get("format", "json").lower()
     if fmt not in export.FORMATS:
         raise BadRequest(f"format must be one of {', '.join(export.FORMATS)}")
     partial = request.query.get("partial", "").lower() in ("1", "true", "yes")
-    services = request.app[SERVICES]
-    chunks = await asyncio.to_thread(
-        export.export_chunks, services, view.job.id, fmt, partial=partial
+    chunks = await _within(
+        request,
+        stall,
+        functools.partial(export.export_chunks, services, view.job.id, fmt, partial=partial),
     )
+    stalled = False
     try:
-        first = await asyncio.to_thread(next, chunks, None)  # errors surface before headers
+        try:
+            # errors surface before the headers
+            first = await _within(request, stall, next, chunks, None)
+        except StoreUnavailable:
+            stalled = True
+            raise
         response = web.StreamResponse(
             headers={
                 "Content-Type": CONTENT_TYPES[fmt],
@@ -681,12 +782,19 @@ async def export_task(request: web.Request) -> web.StreamResponse:
         while chunk is not None:
             if chunk:
                 await response.write(chunk)
-            chunk = await asyncio.to_thread(next, chunks, None)
+            try:
+                chunk = await _within(request, stall, next, chunks, None)
+            except StoreUnavailable as exc:
+                stalled = True
+                logger.warning("export of job %s cut mid-file: %s", view.job.id, exc)
+                if request.transport is not None:  # the client sees a cut download
+                    request.transport.close()
+                return response
         await response.write_eof()
         return response
     finally:
         close = getattr(chunks, "close", None)
-        if close is not None:
+        if close is not None and not stalled:  # a stalled one is still running: let it end
             await asyncio.to_thread(close)
 
 

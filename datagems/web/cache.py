@@ -18,9 +18,9 @@ What is kept:
   the job's text in the jobs hash stays the same, however old: nothing but a retry or an
   extension changes such a job, and both rewrite that text. Any other view is fresh for
   ``READ_TTL_SECONDS``.
-- accounts (existence and role, what the session check needs) and decoded session
-  tokens: fresh for ``READ_TTL_SECONDS``. Sign-in never reads from here: a password is
-  checked against the store every time.
+- accounts (existence and role, what the session check needs), decoded session tokens
+  and whether a token was signed out: fresh for ``READ_TTL_SECONDS``. Sign-in never reads
+  from here: a password is checked against the store every time.
 - job details (R1FS, content-addressed: a CID's details never change), by CID.
 - the JSON bodies built from those.
 
@@ -51,7 +51,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 
 from datagems import jobs
-from datagems.accounts.tokens import Session, read_session
+from datagems.accounts.tokens import Session, SessionRevocations, read_session
 from datagems.accounts.users import Account, Accounts
 from datagems.errors import DatagemsError, Unauthorized
 from datagems.models import TERMINAL_STATUSES, JobBase, JobDetails, ReplicaBeat
@@ -78,6 +78,7 @@ VIEWS_KEPT = 1024  # job views (finished ones stay until evicted)
 DETAILS_KEPT = 256
 ACCOUNTS_KEPT = 4096
 SESSIONS_KEPT = 4096
+REVOCATIONS_KEPT = 4096
 _NOTHING: Any = object()
 
 
@@ -359,6 +360,8 @@ class WebCache:
         self._views: OrderedDict[str, _Cell[CachedView]] = OrderedDict()
         self._accounts: OrderedDict[str, _Cell[Account | None]] = OrderedDict()
         self._sessions: OrderedDict[str, tuple[float, Session]] = OrderedDict()
+        self._revoked: OrderedDict[str, _Cell[bool]] = OrderedDict()
+        self.revocations = SessionRevocations(services.cstore)
         self._replicas: _Cell[dict[str, ReplicaBeat]] = _Cell(_Epoch())
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -440,8 +443,14 @@ class WebCache:
         cell = self._kept(self._accounts, username, self._users_epoch, ACCOUNTS_KEPT)
         return await self._get(cell, partial(self.accounts.get, username))
 
+    async def revoked(self, digest: str) -> bool:
+        """Was the token of this digest signed out (on any replica, read at most a TTL ago)?"""
+        cell = self._kept(self._revoked, digest, self._users_epoch, REVOCATIONS_KEPT)
+        return await self._get(cell, partial(self.revocations.is_revoked, digest))
+
     def users_changed(self) -> None:
-        """This replica changed an account (deleted, new password, created)."""
+        """This replica changed an account (deleted, new password, created) or signed a
+        session out."""
         self._users_epoch.value += 1
 
     # -- machinery -------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -10,17 +11,23 @@ import pytest
 
 from datagems.accounts.tokens import (
     DRAFT_TTL_SECONDS,
+    RESET_TTL_SECONDS,
     SESSION_TTL_SECONDS,
     DraftLedger,
     Session,
+    SessionRevocations,
     issue_draft,
+    issue_reset,
     issue_session,
     job_id_for_draft,
     read_draft,
+    read_reset,
     read_session,
+    reset_is_current,
     session_is_current,
+    token_digest,
 )
-from datagems.errors import BadRequest, Unauthorized
+from datagems.errors import BadRequest, Conflict, Unauthorized
 from datagems.store import keys
 from datagems.store.embedded import SqliteCStore
 
@@ -190,12 +197,12 @@ def test_a_draft_becomes_the_same_job_id_on_every_replica() -> None:
     assert uuid.UUID(job_id_for_draft("abc")).version == 5
 
 
-def test_a_draft_is_claimed_once(cstore: SqliteCStore) -> None:
+def test_a_draft_is_held_by_one_request_at_a_time(cstore: SqliteCStore) -> None:
     ledger = DraftLedger(cstore)
     job_id = job_id_for_draft("jti-1")
     ledger.claim("jti-1", job_id)
     assert cstore.hget(keys.DRAFTS_USED, "jti-1")["jobId"] == job_id
-    with pytest.raises(BadRequest, match="Invalid or expired draft"):
+    with pytest.raises(Conflict, match="being confirmed by another request"):
         ledger.claim("jti-1", job_id)
 
 
@@ -204,22 +211,49 @@ def test_a_second_replica_sharing_the_store_refuses_the_same_draft(tmp_path) -> 
     second = SqliteCStore(tmp_path / "shared.sqlite")
     try:
         DraftLedger(first).claim("jti-2", job_id_for_draft("jti-2"))
-        with pytest.raises(BadRequest):
+        with pytest.raises(Conflict):
             DraftLedger(second).claim("jti-2", job_id_for_draft("jti-2"))
     finally:
         first.close()
         second.close()
 
 
-def test_a_released_claim_can_be_claimed_again(cstore: SqliteCStore) -> None:
+def test_of_concurrent_claims_of_one_draft_at_most_one_holds_it(tmp_path) -> None:
+    stores = [SqliteCStore(tmp_path / "shared.sqlite") for _ in range(6)]
+    start = threading.Barrier(len(stores))
+    held: list[int] = []
+
+    def claim(n: int) -> None:
+        start.wait()
+        try:
+            DraftLedger(stores[n]).claim("jti-4", "job-d")
+        except Conflict:
+            return
+        held.append(n)
+
+    try:
+        threads = [threading.Thread(target=claim, args=(n,)) for n in range(len(stores))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert len(held) <= 1
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_a_released_or_stale_claim_can_be_claimed_again(cstore: SqliteCStore) -> None:
     ledger = DraftLedger(cstore)
     ledger.claim("jti-3", "job-a")
     ledger.release("jti-3")
     assert ledger.claimed("jti-3") is None
     ledger.claim("jti-3", "job-a")
     assert ledger.claimed("jti-3")["jobId"] == "job-a"
-    with pytest.raises(BadRequest):  # claimed again, it is used again
+    with pytest.raises(Conflict):  # claimed again, it is held again
         ledger.claim("jti-3", "job-b")
+    cstore.hset(keys.DRAFTS_USED, "jti-3", {"jobId": "job-a", "at": "2020-01-01T00:00:00.000Z"})
+    ledger.claim("jti-3", "job-a")
 
 
 def test_a_session_is_stale_once_the_password_it_was_issued_under_changes() -> None:
@@ -240,3 +274,58 @@ def test_a_session_with_a_malformed_stamp_is_refused() -> None:
     token = original_token({"username": "ada", "role": "user", "typ": "session", "cred": 7})
     with pytest.raises(Unauthorized):
         read_session(SECRET, token)
+
+
+# -- reset links ---------------------------------------------------------------------------
+def test_a_reset_link_is_good_until_the_password_it_may_replace_changes() -> None:
+    token = issue_reset(SECRET, "ada", "credential-1")
+    claim = read_reset(SECRET, token)
+    assert claim.username == "ada"
+    assert reset_is_current(SECRET, claim, "credential-1")
+    assert not reset_is_current(SECRET, claim, "credential-2")  # used, or changed since
+    assert not reset_is_current(SECRET, claim, "")  # no password at all: a deleted account
+
+
+def test_a_reset_link_expires_within_the_hour() -> None:
+    old = issue_reset(SECRET, "ada", "c", now=time.time() - RESET_TTL_SECONDS - 120)
+    with pytest.raises(BadRequest):
+        read_reset(SECRET, old)
+
+
+def test_sessions_drafts_and_reset_links_are_never_taken_for_one_another() -> None:
+    session = issue_session(SECRET, "ada", "user", credential="c")
+    drafted = issue_draft(SECRET, "ada", DRAFT)
+    reset = issue_reset(SECRET, "ada", "c")
+    for token in (session, drafted, original_token({"username": "ada", "role": "admin"})):
+        with pytest.raises(BadRequest):
+            read_reset(SECRET, token)
+    with pytest.raises(Unauthorized):
+        read_session(SECRET, reset)
+    with pytest.raises(BadRequest):
+        read_draft(SECRET, reset, "ada")
+    with pytest.raises(BadRequest):
+        read_reset("another-secret-of-a-decent-length-000000", reset)
+
+
+# -- sign-out ------------------------------------------------------------------------------
+def test_a_signed_out_token_is_named_by_its_digest_and_expired_ones_are_pruned(
+    cstore: SqliteCStore,
+) -> None:
+    revocations = SessionRevocations(cstore)
+    token = issue_session(SECRET, "ada", "user")
+    revocations.revoke(token, "ada", read_session(SECRET, token).expires)
+    assert revocations.is_revoked(token_digest(token))
+    assert not revocations.is_revoked(token_digest(token + "x"))
+    assert token not in str(cstore.hgetall_raw(keys.REVOKED_SESSIONS))  # never the token
+    revocations.revoke("an-old-token", "bob", int(time.time()) - 3600)
+    assert revocations.prune() == 1
+    assert revocations.is_revoked(token_digest(token))
+    assert not revocations.is_revoked(token_digest("an-old-token"))
+
+
+def test_two_sessions_issued_in_the_same_second_are_different_tokens() -> None:
+    """Signing one out must never end the other (the sign-out names a token)."""
+    now = time.time()
+    first = issue_session(SECRET, "ada", "user", credential="c", now=now)
+    second = issue_session(SECRET, "ada", "user", credential="c", now=now)
+    assert first != second and token_digest(first) != token_digest(second)

@@ -7,7 +7,8 @@ from typing import Any
 
 import orjson
 
-from datagems import export, jobs
+from datagems import commands, export, jobs
+from datagems.models import CommandDecision
 from datagems.services import Services
 from datagems.settings import Settings
 from tests.fleet import Fleet
@@ -28,14 +29,15 @@ PERSON_SCHEMA: dict[str, Any] = {
 
 
 def fleet_services(fleet: Fleet) -> Services:
-    """Services over the fleet's devnode, as a replica of the fleet would have them."""
+    """Services over the fleet's devnode, as a client of the fleet (not one of its peers:
+    the job commands it asks are decided by the replicas) would have them."""
     settings = Settings.from_env(
         {
             "R1EN_CHAINSTORE_PEERS": orjson.dumps(fleet.peers).decode(),
             "R1EN_HOST_ADDR": fleet.peers[0],
             "DATAGEN_DATA_DIR": str(fleet.root / "client"),
         }
-    )
+    ).replace(host_addr="client")
     return Services(settings, fleet.cstore, fleet.r1fs, fleet.llm_url)
 
 
@@ -76,3 +78,14 @@ def all_slice_lines(services: Services, job_id: str) -> list[dict]:
             body = services.r1fs.get_file(state.result_cid)
             lines += [orjson.loads(line) for line in body.splitlines() if line.strip()]
     return lines
+
+
+def ask(
+    services: Services, kind: str, job_id: str, additional: int = 0, user: str = "alice"
+) -> CommandDecision:
+    """Retry a job's failed records or add records to it, as the web layer does: the
+    command goes to the inbox and the job's command owner decides (refusals raise)."""
+    command = commands.new_command(
+        kind, job_id, user, via=services.settings.host_addr, additional=additional
+    )
+    return commands.run(services, command)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from datagems import jobs
 from datagems.errors import Conflict
 from tests.actors.jobkit import (
     all_slice_lines,
+    ask,
     confirm_job,
     exported_entries,
     fleet_services,
@@ -44,7 +44,7 @@ def test_retry_failed_calls_each_failed_record_once_and_the_export_improves(
         calls_before = fleet.llm_stats()["requests"]
         fleet.llm_config(schemaViolationRate=0.0)
 
-        jobs.request_retry(services, job_id, "alice")
+        ask(services, "retry", job_id)
         wait_until(
             lambda: caught_up(services, job_id, retry_round=1),
             timeout=60,
@@ -67,7 +67,7 @@ def test_retry_failed_is_refused_for_a_job_without_failures(tmp_path: Path) -> N
         job_id = confirm_job(services, 10)
         wait_for_status(services, job_id, {"succeeded"})
         with pytest.raises(Conflict, match="no failed records"):
-            jobs.request_retry(services, job_id, "alice")
+            ask(services, "retry", job_id)
 
 
 def test_extending_a_job_calls_only_the_new_records_split_over_every_peer(
@@ -80,7 +80,7 @@ def test_extending_a_job_calls_only_the_new_records_split_over_every_peer(
         wait_for_status(services, job_id, {"succeeded"})
         calls_before = fleet.llm_stats()["requests"]
 
-        jobs.request_extend(services, job_id, "alice", 30)
+        ask(services, "extend", job_id, 30)
         wait_until(
             lambda: caught_up(services, job_id, extensions=1),
             timeout=60,

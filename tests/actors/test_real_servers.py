@@ -30,7 +30,7 @@ from datagems.inference.mock_server import MOCK_KEY, MockLLM, start_mock
 from datagems.models import InferenceProfile, UserSettings
 from datagems.services import Services
 from datagems.settings import Settings
-from tests.actors.jobkit import PERSON_SCHEMA, exported_entries, wait_for_status
+from tests.actors.jobkit import PERSON_SCHEMA, ask, exported_entries, wait_for_status
 from tests.servers import wait_until
 
 PROFILE = "local-llm"
@@ -305,7 +305,7 @@ def test_a_retry_round_uses_fresh_seeds_and_recovers_failed_records(
         first_seeds = {r["seed"] for r in record_calls(gateway)}
         gateway.mock.recent.clear()
 
-        jobs.request_retry(services, job_id, "alice")
+        ask(services, "retry", job_id)
         wait_until(  # the round's slice is uploaded (the job's counts are another issue's)
             lambda: services.peers.get(job_id, "local").retry_round == 1,
             timeout=60,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import httpx
 
-from datagems import jobs
+from datagems import commands, jobs
 from datagems.models import CancelRequest, now_iso
 from datagems.web.cache import READ_TTL_SECONDS
 from tests.fleet import ADMIN_PASSWORD
@@ -118,7 +118,8 @@ def test_a_finished_job_reopened_by_another_replica_shows_within_the_ttl(live: L
     jobs.refresh(live.services, job_id)  # the peer finalizes the stored base
     assert live.services.jobs.get(job_id).status == "succeeded"
     assert viewed(alice, job_id)["job"]["status"] == "succeeded"  # finished: kept as it is
-    jobs.request_retry(live.services, job_id, "alice")  # what replica b would write
+    retry = commands.new_command("retry", job_id, "alice", via="b")  # taken by replica b
+    commands.run(live.services, retry)  # and decided by this one, the job's owner
 
     def reopened() -> bool:
         view = viewed(alice, job_id)
@@ -184,7 +185,7 @@ def test_an_account_deleted_by_another_replica_is_refused_within_the_ttl(live: L
     dora = live.login("dora")
     assert dora.get("/api/auth/me").status_code == 200  # the account is now cached
     assert dora.get("/api/tasks").status_code == 200
-    live.accounts.delete("dora")
+    live.accounts.soft_delete("dora", "admin")
     eventually(
         lambda: dora.get("/api/tasks").status_code == 401,
         "the deleted account's session to be refused",

@@ -12,6 +12,7 @@ import pytest
 
 from datagems.accounts.tokens import DraftLedger, job_id_for_draft, read_draft
 from datagems.models import PeerState, Range, RecentRecord, Takeover, now_iso
+from datagems.store import keys
 from tests.fleet import ADMIN_PASSWORD, SESSION_SECRET
 from tests.web.harness import USER_PASSWORD, LiveApp, confirm, draft, finish_job
 
@@ -222,6 +223,11 @@ def test_a_confirm_that_died_after_claiming_the_draft_can_be_retried(live: LiveA
     job_id = job_id_for_draft(jti)
     DraftLedger(live.services.cstore).claim(jti, job_id)  # the replica died right here
     assert live.services.jobs.get(job_id) is None
+    busy = alice.post("/api/tasks/confirm", json={"draftToken": token})
+    assert busy.status_code == 409, busy.text  # as far as anyone knows, it is still at work
+    assert busy.json() == {"error": "this draft is being confirmed by another request"}
+    stale = {"jobId": job_id, "at": "2020-01-01T00:00:00.000Z", "nonce": "dead"}
+    live.services.cstore.hset(keys.DRAFTS_USED, jti, stale)  # ... and that was long ago
 
     answer = alice.post("/api/tasks/confirm", json={"draftToken": token})
     assert answer.status_code == 200, answer.text
