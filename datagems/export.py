@@ -13,7 +13,8 @@ record produced twice (a takeover, a crash) is thus harmless.
 - JSON: an array by global index, ``null`` for failed or missing records (as the original);
 - JSONL: one line per ok record's data;
 - CSV: the union of the records' keys as header, the schema's fields first in schema
-  order, then the others (first seen first); nested values as JSON
+  order, then the others (first seen first); with no ok record, the schema's fields;
+  nested values as JSON
   text, RFC 4180 quoting, and text cells starting with ``= + - @``, tab or CR prefixed with
   ``'`` against spreadsheet formula injection.
 """
@@ -163,6 +164,8 @@ def _csv_header(entries: Iterator[dict], fields: tuple[str, ...] = ()) -> list[s
                 seen.setdefault(str(key), None)
         elif data is not None:
             seen.setdefault("value", None)
+    if not seen:  # no ok record: the header still names the schema's fields
+        return list(fields)
     first = [name for name in fields if name in seen]
     known = set(first)
     return first + [name for name in seen if name not in known]
@@ -184,7 +187,8 @@ def csv_cell(value: Any) -> str:
 def _csv(entries: Iterator[dict], header: list[str]) -> Iterator[bytes]:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([csv_cell(name) for name in header])
+    if header:  # no header at all (no record, no schema fields): an empty file
+        writer.writerow([csv_cell(name) for name in header])
     for count, entry in enumerate(entries, 1):
         if not entry.get("ok"):
             continue

@@ -283,7 +283,7 @@ class JobSummary(WireModel):
 
 
 class UserIndexEntry(WireModel):
-    """``datagen:users`` field value."""
+    """``datagen:users`` field value (the original never writes ``jobCount``)."""
 
     username: str
     email: str | None = None
@@ -291,6 +291,21 @@ class UserIndexEntry(WireModel):
     country: str | None = None
     created_at: str | None = None
     job_count: int | None = None
+
+
+class RegisterMailFailure(WireModel):
+    """``datagen:register-mail-failures`` field value (the original's; field = e-mail): a
+    credentials mail not delivered yet. ``passwordEncrypted`` is the original's AES-GCM
+    text; this app never writes such records (its "resend" mails a reset link)."""
+
+    email: str
+    username: str
+    password_encrypted: str | None = None
+    attempts: int = 0
+    status: str = "pending"  # pending | sent | expired
+    failed_at: str | None = None
+    updated_at: str | None = None
+    last_error_code: str | None = None
 
 
 class InferenceProfile(WireModel):

@@ -53,6 +53,17 @@ def bootstrap_admin(services: Services) -> str | None:
     return accounts.bootstrap_admin(given.get_secret_value() if given else None)
 
 
+def repair_email_index(services: Services) -> None:
+    """Rewrite e-mail index entries an earlier version wrote as JSON text as plain text
+    (what the original reads); a store failure only postpones it to the next start."""
+    from datagems.errors import StoreError
+
+    try:
+        services.users.repair_email_index()
+    except StoreError as exc:
+        logger.warning("e-mail index not repaired this time: %s", exc)
+
+
 async def serve(settings: Settings) -> None:
     from datagems.actors.engine import Engine
     from datagems.web.app import create_app
@@ -72,6 +83,7 @@ async def serve(settings: Settings) -> None:
 
     services = await asyncio.to_thread(Services.open, settings, gateway_url)
     generated = await asyncio.to_thread(bootstrap_admin, services)
+    await asyncio.to_thread(repair_email_index, services)
     engine = await asyncio.to_thread(Engine(services).start)
     runner = web.AppRunner(create_app(services), access_log=None)
     await runner.setup()

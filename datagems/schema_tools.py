@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import attrs
+import jsonschema_rs
 import orjson
 import regex
 from jsonschema import Draft202012Validator, validators
@@ -61,6 +63,8 @@ try:  # the regex parser of the standard library (private, stable since 3.11)
     from re import _parser as _sre_parse  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - older layouts
     import sre_parse as _sre_parse  # type: ignore[no-redef]
+
+logger = logging.getLogger(__name__)
 
 META_SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
 MAX_SCHEMA_BYTES = 64 * 1024
@@ -725,6 +729,13 @@ def _search(pattern: str, text: str) -> bool:
     return found
 
 
+def _budget_spent(pattern: str) -> str:
+    return (
+        f"pattern {_shown(pattern)} not checked: the record's patterns took over "
+        f"{PATTERN_BUDGET:g} s"
+    )
+
+
 def _bounded_search(pattern: str, text: str, record: _RecordBudget | None) -> bool:
     if len(text) > MAX_PATTERN_SUBJECT:
         raise _Unchecked(
@@ -736,16 +747,15 @@ def _bounded_search(pattern: str, text: str, record: _RecordBudget | None) -> bo
     except _COMPILE_ERRORS:
         raise _Unchecked(f"pattern {_shown(pattern)} does not compile") from None
     timeout = PATTERN_TIMEOUT if record is None else min(PATTERN_TIMEOUT, record.left)
-    spent = f"pattern {_shown(pattern)} not checked: the record's patterns took over "
     if timeout <= 0:
-        raise _Unchecked(f"{spent}{PATTERN_BUDGET:g} s")
+        raise _Unchecked(_budget_spent(pattern))
     started = time.perf_counter()
     try:
         # concurrent: the GIL is released while matching (safe: a str cannot change).
         return compiled.search(text, timeout=timeout, concurrent=True) is not None
     except TimeoutError:
         if timeout < PATTERN_TIMEOUT:
-            raise _Unchecked(f"{spent}{PATTERN_BUDGET:g} s") from None
+            raise _Unchecked(_budget_spent(pattern)) from None
         raise _Unchecked(
             f"pattern {_shown(pattern)} too costly to check (over {PATTERN_TIMEOUT:g} s)"
         ) from None
@@ -927,12 +937,194 @@ def _evolve_keeping_bounds(self: Any, **changes: Any) -> Any:
 _BoundedValidator.evolve = _evolve_keeping_bounds
 
 
+# --------------------------------------------------------------------------- compiled
+
+# The hot path validates with jsonschema-rs (compiled, about ten times faster than the
+# class above on realistic records). Its verdict is trusted only where it cannot be laxer
+# than ours; everything else, and every message a user reads, stays jsonschema's:
+#
+# - ``pattern``, ``format`` and ``multipleOf`` run *our* keyword functions (jsonschema's,
+#   with bounded matching) as custom keywords of the compiled validator: the same regex
+#   engine, timeout, per-record budget and subject cap as the bounded path (one budget for
+#   both), the same format checkers, the same float arithmetic;
+# - a schema takes the compiled path only when every keyword it uses means the same in both
+#   libraries (``compiled_path_refusal``); the others are validated by the bounded class
+#   alone, as before: ``not`` / ``oneOf`` / ``if`` / ``maxContains`` (a stricter subschema
+#   could make them pass, see below), ``patternProperties`` (jsonschema-rs would match the
+#   names with its own engine), ``unevaluated*``, ``$id`` / anchors / dynamic references,
+#   references other than local JSON pointers, keywords of older drafts that jsonschema-rs
+#   still applies (``dependencies``, ``additionalItems``), a nested ``$schema``, and numbers
+#   beyond 2**53 (where the two libraries compare integers and floats differently);
+# - a record the compiled validator accepts is valid; one it refuses (or cannot take: a lone
+#   surrogate, NaN) goes to the bounded path, which decides and words the errors. Without
+#   the keywords above a schema is monotone -- a stricter check of a subschema can only make
+#   the whole stricter -- so the compiled verdict can only err towards "invalid", which the
+#   bounded path then corrects. ``tests/test_validators_agree.py`` runs both on every
+#   schema and record of the suite and on generated ones.
+
+COMPILED_REFUSED_KEYWORDS = {
+    "not": "a negation",
+    "oneOf": "oneOf",
+    "if": "if / then / else",
+    "maxContains": "maxContains",
+    "patternProperties": "patternProperties",
+    "unevaluatedProperties": "unevaluatedProperties",
+    "unevaluatedItems": "unevaluatedItems",
+    "$id": "$id",
+    "$anchor": "$anchor",
+    "$dynamicRef": "a dynamic reference",
+    "$dynamicAnchor": "a dynamic anchor",
+    "$recursiveRef": "a recursive reference",
+    "$recursiveAnchor": "a recursive anchor",
+    "$vocabulary": "$vocabulary",
+    "dependencies": "an older draft's keyword (dependencies)",
+    "additionalItems": "an older draft's keyword (additionalItems)",
+}
+EXACT_FLOAT_LIMIT = 2**53  # integers up to here are exact as floats in both libraries
+_PYTHON_KEYWORDS = ("pattern", "format", "multipleOf")
+
+
+def _numbers(value: object) -> Iterator[int | float]:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, int | float):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def compiled_path_refusal(schema: dict[str, Any]) -> str | None:
+    """Why ``schema`` is validated by the bounded class alone, or ``None`` (compiled path).
+
+    Walks every subschema, and every subschema a ``$ref`` reaches (a reference may point
+    anywhere in the document).
+    """
+    root_dialect = schema.get("$schema", META_SCHEMA_URL)
+    if root_dialect != META_SCHEMA_URL:
+        return f"$schema {str(root_dialect)[:80]!r}"
+    if any(abs(n) >= EXACT_FLOAT_LIMIT for n in _numbers(schema)):
+        return "a number beyond 2**53"
+    seen: set[int] = set()
+    pending: list[tuple[tuple[object, ...], object]] = [((), schema)]
+    while pending:
+        start, node = pending.pop()
+        for path, sub in _walk(node, start):
+            if id(sub) in seen:
+                continue
+            seen.add(id(sub))
+            for keyword, why in COMPILED_REFUSED_KEYWORDS.items():
+                if keyword in sub:
+                    return f"{why} at {_pointer([*path, keyword])}"
+            if path and "$schema" in sub:
+                return f"a nested $schema at {_pointer(path)}"
+            ref = sub.get("$ref")
+            if ref is None:
+                continue
+            if not isinstance(ref, str) or not (ref == "#" or ref.startswith("#/")):
+                return f"a reference other than a JSON pointer at {_pointer([*path, '$ref'])}"
+            if "%" in ref:
+                return f"an escaped reference at {_pointer([*path, '$ref'])}"
+            target = _target(schema, ref)
+            if isinstance(target, dict):
+                pending.append(((*path, "$ref"), target))
+    return None
+
+
+_KEYWORD_CONTEXT = _BoundedValidator({}, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def _python_keyword(name: str) -> type:
+    """A jsonschema-rs custom keyword that runs ``name`` as the bounded class does."""
+    function = _BoundedValidator.VALIDATORS[name]
+
+    class Keyword:
+        __slots__ = ("parent", "value")
+
+        def __init__(self, parent: dict[str, Any], value: Any, path: list[Any]) -> None:
+            self.parent = parent
+            self.value = value
+
+        def validate(self, instance: Any) -> None:
+            if (
+                next(function(_KEYWORD_CONTEXT, self.value, instance, self.parent), None)
+                is not None
+            ):
+                raise ValueError(name)
+
+    Keyword.__name__ = Keyword.__qualname__ = f"Python_{name}"
+    return Keyword
+
+
+class _PatternKeyword:
+    """``pattern`` as ``_pattern`` decides it (bounded ``_search``), without its message:
+    the hot path's most frequent keyword, so it skips the generic wrapper."""
+
+    __slots__ = ("pattern",)
+
+    def __init__(self, parent: dict[str, Any], value: Any, path: list[Any]) -> None:
+        self.pattern = value
+
+    def validate(self, instance: Any) -> None:
+        if isinstance(instance, str):  # jsonschema's "string" type
+            try:
+                found = _search(self.pattern, instance)
+            except _Unchecked:
+                found = False
+            if not found:
+                raise ValueError("pattern")
+
+
+class _FormatKeyword:
+    """``format`` as jsonschema's keyword decides it (``FormatChecker.check``)."""
+
+    __slots__ = ("format",)
+
+    def __init__(self, parent: dict[str, Any], value: Any, path: list[Any]) -> None:
+        self.format = value
+
+    def validate(self, instance: Any) -> None:
+        if not _FORMATS.conforms(instance, self.format):
+            raise ValueError("format")
+
+
+_FORMATS = Draft202012Validator.FORMAT_CHECKER
+_COMPILED_KEYWORDS = {name: _python_keyword(name) for name in _PYTHON_KEYWORDS}
+_COMPILED_KEYWORDS.update(pattern=_PatternKeyword, format=_FormatKeyword)
+
+
+def _no_remote_document(uri: str) -> Any:
+    raise NoSuchResource(ref=uri)
+
+
+def compiled_validator(schema: dict[str, Any]) -> Any | None:
+    """The jsonschema-rs validator of ``schema``, or ``None`` when it takes the bounded path."""
+    if compiled_path_refusal(schema) is not None:
+        return None
+    try:
+        return jsonschema_rs.Draft202012Validator(
+            schema,
+            keywords=_COMPILED_KEYWORDS,
+            retriever=_no_remote_document,
+            validate_formats=False,
+        )
+    except Exception:  # it refuses what jsonschema accepts: the bounded path validates
+        logger.debug("schema left to the bounded validator: jsonschema-rs refused it")
+        return None
+
+
 class RecordValidator:
     """Validates records against one checked schema (formats asserted where a checker exists).
 
     Every pattern match on record data is bounded (``PATTERN_TIMEOUT`` per match,
     ``PATTERN_BUDGET`` per record, ``MAX_PATTERN_SUBJECT`` characters): a record whose
     patterns cannot be checked within those bounds is invalid, with a message saying so.
+    Records are checked by the compiled validator first where the schema allows it (see
+    above); the bounded class decides every record it refuses and words the errors.
     """
 
     def __init__(self, schema: dict[str, Any]) -> None:
@@ -940,12 +1132,53 @@ class RecordValidator:
         self._validator = _BoundedValidator(
             schema, registry=_REGISTRY, format_checker=Draft202012Validator.FORMAT_CHECKER
         )
+        self._compiled = compiled_validator(schema)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether records are checked by the compiled validator first."""
+        return self._compiled is not None
 
     def errors(self, record: object) -> list[str]:
         """Short messages with paths (``/age: -3 is less than the minimum of 0``); [] when valid."""
-        found: list[str] = []
         budget = _RecordBudget()
         token = _RECORD.set(budget)
+        try:
+            if self._compiled is not None and self._compiled_accepts(record, budget):
+                return []
+            return self._bounded_errors(record, budget)
+        finally:
+            _RECORD.reset(token)
+
+    def compiled_verdict(self, record: object) -> bool | None:
+        """The compiled validator's verdict alone (``None``: the schema takes the bounded path)."""
+        if self._compiled is None:
+            return None
+        budget = _RecordBudget()
+        token = _RECORD.set(budget)
+        try:
+            return self._compiled_accepts(record, budget)
+        finally:
+            _RECORD.reset(token)
+
+    def bounded_errors(self, record: object) -> list[str]:
+        """``errors`` from the bounded jsonschema class alone (what every record got before)."""
+        budget = _RecordBudget()
+        token = _RECORD.set(budget)
+        try:
+            return self._bounded_errors(record, budget)
+        finally:
+            _RECORD.reset(token)
+
+    def _compiled_accepts(self, record: object, budget: _RecordBudget) -> bool:
+        try:
+            valid = self._compiled.is_valid(record)  # type: ignore[union-attr]
+        except Exception:  # a value it cannot convert (a lone surrogate...): not accepted
+            return False
+        return valid and not budget.gave_up  # a give-up fails the record (see below)
+
+    def _bounded_errors(self, record: object, budget: _RecordBudget) -> list[str]:
+        found: list[str] = []
         try:
             for error in self._validator.iter_errors(record):
                 where = _clip(_pointer(list(error.absolute_path)))  # a key may be 10 kB
@@ -957,8 +1190,6 @@ class RecordValidator:
             if "Referencing" in name or "Unresolvable" in name:
                 name = "unresolvable reference"
             return [f"/: schema could not be applied: {name}"]
-        finally:
-            _RECORD.reset(token)
         if budget.gave_up and not any(
             reason in line for line in found for reason in budget.gave_up
         ):  # a give-up swallowed by not / anyOf / if...: the record still fails on it

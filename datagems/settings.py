@@ -86,9 +86,60 @@ class _Env:
         name, value = found
         return check_url(name, value)
 
-    def secret(self, *names: str) -> SecretStr | None:
-        value = self.str(*names)
-        return SecretStr(value) if value else None
+    def secret(self, *names: str, minimum: int = 0) -> SecretStr | None:
+        """A secret; with ``minimum``, refused when shorter or a placeholder."""
+        found = self.raw(*names)
+        if not found:
+            return None
+        if minimum:
+            check_secret(found[0], found[1], minimum)
+        return SecretStr(found[1])
+
+
+# Values copied from examples: a secret equal to one of these (or containing one of the
+# marked words) is refused at start. The README's own examples are here.
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "change-me",
+        "change-me-too",
+        "changeme",
+        "change_me",
+        "secret",
+        "password",
+        "pass",
+        "test",
+        "example",
+        "default",
+        "datagems",
+        "admin",
+        "your-secret",
+        "your-secret-here",
+        "replace-me",
+        "s3cr3t",
+    }
+)
+PLACEHOLDER_WORDS = ("changeme", "change-me", "change_me", "replace-me", "your-secret", "xxxx")
+MIN_SESSION_SECRET_CHARS = 32  # HS256 wants a key of at least 256 bits
+MIN_PEPPER_CHARS = 16
+MIN_ADMIN_PASSWORD_CHARS = 12
+GENERATE_HINT = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def check_secret(name: str, value: str, minimum: int) -> None:
+    """``SettingsError`` for a secret shorter than ``minimum`` or copied from an example.
+    The message names the variable, never the value."""
+    lowered = value.strip().lower()
+    placeholder = (
+        lowered in PLACEHOLDER_SECRETS
+        or any(word in lowered for word in PLACEHOLDER_WORDS)
+        or len(set(lowered)) <= 2
+    )
+    if placeholder:
+        raise SettingsError(f"{name} is a placeholder value, not a secret; {GENERATE_HINT}")
+    if len(value) < minimum:
+        raise SettingsError(
+            f"{name} is {len(value)} characters; at least {minimum} are needed; {GENERATE_HINT}"
+        )
 
 
 def check_url(name: str, value: str) -> str:
@@ -152,6 +203,7 @@ class Settings:
     host_addr: str = "local"
     local_cache_dir: Path = Path(".datagems/cache")
     store_timeout_seconds: float = 35.0
+    export_stall_seconds: float = 30.0
     r1fs_secret: SecretStr | None = None
     log_r1fs_calls: bool = False
     # auth
@@ -163,6 +215,7 @@ class Settings:
     # web
     app_host: str = "127.0.0.1"
     app_port: int = 3000
+    public_url: str | None = None  # None: http://<app host>:<app port>
     max_records_per_job: int = 200
     max_external_api_configs: int = 10
     active_poll_seconds: int = 10
@@ -177,6 +230,9 @@ class Settings:
     resend_window_seconds: int = 900
     resend_max_per_ip: int = 5
     resend_max_per_email: int = 2
+    login_window_seconds: int = 900
+    login_max_failures_per_account: int = 10
+    login_max_failures_per_address: int = 100
     task_window_seconds: int = 3600
     task_max_per_window: int = 30
     max_running_jobs_per_user: int = 3
@@ -211,6 +267,19 @@ class Settings:
     command_wait_seconds: float = 10.0
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
+
+    @property
+    def app_url(self) -> str:
+        """Where users reach the app, for links in mails: ``DATAGEN_PUBLIC_URL``, else this
+        replica's own address (loopback when it listens on every interface)."""
+        if self.public_url:
+            return self.public_url
+        host = self.app_host
+        if host in ("", "0.0.0.0", "::", "[::]"):
+            host = "127.0.0.1"
+        elif ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.app_port}"
 
     @property
     def uses_mock_inference(self) -> bool:
@@ -289,20 +358,28 @@ class Settings:
             store_timeout_seconds=env.float(
                 "DATAGEN_STORE_TIMEOUT_SECONDS", default=35.0, minimum=0.1
             ),
+            export_stall_seconds=env.float(
+                "DATAGEN_EXPORT_STALL_SECONDS", default=30.0, minimum=0.1
+            ),
             r1fs_secret=env.secret("DATAGEN_R1FS_SECRET"),
             log_r1fs_calls=env.bool("DATAGEN_LOG_R1FS_CALLS", default=False),
             auth_hkey=env.str(
                 "R1EN_CSTORE_AUTH_HKEY", "EE_CSTORE_AUTH_HKEY", default="datagen:auth"
             )
             or "datagen:auth",
-            auth_secret=env.secret("R1EN_CSTORE_AUTH_SECRET", "EE_CSTORE_AUTH_SECRET"),
-            bootstrap_admin_password=env.secret(
-                "R1EN_CSTORE_AUTH_BOOTSTRAP_ADMIN_PWD", "EE_CSTORE_AUTH_BOOTSTRAP_ADMIN_PWD"
+            auth_secret=env.secret(
+                "R1EN_CSTORE_AUTH_SECRET", "EE_CSTORE_AUTH_SECRET", minimum=MIN_PEPPER_CHARS
             ),
-            session_secret=env.secret("DATAGEN_SESSION_SECRET"),
+            bootstrap_admin_password=env.secret(
+                "R1EN_CSTORE_AUTH_BOOTSTRAP_ADMIN_PWD",
+                "EE_CSTORE_AUTH_BOOTSTRAP_ADMIN_PWD",
+                minimum=MIN_ADMIN_PASSWORD_CHARS,
+            ),
+            session_secret=env.secret("DATAGEN_SESSION_SECRET", minimum=MIN_SESSION_SECRET_CHARS),
             cookie_secure=env.bool("DATAGEN_COOKIE_SECURE", default=False),
             app_host=env.str("DATAGEN_APP_HOST", default=host_ip or "127.0.0.1") or "127.0.0.1",
             app_port=env.int("DATAGEN_APP_PORT", default=3000, maximum=65535),
+            public_url=env.url("DATAGEN_PUBLIC_URL"),
             max_records_per_job=env.int(
                 "DATAGEN_MAX_RECORDS_PER_JOB", default=200, minimum=1, maximum=10_000_000
             ),
@@ -325,6 +402,15 @@ class Settings:
             ),
             resend_max_per_ip=env.int("DATAGEN_RESEND_MAX_PER_IP", default=5, minimum=1),
             resend_max_per_email=env.int("DATAGEN_RESEND_MAX_PER_EMAIL", default=2, minimum=1),
+            login_window_seconds=env.int(
+                "DATAGEN_LOGIN_RATE_WINDOW_SECONDS", default=900, minimum=1
+            ),
+            login_max_failures_per_account=env.int(
+                "DATAGEN_LOGIN_MAX_FAILURES_PER_ACCOUNT", default=10, minimum=1
+            ),
+            login_max_failures_per_address=env.int(
+                "DATAGEN_LOGIN_MAX_FAILURES_PER_ADDRESS", default=100, minimum=1
+            ),
             task_window_seconds=env.int(
                 "DATAGEN_TASK_RATE_WINDOW_SECONDS", default=3600, minimum=1
             ),

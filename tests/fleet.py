@@ -9,6 +9,7 @@ Every process is a real ``python -m datagems ...``; logs land in tests/artifacts
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,11 @@ import orjson
 from datagems.store.http import HttpCStore, HttpR1FS
 from tests.servers import ServerProcess, base_env, datagems_command, free_port
 
-SESSION_SECRET = "test-session-secret-0123456789abcdef"
-AUTH_PEPPER = "test-pepper-ßecret"
-ADMIN_PASSWORD = "admin-Passw0rd-for-tests"
+# Generated per run, as the README tells operators to (a replica refuses short or
+# placeholder secrets at start); the pepper keeps a non-ASCII character on purpose.
+SESSION_SECRET = secrets.token_urlsafe(48)
+AUTH_PEPPER = "pepper-ß-" + secrets.token_urlsafe(24)
+ADMIN_PASSWORD = "admin-" + secrets.token_urlsafe(18)
 TEST_SECRETS = (SESSION_SECRET, AUTH_PEPPER, ADMIN_PASSWORD)
 
 

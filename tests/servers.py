@@ -21,6 +21,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 LOGS = ARTIFACTS / "logs"
+RUN_STARTED = time.time()  # logs written since belong to this run (tests/test_zz_logs.py)
 T = TypeVar("T")
 
 

@@ -11,12 +11,14 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.servers import ROOT, base_env
 
-SCENARIO_KEYS = ["1", "2", "3", "4", "5", "6", "7", "history", "fleet-size"]
+SCENARIO_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "history", "fleet-size"]
 
 
+@pytest.mark.timeout(300)
 def test_quick_bench_runs_every_scenario_and_writes_its_table(tmp_path: Path) -> None:
     out = tmp_path / "results"
     markdown = tmp_path / "BENCHMARKS.md"
@@ -36,7 +38,7 @@ def test_quick_bench_runs_every_scenario_and_writes_its_table(tmp_path: Path) ->
         env=base_env(),
         capture_output=True,
         text=True,
-        timeout=300,  # a bound for the smoke run on a loaded machine, not a measure
+        timeout=360,  # a bound for the smoke run of every scenario on a loaded machine
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "figure" in done.stdout and "target" in done.stdout
@@ -51,6 +53,13 @@ def test_quick_bench_runs_every_scenario_and_writes_its_table(tmp_path: Path) ->
     for result in report["results"]:
         assert not result["status"].startswith("error"), result  # timeout/skipped may be
         assert result["status"] != "ok" or result["metrics"], result
+    schemas = next(r for r in report["results"] if r["key"] == "8")
+    if schemas["status"] == "ok":  # the schema set: a share and a CPU split per schema
+        names = {metric["name"] for metric in schemas["metrics"]}
+        for size in ("small", "medium", "large"):
+            assert f"{size}: share of the limit" in names
+            for stage in ("prompt", "call", "parse", "validate", "bookkeeping"):
+                assert f"{size}: CPU per record, {stage}" in names
     table = (out / "BENCHMARKS.md").read_text()
     assert "<!-- bench:start -->" in table and "<!-- bench:end -->" in table
     assert not markdown.exists()  # a quick run never rewrites the published figures

@@ -49,3 +49,12 @@ def test_csv_cells_that_start_a_formula_are_neutralised_but_numbers_are_not() ->
     assert csv_cell(True) == "true"
     assert csv_cell(None) == ""
     assert csv_cell({"k": "=x"}) == '{"k":"=x"}'
+
+
+def test_a_csv_with_no_ok_record_still_has_the_schemas_header() -> None:
+    failed = entries((0, None), (1, None))
+    header = export._csv_header(failed, ("name", "age"))
+    assert header == ["name", "age"]
+    assert b"".join(_csv(entries((0, None), (1, None)), header)) == b"name,age\r\n"
+    # no schema fields known either: an empty file, not one blank line
+    assert b"".join(_csv(entries((0, None)), export._csv_header(entries((0, None))))) == b""

@@ -11,6 +11,8 @@ from datagems.errors import SettingsError
 from datagems.settings import Settings, parse_peer_list
 from tests.servers import ROOT, base_env, datagems_command
 
+LONG_SECRET = "Gq7-uR2pZ0vX8kLm4tYw9sB1nC6dE3fH5jA"
+
 
 def run_replica(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -44,6 +46,23 @@ BAD_VALUES = {
         {"DATAGEN_APP_PORT": "70000"},
         "DATAGEN_APP_PORT=70000 must be between 0 and 65535",
     ),
+    # the secrets of the README's old fleet example: a token forged with them was admin
+    "placeholder session secret": (
+        {"DATAGEN_SESSION_SECRET": "change-me"},
+        "DATAGEN_SESSION_SECRET is a placeholder value, not a secret; generate one with",
+    ),
+    "placeholder pepper": (
+        {"R1EN_CSTORE_AUTH_SECRET": "change-me-too"},
+        "R1EN_CSTORE_AUTH_SECRET is a placeholder value",
+    ),
+    "short session secret": (
+        {"DATAGEN_SESSION_SECRET": "Xk3-9fQz-2Lp"},
+        "DATAGEN_SESSION_SECRET is 12 characters; at least 32 are needed",
+    ),
+    "short admin password": (
+        {"R1EN_CSTORE_AUTH_BOOTSTRAP_ADMIN_PWD": "admin123"},
+        "R1EN_CSTORE_AUTH_BOOTSTRAP_ADMIN_PWD is 8 characters; at least 12",
+    ),
 }
 
 
@@ -63,9 +82,10 @@ def test_a_bad_value_stops_the_replica_with_exit_2_and_one_stderr_line(
 
 
 def test_the_error_line_never_shows_a_secret_value(tmp_path: Path) -> None:
-    done = run_replica(tmp_path, DATAGEN_SESSION_SECRET="session-secret-xyz", DATAGEN_APP_PORT="-1")
-    assert done.returncode == 2
-    assert "session-secret-xyz" not in done.stderr + done.stdout
+    for secret in ("session-secret-xyz", "change-me-please-0123456789-abcdef", LONG_SECRET):
+        done = run_replica(tmp_path, DATAGEN_SESSION_SECRET=secret, DATAGEN_APP_PORT="-1")
+        assert done.returncode == 2
+        assert secret not in done.stderr + done.stdout
 
 
 # -- parsing -----------------------------------------------------------------------------
@@ -116,7 +136,7 @@ def test_ee_variables_are_used_when_the_r1en_ones_are_absent() -> None:
             "EE_CHAINSTORE_PEERS": "e1,e2",
             "EE_HOST_ADDR": "e2",
             "EE_CSTORE_AUTH_HKEY": "ee:auth",
-            "EE_CSTORE_AUTH_SECRET": "pepper",
+            "EE_CSTORE_AUTH_SECRET": "pepper-0123456789ab",
             "R1EN_CHAINSTORE_API_URL": "http://10.0.0.5:31234/",
             "R1EN_R1FS_API_URL": "http://10.0.0.5:31235",
         }
@@ -125,7 +145,7 @@ def test_ee_variables_are_used_when_the_r1en_ones_are_absent() -> None:
     assert settings.host_addr == "e2"
     assert settings.auth_hkey == "ee:auth"
     assert settings.auth_secret is not None
-    assert settings.auth_secret.get_secret_value() == "pepper"
+    assert settings.auth_secret.get_secret_value() == "pepper-0123456789ab"
     assert settings.cstore_url == "http://10.0.0.5:31234"
     assert settings.r1fs_url == "http://10.0.0.5:31235"
 
@@ -214,12 +234,55 @@ def test_each_bad_value_names_its_variable(env: dict[str, str], message: str) ->
 
 def test_secrets_are_hidden_in_the_settings_repr() -> None:
     settings = Settings.from_env(
-        {"DATAGEN_SESSION_SECRET": "session-xyz", "DATAGEN_SMTP_PASS": "smtp-xyz"}
+        {"DATAGEN_SESSION_SECRET": LONG_SECRET, "DATAGEN_SMTP_PASS": "smtp-xyz"}
     )
-    assert "session-xyz" not in repr(settings)
+    assert LONG_SECRET not in repr(settings)
     assert "smtp-xyz" not in repr(settings)
     assert settings.session_secret is not None
-    assert settings.session_secret.get_secret_value() == "session-xyz"
+    assert settings.session_secret.get_secret_value() == LONG_SECRET
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATAGEN_SESSION_SECRET", "CHANGE-ME"),
+        ("DATAGEN_SESSION_SECRET", "please-changeme-to-something-long-enough"),
+        ("DATAGEN_SESSION_SECRET", "x" * 64),
+        ("DATAGEN_SESSION_SECRET", "a" * 31 + "b"),
+        ("R1EN_CSTORE_AUTH_SECRET", "short-pepper"),
+        ("EE_CSTORE_AUTH_SECRET", "your-secret-here"),
+        ("R1EN_CSTORE_AUTH_BOOTSTRAP_ADMIN_PWD", "password"),
+    ],
+)
+def test_short_or_placeholder_secrets_are_refused_naming_the_variable_not_the_value(
+    name: str, value: str
+) -> None:
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({name: value})
+    assert str(error.value).startswith(name)
+    assert value not in str(error.value)
+    assert "secrets.token_urlsafe" in str(error.value)
+
+
+def test_a_generated_secret_is_accepted() -> None:
+    import secrets
+
+    settings = Settings.from_env(
+        {
+            "DATAGEN_SESSION_SECRET": secrets.token_urlsafe(48),
+            "R1EN_CSTORE_AUTH_SECRET": secrets.token_urlsafe(32),
+        }
+    )
+    assert settings.session_secret is not None and settings.auth_secret is not None
+
+
+def test_the_public_url_for_mails_comes_from_the_settings_only() -> None:
+    assert Settings.from_env({}).app_url == "http://127.0.0.1:3000"
+    assert Settings.from_env({"DATAGEN_APP_HOST": "0.0.0.0"}).app_url == "http://127.0.0.1:3000"
+    public = Settings.from_env({"DATAGEN_PUBLIC_URL": "https://gems.example.org/"})
+    assert public.app_url == "https://gems.example.org"
+    with pytest.raises(SettingsError):
+        Settings.from_env({"DATAGEN_PUBLIC_URL": "javascript:alert(1)"})
 
 
 def test_retry_off_means_exactly_one_attempt_per_record() -> None:

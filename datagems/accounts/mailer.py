@@ -1,15 +1,18 @@
-"""The credentials e-mail, over SMTP (``DATAGEN_SMTP_HOST``, ``_PORT``, ``_USER``, ``_PASS``,
-``_FROM``).
+"""The account e-mails, over SMTP (``DATAGEN_SMTP_HOST``, ``_PORT``, ``_USER``, ``_PASS``,
+``_FROM``): the credentials of a new account, and the link that lets the owner set a new
+password. Links start with the configured public address (``DATAGEN_PUBLIC_URL``), never
+with anything taken from the request.
 
 Port 465 is implicit TLS; on any other port the connection is upgraded with STARTTLS when
-the server offers it; the client logs in only when a user is set. The password travels
-only in the message body: it is never logged and never part of an error message.
+the server offers it; the client logs in only when a user is set. The password and the
+link travel only in the message body: never logged, never part of an error message.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import unicodedata
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 
@@ -22,10 +25,11 @@ logger = logging.getLogger(__name__)
 SMTP_TIMEOUT_SECONDS = 30.0
 IMPLICIT_TLS_PORT = 465
 SUBJECT = "Your DataGems account"
+RESET_SUBJECT = "Set a new DataGems password"
 
 
 def _clean_header(value: str, what: str) -> str:
-    if any(ch in value for ch in "\r\n\0"):
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
         raise BadRequest(f"{what} is not valid")
     return value.strip()
 
@@ -38,6 +42,18 @@ def credentials_text(name: str, username: str, password: str, app_url: str) -> s
         f"  Username:   {username}\n"
         f"  Password:   {password}\n\n"
         "Keep this message private. If you did not ask for an account, ignore it.\n\n"
+        "-- DataGems\n"
+    )
+
+
+def reset_text(name: str, username: str, link: str, valid_minutes: int) -> str:
+    return (
+        f"Hello {name or username},\n\n"
+        f"Someone asked to set a new password for the DataGems account {username}.\n"
+        f"If it was you, open this link within {valid_minutes} minutes and choose one:\n\n"
+        f"  {link}\n\n"
+        "If it was not you, ignore this message: your password has not changed, and the\n"
+        "link stops working once used or expired.\n\n"
         "-- DataGems\n"
     )
 
@@ -62,20 +78,25 @@ class Mailer:
     def configured(self) -> bool:
         return bool(self.host and self.sender)
 
-    def _message(
-        self, to: str, name: str, username: str, password: str, app_url: str
-    ) -> EmailMessage:
-        assert self.sender is not None
-        message = EmailMessage()
-        message["From"] = _clean_header(self.sender, "DATAGEN_SMTP_FROM")
+    def check_recipient(self, to: str, name: str) -> None:
+        """``BadRequest`` unless ``to`` and ``name`` can be headers: checked before an
+        account is written, so a refused mail never leaves an address taken."""
         address = _clean_header(to, "email")
         if "@" not in address:
             raise BadRequest("email is not valid")
+        _clean_header(name or "", "name")
+
+    def _message(self, to: str, name: str, subject: str, text: str) -> EmailMessage:
+        assert self.sender is not None
+        message = EmailMessage()
+        message["From"] = _clean_header(self.sender, "DATAGEN_SMTP_FROM")
+        self.check_recipient(to, name)
+        address = _clean_header(to, "email")
         display = _clean_header(name or "", "name")
         message["To"] = formataddr((display, address)) if display else address
-        message["Subject"] = SUBJECT
+        message["Subject"] = subject
         message["Message-ID"] = make_msgid(domain=address.rsplit("@", 1)[-1] or None)
-        message.set_content(credentials_text(name, username, password, app_url))
+        message.set_content(text)
         return message
 
     async def send_credentials(
@@ -86,11 +107,24 @@ class Mailer:
         ``ServiceUnavailable`` when SMTP is not configured, ``BadRequest`` for an address
         that cannot be a header, ``UpstreamError`` when the server fails.
         """
+        text = credentials_text(name, username, password, app_url)
+        await self._send(self._ready(to, name, SUBJECT, text), username, password)
+
+    async def send_reset_link(
+        self, to: str, name: str, username: str, link: str, valid_minutes: int
+    ) -> None:
+        """Mail the link that sets a new password (the same errors as ``send_credentials``)."""
+        text = reset_text(name, username, link, valid_minutes)
+        await self._send(self._ready(to, name, RESET_SUBJECT, text), username, link)
+
+    def _ready(self, to: str, name: str, subject: str, text: str) -> EmailMessage:
         if not self.configured:
             raise ServiceUnavailable(
                 "mail is not configured (set DATAGEN_SMTP_HOST and DATAGEN_SMTP_FROM)"
             )
-        message = self._message(to, name, username, password, app_url)
+        return self._message(to, name, subject, text)
+
+    async def _send(self, message: EmailMessage, username: str, secret_text: str) -> None:
         implicit_tls = self.port == IMPLICIT_TLS_PORT
         client = aiosmtplib.SMTP(
             hostname=self.host,
@@ -108,16 +142,17 @@ class Mailer:
             await client.send_message(message)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             smtp_secret = self._password.get_secret_value() if self._password else ""
-            reason = _describe(exc, password, smtp_secret)
+            reason = _describe(exc, secret_text, smtp_secret)
             logger.warning("SMTP delivery via %s:%s failed: %s", self.host, self.port, reason)
-            raise UpstreamError(f"could not send the e-mail: {reason}") from None
+            # the answer names no host: the server is internal (the log has the reason)
+            raise UpstreamError("could not send the e-mail") from None
         finally:
             if client.is_connected:
                 try:
                     await client.quit()
                 except (aiosmtplib.SMTPException, OSError, TimeoutError):
                     client.close()
-        logger.info("credentials mail for %s handed to %s", username, self.host)
+        logger.info("mail for %s handed to %s", username, self.host)
 
 
 def _describe(exc: BaseException, *secrets: str) -> str:

@@ -1,4 +1,4 @@
-"""Rate limits: a sliding window shared by every replica, and a per-replica login throttle.
+"""Rate limits: a sliding window shared by every replica, and the sign-in limits built on it.
 
 ``WindowLimiter`` counts hits without lost updates although CStore has no counters or
 compare-and-set: one hash per scope (``datagen:ratelimit:{scope}``, a key of ours), one field
@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 from datagems.errors import RateLimited
@@ -68,105 +66,115 @@ class WindowLimiter:
     def _field(self, digest: str) -> str:
         return f"{self.peer_id}|{digest}"
 
+    def _read(self, digest: str, now: float) -> tuple[list[float], list[float], list[str]]:
+        """(every replica's hits for the key in the window, this replica's, this replica's
+        expired fields of other keys)."""
+        since = now - self.window
+        hits: list[float] = []
+        mine: list[float] = []
+        expired_mine: list[str] = []
+        for name, value in self.cstore.hgetall(self.hkey).items():
+            peer, _, field_digest = name.rpartition("|")
+            recent = [t for t in _times(value) if since < t <= now + self.window]
+            if field_digest == digest:
+                hits.extend(recent)
+                if peer == self.peer_id:
+                    mine = recent
+            elif peer == self.peer_id and not recent:
+                expired_mine.append(name)
+        return hits, mine, expired_mine
+
+    def _refuse_if_full(self, hits: list[float], now: float) -> None:
+        if len(hits) >= self.max_hits:
+            hits = sorted(hits)
+            # the limit lifts when enough of the oldest hits have left the window
+            leaving = hits[len(hits) - self.max_hits]
+            retry_after = max(1.0, leaving + self.window - now)
+            raise RateLimited(
+                f"too many requests; try again in {int(retry_after + 0.999)} s",
+                retry_after=retry_after,
+            )
+
+    def _store(self, digest: str, mine: list[float], expired: list[str], now: float) -> None:
+        mine = sorted([*mine, now])[-self.max_hits :]
+        self.cstore.hset(self.hkey, self._field(digest), [round(t, 3) for t in mine])
+        for name in expired[:PRUNE_PER_HIT]:
+            self.cstore.hset(self.hkey, name, None)
+
     def hit(self, key: str, *, now: float | None = None) -> None:
         """Record a hit for ``key``, or raise ``RateLimited`` when the window is full."""
         now = time.time() if now is None else now
-        since = now - self.window
         digest = _key_digest(key)
         with self._lock:
-            stored = self.cstore.hgetall(self.hkey)
-            hits: list[float] = []
-            mine: list[float] = []
-            expired_mine: list[str] = []
-            for name, value in stored.items():
-                peer, _, field_digest = name.rpartition("|")
-                recent = [t for t in _times(value) if since < t <= now + self.window]
-                if field_digest == digest:
-                    hits.extend(recent)
-                    if peer == self.peer_id:
-                        mine = recent
-                elif peer == self.peer_id and not recent:
-                    expired_mine.append(name)
-            if len(hits) >= self.max_hits:
-                hits.sort()
-                # the limit lifts when enough of the oldest hits have left the window
-                leaving = hits[len(hits) - self.max_hits]
-                retry_after = max(1.0, leaving + self.window - now)
-                raise RateLimited(
-                    f"too many requests; try again in {int(retry_after + 0.999)} s",
-                    retry_after=retry_after,
-                )
-            mine = sorted([*mine, now])[-self.max_hits :]
-            self.cstore.hset(self.hkey, self._field(digest), [round(t, 3) for t in mine])
-            for name in expired_mine[:PRUNE_PER_HIT]:
-                self.cstore.hset(self.hkey, name, None)
+            hits, mine, expired = self._read(digest, now)
+            self._refuse_if_full(hits, now)
+            self._store(digest, mine, expired, now)
+
+    def check(self, key: str, *, now: float | None = None) -> None:
+        """``RateLimited`` when the window of ``key`` is full; records nothing."""
+        now = time.time() if now is None else now
+        hits, _, _ = self._read(_key_digest(key), now)
+        self._refuse_if_full(hits, now)
+
+    def record(self, key: str, *, now: float | None = None) -> None:
+        """Count one hit for ``key`` even when the window is full (``check`` refuses)."""
+        now = time.time() if now is None else now
+        digest = _key_digest(key)
+        with self._lock:
+            _, mine, expired = self._read(digest, now)
+            self._store(digest, mine, expired, now)
 
 
-class LoginThrottle:
-    """Failed logins slowed down per username and per client IP, in memory per replica.
+class LoginLimits:
+    """Failed sign-ins, counted across every replica, per account and per client address.
 
-    After ``free_failures`` failures in a row, each further attempt waits
-    ``base_delay * 2 ** (failures - free_failures)`` seconds, capped at ``max_delay``. A
-    counter is forgotten ``forget_after`` seconds after its last failure; a success clears
-    the username's counter (not the IP's: one good account must not reset an IP that is
-    guessing others). At most ``max_entries`` counters are kept (oldest dropped first).
+    An attempt is refused (``RateLimited``, 429 with ``Retry-After``) *before* its password
+    is checked while the account has ``per_account`` failures in the window, or the
+    address ``per_address``; the right password is refused too, or the refusal would tell
+    a guesser when it guessed right. Only failures count, and nothing is slowed down: an
+    attempt is answered at once, so a user behind an address someone else is guessing
+    from is refused only once that address has used up its (larger) allowance. Unknown
+    usernames count like known ones, so the answer tells nothing about who exists.
+    Attempts checked at the same moment can pass the limit by as many as are in flight.
     """
 
     def __init__(
         self,
+        cstore: CStore,
         *,
-        free_failures: int = 3,
-        base_delay: float = 0.5,
-        max_delay: float = 8.0,
-        forget_after: float = 900.0,
-        max_entries: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
+        peer_id: str,
+        window_seconds: float,
+        per_account: int,
+        per_address: int,
     ) -> None:
-        self.free_failures = free_failures
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self.forget_after = forget_after
-        self.max_entries = max_entries
-        self._clock = clock
-        self._counts: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()
-        self._lock = threading.Lock()
+        def limiter(scope: str, hits: int) -> WindowLimiter:
+            return WindowLimiter(
+                cstore, scope=scope, peer_id=peer_id, window_seconds=window_seconds, max_hits=hits
+            )
+
+        self.account = limiter("login-account", per_account)
+        self.address = limiter("login-address", per_address)
 
     @staticmethod
-    def _keys(username: str, ip: str) -> tuple[tuple[str, str], tuple[str, str]]:
-        return ("user", (username or "").strip().lower()), ("ip", ip or "unknown")
+    def _name(username: str) -> str:
+        return (username or "").strip().lower()
 
-    def _failures(self, key: tuple[str, str], now: float) -> int:
-        found = self._counts.get(key)
-        if found is None:
-            return 0
-        count, last = found
-        if now - last > self.forget_after:
-            del self._counts[key]
-            return 0
-        return count
+    def check(self, username: str, address: str) -> None:
+        try:
+            self.account.check(self._name(username))
+        except RateLimited as exc:
+            raise RateLimited(
+                f"too many failed sign-ins for this username; try again in {exc.retry_after} s",
+                retry_after=exc.retry_after,
+            ) from None
+        try:
+            self.address.check(address or "unknown")
+        except RateLimited as exc:
+            raise RateLimited(
+                f"too many failed sign-ins from your address; try again in {exc.retry_after} s",
+                retry_after=exc.retry_after,
+            ) from None
 
-    def _delay(self, failures: int) -> float:
-        over = failures - self.free_failures
-        if over < 0:
-            return 0.0
-        return min(self.max_delay, self.base_delay * (2 ** min(over, 32)))
-
-    def delay_for(self, username: str, ip: str) -> float:
-        """Seconds to wait before checking this attempt's password."""
-        now = self._clock()
-        with self._lock:
-            worst = max(self._failures(key, now) for key in self._keys(username, ip))
-        return self._delay(worst)
-
-    def failed(self, username: str, ip: str) -> None:
-        now = self._clock()
-        with self._lock:
-            for key in self._keys(username, ip):
-                self._counts[key] = (self._failures(key, now) + 1, now)
-                self._counts.move_to_end(key)
-            while len(self._counts) > self.max_entries:
-                self._counts.popitem(last=False)
-
-    def succeeded(self, username: str, ip: str) -> None:
-        with self._lock:
-            self._counts.pop(self._keys(username, ip)[0], None)
+    def failed(self, username: str, address: str) -> None:
+        self.account.record(self._name(username))
+        self.address.record(address or "unknown")

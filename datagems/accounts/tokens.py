@@ -14,6 +14,12 @@ also look at the payload itself, so a token of one kind is never accepted as the
   original carry no stamp and stay valid until they expire.
 - ``read_draft`` accepts only ``typ == "draft"`` bound (``sub``) to the calling user, with
   a ``jti`` for the confirm-once ledger.
+- A password-reset link carries ``typ: "reset"``, the account (``sub``) and the stamp of
+  the password it may replace (``cred``), for an hour: once the password changes (the link
+  used, or any other change) or the account is deleted, the stamp no longer matches and the
+  link is dead. Single use without any state kept, on every replica alike.
+- ``token_digest`` names a session token in the revocation hash (``datagen:revoked-sessions``,
+  ours): a signed-out token is refused by every replica until it expires.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import hmac
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -36,6 +42,7 @@ from datagems.store.base import CStore
 SESSION_COOKIE = "datagen_session"
 SESSION_TTL_SECONDS = 7 * 24 * 3600
 DRAFT_TTL_SECONDS = 30 * 60
+RESET_TTL_SECONDS = 60 * 60
 ALGORITHM = "HS256"
 LEEWAY_SECONDS = 30  # clock skew between replicas
 DRAFT_MARKERS = frozenset({"schema", "totalRecords"})
@@ -46,6 +53,9 @@ BEING_CONFIRMED = "this draft is being confirmed by another request"
 CLAIM_SETTLE_SECONDS = 0.25  # longer than a look and a write at the store take together
 CLAIM_STALE_SECONDS = 120.0  # longer than any confirm takes
 CLAIM_ATTEMPTS = 5  # looks again while a look and a write take longer than the wait
+INVALID_RESET = (
+    "this link is no longer valid (used, expired, or the password changed); ask for a new one"
+)
 # A fixed namespace: the job id of a draft is the same on every replica.
 DRAFT_JOB_NAMESPACE = uuid.UUID("6f1d2c3e-8a4b-5c6d-9e0f-0a1b2c3d4e5f")
 
@@ -55,6 +65,7 @@ class Session:
     username: str
     role: str
     cred: str | None = None  # None: a session of the original app, without a stamp
+    expires: int | None = field(default=None, compare=False)  # epoch seconds
 
 
 def _key(secret: str) -> bytes:
@@ -93,12 +104,14 @@ def credential_stamp(secret: str, credential: str) -> str:
 def issue_session(
     secret: str, username: str, role: str, *, credential: str = "", now: float | None = None
 ) -> str:
-    """A 7-day session token ``{username, role, typ: "session", cred, iat, exp}``."""
+    """A 7-day session token ``{username, role, typ: "session", jti, cred, iat, exp}``."""
     issued = _now(now)
     payload: dict[str, Any] = {
         "username": username,
         "role": role,
         "typ": "session",
+        # every sign-in its own token, so signing one out never ends another
+        "jti": secrets.token_urlsafe(12),
         "iat": issued,
         "exp": issued + SESSION_TTL_SECONDS,
     }
@@ -130,7 +143,13 @@ def read_session(secret: str, token: str) -> Session:
         raise Unauthorized(INVALID_SESSION)
     if cred is not None and not isinstance(cred, str):
         raise Unauthorized(INVALID_SESSION)
-    return Session(username=username, role=role, cred=cred)
+    expires = payload.get("exp")
+    return Session(
+        username=username,
+        role=role,
+        cred=cred,
+        expires=expires if isinstance(expires, int) else None,
+    )
 
 
 def issue_draft(
@@ -170,6 +189,57 @@ def read_draft(secret: str, token: str, username: str) -> dict[str, Any]:
     ):
         raise BadRequest(INVALID_DRAFT)
     return payload
+
+
+def issue_reset(secret: str, username: str, credential: str, *, now: float | None = None) -> str:
+    """A one-hour link token that may replace the password whose stamp it carries."""
+    issued = _now(now)
+    payload = {
+        "typ": "reset",
+        "sub": username,
+        "cred": credential_stamp(secret, credential),
+        "jti": secrets.token_urlsafe(12),
+        "iat": issued,
+        "exp": issued + RESET_TTL_SECONDS,
+    }
+    return jwt.encode(payload, _key(secret), algorithm=ALGORITHM)
+
+
+@dataclass(frozen=True)
+class ResetClaim:
+    username: str
+    cred: str
+
+
+def read_reset(secret: str, token: str) -> ResetClaim:
+    """The account a reset link is for; ``BadRequest`` for anything else. The caller still
+    checks the stamp against the account (``reset_is_current``)."""
+    try:
+        payload = _decode(secret, token)
+    except (jwt.InvalidTokenError, ValueError):
+        raise BadRequest(INVALID_RESET) from None
+    username, cred = payload.get("sub"), payload.get("cred")
+    if (
+        payload.get("typ") != "reset"
+        or not isinstance(username, str)
+        or not username
+        or not isinstance(cred, str)
+        or not cred
+    ):
+        raise BadRequest(INVALID_RESET)
+    return ResetClaim(username, cred)
+
+
+def reset_is_current(secret: str, claim: ResetClaim, credential: str) -> bool:
+    """True while the account still has the password the link was issued under."""
+    if not credential:  # no usable password (a deleted account): nothing to replace
+        return False
+    return hmac.compare_digest(claim.cred, credential_stamp(secret, credential))
+
+
+def token_digest(token: str) -> str:
+    """A session token's name in the revocation hash (the token itself is never stored)."""
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def job_id_for_draft(jti: str) -> str:
@@ -233,3 +303,45 @@ class DraftLedger:
     def release(self, jti: str) -> None:
         """Forget a claim, when the job it was for could not be created at all."""
         self.cstore.hset(keys.DRAFTS_USED, jti, None)
+
+
+class SessionRevocations:
+    """Signed-out sessions, refused by every replica: ``datagen:revoked-sessions`` maps a
+    token's digest (``token_digest``) to ``{"username", "exp"}``.
+
+    Each field is written once, by the sign-out of that token, so no write is ever lost.
+    A field is useless once its token has expired; a sign-out deletes a few such fields.
+    """
+
+    PRUNE_EVERY = 50  # sign-outs of this replica between two prunes
+    PRUNE_MOST = 50
+
+    def __init__(self, cstore: CStore) -> None:
+        self.cstore = cstore
+        self._count = 0
+
+    def revoke(self, token: str, username: str, expires: int | None) -> None:
+        expiry = expires if expires is not None else _now(None) + SESSION_TTL_SECONDS
+        self.cstore.hset(
+            keys.REVOKED_SESSIONS,
+            token_digest(token),
+            {"username": username, "exp": expiry + LEEWAY_SECONDS, "at": now_iso()},
+        )
+        self._count += 1
+        if self._count % self.PRUNE_EVERY == 0:
+            self.prune()
+
+    def is_revoked(self, digest: str) -> bool:
+        return self.cstore.hget_raw(keys.REVOKED_SESSIONS, digest) is not None
+
+    def prune(self, *, now: float | None = None) -> int:
+        """Delete (some of) the fields whose tokens have expired; how many."""
+        current = _now(now)
+        expired = []
+        for digest, value in self.cstore.hgetall(keys.REVOKED_SESSIONS).items():
+            exp = value.get("exp") if isinstance(value, dict) else None
+            if isinstance(exp, int) and exp < current:
+                expired.append(digest)
+        for digest in expired[: self.PRUNE_MOST]:
+            self.cstore.hset(keys.REVOKED_SESSIONS, digest, None)
+        return min(len(expired), self.PRUNE_MOST)

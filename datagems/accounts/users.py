@@ -10,9 +10,14 @@ so an account created here signs in on the original DataGems (and the other way 
 Every login failure, whatever its cause, is the same ``Unauthorized("invalid username or
 password")``, and an unknown user costs one hash like a known one.
 
-CStore has no compare-and-set: two replicas creating the same username at the same moment
-both succeed locally and the last write wins. Registration picks usernames that are free
-when checked, so this needs two users racing for one name within a replication delay.
+A deleted account is kept, as the original does it: ``password: null`` and
+``__datagemsDeleted``, ``__datagemsDeletedAt``, ``__datagemsDeletedBy`` in its metadata. Its
+field stays in the hash, so its username is never given to anyone else; a purged account
+keeps only that tombstone (no name, no address).
+
+CStore has no compare-and-set: two writers of one field both succeed and the last write
+wins. Registration (``accounts.registration``) therefore derives the username from the
+e-mail address, so two people never write the same field.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ USERNAME_RE = r"^[a-z0-9._-]{3,64}$"
 _USERNAME = re.compile(USERNAME_RE)
 ROLES = ("admin", "user")
 ADMIN = "admin"
+DELETED = "__datagemsDeleted"
+DELETED_AT = "__datagemsDeletedAt"
+DELETED_BY = "__datagemsDeletedBy"
+PURGED = "__datagemsPurged"  # ours: the account's data was removed with it
 LOGIN_FAILED = "invalid username or password"
 MAX_PASSWORD_CHARS = 1024
 
@@ -65,6 +74,7 @@ class Account:
     role: str
     created_at: str | None
     metadata: dict[str, Any] = field(default_factory=dict)
+    deleted: bool = False  # soft-deleted: kept as a tombstone, never signs in
     # A digest of the stored password record: it changes with every new password, so a
     # session issued before the change can be told apart (``tokens.credential_stamp``).
     credential: str = field(default="", repr=False, compare=False)
@@ -93,6 +103,7 @@ def _account(username: str, record: dict[str, Any]) -> Account:
         role=role if role in ROLES else "user",
         created_at=created if isinstance(created, str) else None,
         metadata=dict(metadata) if isinstance(metadata, dict) else {},
+        deleted=isinstance(metadata, dict) and metadata.get(DELETED) is True,
         credential=_credential(record.get("password")),
     )
 
@@ -145,6 +156,11 @@ class Accounts:
     def _write(self, username: str, record: dict[str, Any]) -> None:
         self.cstore.hset(self.hkey, username, record)
 
+    def hash(self, password: str) -> dict[str, Any]:
+        """The stored password object for ``password`` (~50 ms: call it in a thread)."""
+        _check_password(password)
+        return hash_password(password, self._pepper)
+
     def create(
         self,
         username: str,
@@ -152,31 +168,44 @@ class Accounts:
         role: str = "user",
         metadata: dict[str, Any] | None = None,
     ) -> Account:
-        """A new account; ``Conflict`` when the username is taken."""
+        """A new account; ``Conflict`` when the username is taken (deleted ones too)."""
         name = canonical_username(username)
         if role not in ROLES:
             raise BadRequest(f"role must be one of {', '.join(ROLES)}")
-        _check_password(password)
+        hashed = self.hash(password)
         if self._load(name) is not None:
             raise Conflict(f"user {name} already exists")
+        return self.write_new(name, hashed, role=role, metadata=metadata)
+
+    def write_new(
+        self,
+        username: str,
+        hashed: dict[str, Any],
+        *,
+        role: str = "user",
+        metadata: dict[str, Any] | None = None,
+    ) -> Account:
+        """Write a new account record without looking first (the caller has, and checks
+        the result by reading it back: ``Account.credential`` tells whose write won)."""
         stamp = now_iso()
         record = {
             "type": "simple",
-            "password": hash_password(password, self._pepper),
+            "password": hashed,
             "role": role,
             "metadata": dict(metadata or {}),
             "createdAt": stamp,
             "updatedAt": stamp,
         }
-        self._write(name, record)
-        return _account(name, record)
+        self._write(username, record)
+        return _account(username, record)
 
     def set_password(self, username: str, password: str) -> None:
-        """Replace the password, keeping role, metadata and creation time; ``NotFound``."""
+        """Replace the password, keeping role, metadata and creation time; ``NotFound``
+        when there is no account or it was deleted."""
         name = canonical_username(username)
         _check_password(password)
         record = self._load(name)
-        if record is None:
+        if record is None or _account(name, record).deleted:
             raise NotFound(f"user {name} not found")
         updated = dict(record)
         updated["password"] = hash_password(password, self._pepper)
@@ -184,12 +213,24 @@ class Accounts:
         updated.setdefault("type", "simple")
         self._write(name, updated)
 
-    def delete(self, username: str) -> None:
-        """Remove the account; ``NotFound`` when there is none."""
+    def soft_delete(self, username: str, by: str, *, purge: bool = False) -> None:
+        """Delete as the original does: ``password: null`` and the ``__datagemsDeleted*``
+        metadata; the record stays, so the username is never reused. ``purge`` also drops
+        the personal metadata (name, address, country). ``NotFound`` when there is none."""
         name = canonical_username(username)
-        if self.cstore.hget(self.hkey, name) is None:
+        record = self._load(name)
+        if record is None:
             raise NotFound(f"user {name} not found")
-        self.cstore.hset(self.hkey, name, None)
+        updated = dict(record)
+        metadata = record.get("metadata")
+        kept = dict(metadata) if isinstance(metadata, dict) and not purge else {}
+        stamp = now_iso()
+        kept.update({DELETED: True, DELETED_AT: stamp, DELETED_BY: by})
+        if purge:
+            kept[PURGED] = True
+        updated.update(password=None, metadata=kept, updatedAt=stamp)
+        updated.setdefault("type", "simple")
+        self._write(name, updated)
 
     # -- login -----------------------------------------------------------------------
     def _dummy_record(self) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="py-spy record the replica of scenario 1 (collapsed stacks under --out)",
+        help="py-spy record the replica of scenarios 1 and 8 (collapsed stacks under --out)",
     )
 
 

@@ -910,6 +910,12 @@ def api_under_load(ctx: Context, deadline: Deadline) -> Scenario:
     return sc
 
 
+def schema_set(ctx: Context, deadline: Deadline) -> Scenario:
+    from datagems.bench.schema_set import schema_set as run  # its own module (issue 19)
+
+    return run(ctx, deadline)
+
+
 SCENARIOS: dict[str, tuple[str, Callable[[Context, Deadline], Scenario]]] = {
     "1": ("throughput", throughput),
     "2": ("overhead", no_fixed_overhead),
@@ -918,6 +924,7 @@ SCENARIOS: dict[str, tuple[str, Callable[[Context, Deadline], Scenario]]] = {
     "5": ("memory", memory),
     "6": ("export", export),
     "7": ("api", api_under_load),
+    "8": ("schemas", schema_set),
 }
 
 # scenarios in modules of their own (they import the helpers above); a function may carry

@@ -142,13 +142,17 @@ def schema_draft_messages(
     ]
 
 
-def record_messages(
-    *, details: JobDetails, index: int, total: int, round_: int = 0
-) -> list[dict[str, str]]:
-    """The call for record ``index`` (0-based global index) of ``total`` (in retry round
-    ``round_``: another seed and hint)."""
-    seed = record_seed(details.id, index, round_)
-    schema = details.json_schema or {}
+_HEADS: dict[str, tuple[JobDetails, str]] = {}
+MAX_HEADS = 64
+
+
+def record_head(details: JobDetails) -> str:
+    """The fixed part of every record prompt of a job (dataset, instructions, schema text),
+    built once per job: kept for the ``details`` object it was built from, which a job's
+    records share (a new object, say a job's details loaded again, builds it anew)."""
+    cached = _HEADS.get(details.id)
+    if cached is not None and cached[0] is details:
+        return cached[1]
     lines = [
         f"Dataset: {details.title.strip() or '(untitled)'}",
         f"One record describes: {details.description.strip() or '(not given)'}",
@@ -156,7 +160,22 @@ def record_messages(
     if details.instructions.strip():
         lines.append(f"Instructions: {details.instructions.strip()}")
     lines.append("JSON Schema of one record:")
-    lines.append(orjson.dumps(schema).decode())
+    lines.append(orjson.dumps(details.json_schema or {}).decode())
+    head = "\n".join(lines)
+    if len(_HEADS) >= MAX_HEADS:
+        _HEADS.clear()
+    _HEADS[details.id] = (details, head)
+    return head
+
+
+def record_messages(
+    *, details: JobDetails, index: int, total: int, round_: int = 0
+) -> list[dict[str, str]]:
+    """The call for record ``index`` (0-based global index) of ``total`` (in retry round
+    ``round_``: another seed and hint)."""
+    seed = record_seed(details.id, index, round_)
+    schema = details.json_schema or {}
+    lines = [record_head(details)]
     lines.append(f"This is record {index + 1} of {total}. Variation seed: {seed}.")
     lines.append(f"Diversity hint: make this record {diversity_hint(details.id, index, round_)}.")
     lines.append("Do not copy earlier records; every record should be distinct.")

@@ -30,6 +30,7 @@ from datagems.models import (
     JobSummary,
     OpenJob,
     PeerState,
+    RegisterMailFailure,
     ReplicaBeat,
     UserIndexEntry,
     UserSettings,
@@ -157,6 +158,11 @@ class PeersRepo:
     def put(self, job_id: str, state: PeerState) -> None:
         self.cstore.hset(keys.job_peers(job_id), state.peer_id, _wire(state))
 
+    def delete_all(self, job_id: str) -> None:
+        hkey = keys.job_peers(job_id)
+        for peer_id in self.cstore.hgetall_raw(hkey):
+            self.cstore.hset(hkey, peer_id, None)
+
 
 class DetailsRepo:
     """Job details in R1FS, addressed by ``jobDetailsCid``."""
@@ -183,6 +189,12 @@ class UserJobsRepo:
     def put(self, owner: str, summary: JobSummary) -> None:
         self.cstore.hset(keys.user_jobs(owner), summary.id, _wire(summary))
 
+    def delete(self, owner: str, job_id: str) -> None:
+        self.cstore.hset(keys.user_jobs(owner), job_id, None)
+
+    def ids(self, owner: str) -> list[str]:
+        return list(self.cstore.hgetall_raw(keys.user_jobs(owner)))
+
     def all(self, owner: str) -> dict[str, JobSummary]:
         found = {}
         for job_id, value in self.cstore.hgetall(keys.user_jobs(owner)).items():
@@ -193,7 +205,13 @@ class UserJobsRepo:
 
 
 class UsersRepo:
-    """``datagen:users`` (username -> index entry) and the e-mail index."""
+    """``datagen:users`` (username -> index entry) and the e-mail index.
+
+    The e-mail index (field = trimmed, lower-cased address) holds the username as **plain
+    text**, as the original writes and reads it; earlier Python versions wrote it as JSON
+    text (``"\\"pat\\""``). Both forms are read; ``repair_email_index`` rewrites the JSON
+    ones as plain text (a replica does it once at start).
+    """
 
     def __init__(self, cstore: CStore) -> None:
         self.cstore = cstore
@@ -204,13 +222,20 @@ class UsersRepo:
     def put(self, entry: UserIndexEntry) -> None:
         self.cstore.hset(keys.USERS, entry.username, _wire(entry))
         if entry.email:
-            self.cstore.hset(keys.EMAIL_INDEX, entry.email.strip().lower(), entry.username)
+            self.index_email(entry.email, entry.username)
+
+    def index_email(self, email: str, username: str) -> None:
+        """Point ``email`` at ``username`` (plain text, like the original)."""
+        self.cstore.hset_raw(keys.EMAIL_INDEX, normalize_email(email), username)
+
+    def forget_email(self, email: str) -> None:
+        self.cstore.hset_raw(keys.EMAIL_INDEX, normalize_email(email), None)
 
     def delete(self, username: str) -> None:
         entry = self.get(username)
         self.cstore.hset(keys.USERS, username, None)
-        if entry and entry.email:
-            self.cstore.hset(keys.EMAIL_INDEX, entry.email.strip().lower(), None)
+        if entry and entry.email and self.username_for_email(entry.email) == username:
+            self.forget_email(entry.email)
 
     def all(self) -> dict[str, UserIndexEntry]:
         found = {}
@@ -221,8 +246,44 @@ class UsersRepo:
         return found
 
     def username_for_email(self, email: str) -> str | None:
-        value = self.cstore.hget(keys.EMAIL_INDEX, email.strip().lower())
-        return value if isinstance(value, str) and value else None
+        return index_username(self.cstore.hget_raw(keys.EMAIL_INDEX, normalize_email(email)))
+
+    def mail_failure(self, email: str) -> RegisterMailFailure | None:
+        """The original's record of an undelivered credentials mail for ``email``."""
+        stored = self.cstore.hget(keys.REGISTER_MAIL_FAILURES, normalize_email(email))
+        return parse(RegisterMailFailure, stored, f"mail failure of {email}")
+
+    def repair_email_index(self) -> int:
+        """Rewrite every entry stored as JSON text as plain text; how many were rewritten."""
+        repaired = 0
+        for email, stored in self.cstore.hgetall_raw(keys.EMAIL_INDEX).items():
+            username = index_username(stored)
+            if username is None or stored == username:
+                continue
+            # read again just before writing: a newer write since the listing wins
+            if self.cstore.hget_raw(keys.EMAIL_INDEX, email) != stored:
+                continue
+            self.cstore.hset_raw(keys.EMAIL_INDEX, email, username)
+            repaired += 1
+        if repaired:
+            logger.info("e-mail index: %d entries rewritten as plain text", repaired)
+        return repaired
+
+
+def normalize_email(email: str) -> str:
+    """The e-mail index's field: trimmed and lower-cased, as the original."""
+    return email.strip().lower()
+
+
+def index_username(stored: Any) -> str | None:
+    """The username of an e-mail index value: plain text, or JSON text of a string (what
+    earlier Python versions wrote). ``None`` for anything else."""
+    if not isinstance(stored, str) or not stored:
+        return None
+    if stored.startswith('"'):
+        decoded = decode_value(stored)
+        return decoded if isinstance(decoded, str) and decoded else None
+    return stored
 
 
 class UserSettingsRepo:
@@ -237,6 +298,9 @@ class UserSettingsRepo:
 
     def put(self, username: str, settings: UserSettings) -> None:
         self.cstore.set(keys.user_settings(username), _wire(settings))
+
+    def delete(self, username: str) -> None:
+        self.cstore.set(keys.user_settings(username), None)
 
 
 class CancelsRepo:

@@ -1,23 +1,43 @@
-"""``/api/auth/*``: login, logout, me, register and resend."""
+"""``/api/auth/*``: login, logout, me, register, "forgot my password" and its link."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import secrets
 import time
 from datetime import UTC, datetime
 
 from aiohttp import web
 
-from datagems.accounts.tokens import SESSION_TTL_SECONDS, issue_session
-from datagems.accounts.users import Account, canonical_username, generate_password
-from datagems.errors import BadRequest, Conflict, DatagemsError, ServiceUnavailable, UpstreamError
-from datagems.models import UserIndexEntry, now_iso
-from datagems.web.auth import caller, clear_session_cookie, session_secret, set_session_cookie
-from datagems.web.bodies import LoginBody, RegisterBody, ResendBody, read_body
-from datagems.web.keys import ACCOUNTS, LIMITERS, MAILER, READ_CACHE, SERVICES, THROTTLE
+from datagems.accounts.tokens import (
+    INVALID_RESET,
+    RESET_TTL_SECONDS,
+    SESSION_TTL_SECONDS,
+    issue_reset,
+    issue_session,
+    read_reset,
+    reset_is_current,
+)
+from datagems.accounts.users import Account, generate_password
+from datagems.errors import BadRequest, DatagemsError, NotFound, ServiceUnavailable, UpstreamError
+from datagems.store.repos import normalize_email
+from datagems.web.auth import (
+    caller,
+    clear_session_cookie,
+    session_secret,
+    set_session_cookie,
+    token_of,
+)
+from datagems.web.bodies import LoginBody, RegisterBody, ResendBody, ResetBody, read_body
+from datagems.web.keys import (
+    ACCOUNTS,
+    LIMITERS,
+    LOGIN_LIMITS,
+    MAILER,
+    READ_CACHE,
+    REGISTRAR,
+    SERVICES,
+)
 
 logger = logging.getLogger(__name__)
 MAIL_NOT_CONFIGURED = (
@@ -32,22 +52,18 @@ def client_ip(request: web.Request) -> str:
 
 async def _authenticate(request: web.Request) -> Account:
     """The account of a ``{username, password}`` body: the same checks, the same error for
-    every failure, and the same per-user and per-IP throttle for the cookie sign-in and
-    the API token."""
+    every failure, and the same sign-in limits (failures per username and per address,
+    counted across replicas: 429 once used up) for the cookie sign-in and the API token."""
     body = await read_body(request, LoginBody)
-    throttle = request.app[THROTTLE]
+    limits = request.app[LOGIN_LIMITS]
     accounts = request.app[ACCOUNTS]
-    ip = client_ip(request)
-    name = body.username.strip().lower()
-    delay = await asyncio.to_thread(throttle.delay_for, name, ip)
-    if delay > 0:
-        await asyncio.sleep(delay)
+    address = client_ip(request)
+    await asyncio.to_thread(limits.check, body.username, address)
     try:
         account = await asyncio.to_thread(accounts.authenticate, body.username, body.password)
     except DatagemsError:
-        await asyncio.to_thread(throttle.failed, name, ip)
+        await asyncio.to_thread(limits.failed, body.username, address)
         raise
-    await asyncio.to_thread(throttle.succeeded, name, ip)
     return account
 
 
@@ -90,8 +106,21 @@ async def token(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
+    """End this session on every replica (the token is refused from now on), and clear
+    the cookie."""
+    who = caller(request)
+    token, _ = token_of(request)
+    cache = request.app[READ_CACHE]
+    if token:
+        session = cache.session(session_secret(request), token)
+        expires = session.expires if session else None
+        try:
+            await asyncio.to_thread(cache.revocations.revoke, token, who.username, expires)
+        finally:
+            cache.users_changed()
     response = web.json_response({"ok": True})
     clear_session_cookie(request, response)
+    logger.info("%s signed out", who.username)
     return response
 
 
@@ -100,71 +129,60 @@ async def me(request: web.Request) -> web.Response:
     return web.json_response({"username": who.username, "role": who.role})
 
 
-def app_url(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}"
-
-
-def _username_base(email: str) -> str:
-    local = email.split("@", 1)[0].lower()
-    base = re.sub(r"[^a-z0-9._-]+", "-", local).strip(".-_")[:48]
-    return base if len(base) >= 3 else (base + "-user")[:48].strip("-") or "user"
-
-
-def _free_username(request: web.Request, email: str) -> str:
-    accounts = request.app[ACCOUNTS]
-    base = canonical_username(_username_base(email))
-    if accounts.get(base) is None:
-        return base
-    for _ in range(20):
-        candidate = canonical_username(f"{base}-{secrets.randbelow(9000) + 1000}")
-        if accounts.get(candidate) is None:
-            return candidate
-    raise Conflict("could not find a free username; try again")
-
-
 async def register(request: web.Request) -> web.Response:
+    """A new account for an address, its password e-mailed (``accounts.registration``)."""
     mailer = request.app[MAILER]
     if not mailer.configured:
         raise ServiceUnavailable(MAIL_NOT_CONFIGURED)
     body = await read_body(request, RegisterBody)
+    mailer.check_recipient(body.email, body.name)  # before anything is written
     limiters = request.app[LIMITERS]
     await asyncio.to_thread(limiters.register_ip.hit, client_ip(request))
     await asyncio.to_thread(limiters.register_email.hit, body.email)
-    services = request.app[SERVICES]
-    if await asyncio.to_thread(services.users.username_for_email, body.email):
-        raise Conflict("an account with this e-mail address already exists")
-    username = await asyncio.to_thread(_free_username, request, body.email)
     password = generate_password()
-    metadata = {"email": body.email, "name": body.name, "country": body.country}
     try:
-        await asyncio.to_thread(
-            request.app[ACCOUNTS].create, username, password, role="user", metadata=metadata
+        registered = await asyncio.to_thread(
+            request.app[REGISTRAR].register, body.email, body.name, body.country, password
         )
     finally:
         request.app[READ_CACHE].users_changed()
-    entry = UserIndexEntry(
-        username=username,
-        email=body.email,
-        name=body.name,
-        country=body.country or None,
-        created_at=now_iso(),
-        job_count=0,
-    )
-    await asyncio.to_thread(services.users.put, entry)
-    logger.info("registered %s", username)
+    settings = request.app[SERVICES].settings
     try:
-        await mailer.send_credentials(body.email, body.name, username, password, app_url(request))
+        await mailer.send_credentials(
+            registered.email, body.name, registered.username, password, settings.app_url
+        )
     except DatagemsError as exc:
-        logger.warning("credentials mail for %s not delivered: %s", username, exc)
+        logger.warning("credentials mail for %s not delivered: %s", registered.username, exc)
         raise UpstreamError(
             "your account was created but the e-mail could not be delivered; "
-            "use “resend” in a moment"
+            "use “Forgot your password?” in a moment"
         ) from exc
-    return web.json_response({"ok": True, "username": username, "email": body.email}, status=201)
+    return web.json_response(
+        {"ok": True, "username": registered.username, "email": registered.email}, status=201
+    )
+
+
+def _reset_target(request: web.Request, email: str) -> tuple[Account, str] | None:
+    """The live account an address belongs to and the name to greet, or ``None``.
+
+    The index must name an account whose own record carries this address: an index
+    entry of another app (or of an earlier bug) never sends someone else's link."""
+    services = request.app[SERVICES]
+    username = services.users.username_for_email(email)
+    account = request.app[ACCOUNTS].get(username) if username else None
+    if account is None or account.deleted or account.role == "admin":
+        return None
+    stored = account.metadata.get("email")
+    if not isinstance(stored, str) or normalize_email(stored) != email:
+        return None
+    entry = services.users.get(account.username)
+    return account, (entry.name if entry else None) or account.username
 
 
 async def resend(request: web.Request) -> web.Response:
-    """A new password, e-mailed (the old one is not stored, so it cannot be re-sent)."""
+    """ "Forgot your password?": e-mail the owner a one-hour, single-use link that lets
+    them choose a new password. Nothing changes until they open it; the answer is the
+    same whether or not the address has an account."""
     mailer = request.app[MAILER]
     if not mailer.configured:
         raise ServiceUnavailable(MAIL_NOT_CONFIGURED)
@@ -174,26 +192,48 @@ async def resend(request: web.Request) -> web.Response:
     limiters = request.app[LIMITERS]
     await asyncio.to_thread(limiters.resend_ip.hit, client_ip(request))
     await asyncio.to_thread(limiters.resend_email.hit, body.email)
-    services = request.app[SERVICES]
-    accounts = request.app[ACCOUNTS]
-    username = await asyncio.to_thread(services.users.username_for_email, body.email)
-    account = await asyncio.to_thread(accounts.get, username) if username else None
-    if account is None or account.role == "admin":
-        # the same answer whether or not the address is known: no account enumeration
+    email = normalize_email(body.email)
+    found = await asyncio.to_thread(_reset_target, request, email)
+    if found is None:
         return web.json_response({"ok": True}, status=202)
-    entry = await asyncio.to_thread(services.users.get, account.username)
-    password = generate_password()
+    account, name = found
+    settings = request.app[SERVICES].settings
+    token = issue_reset(session_secret(request), account.username, account.credential)
+    link = f"{settings.app_url}/reset#token={token}"
     try:
-        await asyncio.to_thread(accounts.set_password, account.username, password)
+        await mailer.send_reset_link(email, name, account.username, link, RESET_TTL_SECONDS // 60)
+    except DatagemsError as exc:
+        logger.warning("reset mail for %s not delivered: %s", account.username, exc)
+        raise UpstreamError("the e-mail could not be delivered; try again later") from exc
+    logger.info("password reset link sent to the owner of %s", account.username)
+    return web.json_response({"ok": True}, status=202)
+
+
+async def reset_password(request: web.Request) -> web.Response:
+    """The owner, from the mailed link, sets a new password: every session of the account
+    ends, the link is spent, and this browser is signed in."""
+    body = await read_body(request, ResetBody)
+    secret = session_secret(request)
+    claim = read_reset(secret, body.token)
+    accounts = request.app[ACCOUNTS]
+    account = await asyncio.to_thread(accounts.get, claim.username)
+    if (
+        account is None
+        or account.deleted
+        or not reset_is_current(secret, claim, account.credential)
+    ):
+        raise BadRequest(INVALID_RESET)
+    try:
+        await asyncio.to_thread(accounts.set_password, account.username, body.password)
+    except NotFound:
+        raise BadRequest(INVALID_RESET) from None
     finally:
         request.app[READ_CACHE].users_changed()
-    name = (entry.name if entry else None) or account.username
-    try:
-        await mailer.send_credentials(
-            body.email, name, account.username, password, app_url(request)
-        )
-    except DatagemsError as exc:
-        logger.warning("credentials mail for %s not delivered: %s", account.username, exc)
-        raise UpstreamError("the e-mail could not be delivered; try again later") from exc
-    logger.info("credentials re-sent to the owner of %s", account.username)
-    return web.json_response({"ok": True}, status=202)
+    fresh = await asyncio.to_thread(accounts.get, account.username)
+    if fresh is None:
+        raise BadRequest(INVALID_RESET)
+    token = issue_session(secret, fresh.username, fresh.role, credential=fresh.credential)
+    response = web.json_response({"username": fresh.username, "role": fresh.role})
+    set_session_cookie(request, response, token)
+    logger.info("%s set a new password from a reset link", fresh.username)
+    return response

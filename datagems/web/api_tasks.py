@@ -36,6 +36,7 @@ from datagems.errors import (
     InferenceError,
     NotFound,
     SchemaInvalid,
+    StoreUnavailable,
     UpstreamError,
 )
 from datagems.inference import prompts
@@ -722,18 +723,52 @@ CONTENT_TYPES = {
 }
 
 
+async def _within(request: web.Request, seconds: float, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` in an export thread, given ``seconds``: past them ``StoreUnavailable``
+    (503 with ``Retry-After``), and the thread is left to end on the store's own timeout
+    (exports have threads of their own: a stalled store never starves the other routes)."""
+    pool = request.app[STATE].export_pool
+    task = asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.add_done_callback(_discard_result)
+        raise StoreUnavailable(f"the store did not answer the export's reads within {seconds} s")
+    return task.result()
+
+
+def _discard_result(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.info("a stalled export read ended: %s", task.exception())
+
+
 async def export_task(request: web.Request) -> web.StreamResponse:
-    view = (await owned_view(request, request.match_info["id"])).view
+    """The merged file, streamed. Every read of the store is bounded
+    (``DATAGEN_EXPORT_STALL_SECONDS``): stalled before the first byte, the answer is 503
+    with ``Retry-After``; stalled mid-file, the connection is cut, never left hanging."""
+    services = request.app[SERVICES]
+    stall = services.settings.export_stall_seconds
+    try:  # the view may need the job's details from R1FS too
+        cached = await asyncio.wait_for(owned_view(request, request.match_info["id"]), stall)
+    except TimeoutError:
+        raise StoreUnavailable(f"the job's view was not read within {stall} s") from None
+    view = cached.view
     fmt = request.query.get("format", "json").lower()
     if fmt not in export.FORMATS:
         raise BadRequest(f"format must be one of {', '.join(export.FORMATS)}")
     partial = request.query.get("partial", "").lower() in ("1", "true", "yes")
-    services = request.app[SERVICES]
-    chunks = await asyncio.to_thread(
-        export.export_chunks, services, view.job.id, fmt, partial=partial
+    chunks = await _within(
+        request,
+        stall,
+        functools.partial(export.export_chunks, services, view.job.id, fmt, partial=partial),
     )
+    stalled = False
     try:
-        first = await asyncio.to_thread(next, chunks, None)  # errors surface before headers
+        try:
+            # errors surface before the headers
+            first = await _within(request, stall, next, chunks, None)
+        except StoreUnavailable:
+            stalled = True
+            raise
         response = web.StreamResponse(
             headers={
                 "Content-Type": CONTENT_TYPES[fmt],
@@ -747,12 +782,19 @@ async def export_task(request: web.Request) -> web.StreamResponse:
         while chunk is not None:
             if chunk:
                 await response.write(chunk)
-            chunk = await asyncio.to_thread(next, chunks, None)
+            try:
+                chunk = await _within(request, stall, next, chunks, None)
+            except StoreUnavailable as exc:
+                stalled = True
+                logger.warning("export of job %s cut mid-file: %s", view.job.id, exc)
+                if request.transport is not None:  # the client sees a cut download
+                    request.transport.close()
+                return response
         await response.write_eof()
         return response
     finally:
         close = getattr(chunks, "close", None)
-        if close is not None:
+        if close is not None and not stalled:  # a stalled one is still running: let it end
             await asyncio.to_thread(close)
 
 

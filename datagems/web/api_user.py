@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from datagems.accounts.removal import delete_account
 from datagems.errors import BadRequest, Conflict, NotFound
 from datagems.inference.providers import list_models
 from datagems.models import InferenceProfile, UserSettings
@@ -49,6 +50,10 @@ def masked(settings: UserSettings, limit: int) -> dict[str, Any]:
         "activeProfileId": settings.active_profile_id,
         "maxProfiles": limit,
     }
+
+
+def same_url(a: str, b: str) -> bool:
+    return a.rstrip("/").lower() == b.rstrip("/").lower()
 
 
 def with_capabilities(services: Any, shown: dict[str, Any]) -> None:
@@ -101,8 +106,13 @@ async def upsert_settings(request: web.Request) -> web.Response:
                 raise BadRequest("baseUrl is required")
             profile = InferenceProfile(id=secrets.token_hex(6))
             current.profiles.append(profile)
+        new_key = body.api_key if body.api_key and not body.api_key.startswith(MASK) else None
         if body.base_url:
-            profile.base_url = await _checked_url(request, body.base_url)
+            base_url = await _checked_url(request, body.base_url)
+            if profile.api_key and new_key is None and not same_url(base_url, profile.base_url):
+                # the stored key was given for the old address: never send it elsewhere
+                raise BadRequest("enter the API key again to use it with a new baseUrl")
+            profile.base_url = base_url
         if body.name is not None:
             profile.name = body.name
         if body.model is not None:
@@ -110,8 +120,8 @@ async def upsert_settings(request: web.Request) -> web.Response:
         if body.path is not None:
             path = body.path or "/chat/completions"
             profile.path = path if path.startswith("/") else "/" + path
-        if body.api_key and not body.api_key.startswith(MASK):
-            profile.api_key = body.api_key
+        if new_key is not None:
+            profile.api_key = new_key
         if not profile.name:
             profile.name = profile.base_url
     if body.set_active:
@@ -162,12 +172,15 @@ async def user_models(request: web.Request) -> web.Response:
 
 
 async def admin_accounts(request: web.Request) -> web.Response:
+    """Every account but the deleted ones (as the original lists them)."""
     require_admin(request)
     services = request.app[SERVICES]
     accounts = await asyncio.to_thread(request.app[ACCOUNTS].all)
     index = await asyncio.to_thread(services.users.all)
     listed = []
     for account in accounts:
+        if account.deleted:
+            continue
         entry = index.get(account.username)
         listed.append(
             {
@@ -184,18 +197,33 @@ async def admin_accounts(request: web.Request) -> web.Response:
 
 
 async def admin_delete_account(request: web.Request) -> web.Response:
+    """Soft-delete an account (``purge: true``: with its data, keys first)."""
     who = require_admin(request)
     body = await read_body(request, AccountDeleteBody)
     username = body.username.strip().lower()
     if username == who.username:
         raise BadRequest("you cannot delete your own account")
     accounts = request.app[ACCOUNTS]
-    if await asyncio.to_thread(accounts.get, username) is None:
+    found = await asyncio.to_thread(accounts.get, username)
+    if found is None or (found.deleted and not body.purge):
         raise NotFound("account not found")
     try:
-        await asyncio.to_thread(accounts.delete, username)
+        removed = await asyncio.to_thread(
+            delete_account,
+            request.app[SERVICES],
+            accounts,
+            username,
+            who.username,
+            purge=bool(body.purge),
+        )
     finally:
         request.app[READ_CACHE].users_changed()  # its sessions end here at once
-    await asyncio.to_thread(request.app[SERVICES].users.delete, username)
-    logger.info("%s deleted account %s", who.username, username)
-    return web.json_response({"ok": True})
+    logger.info(
+        "%s %s account %s", who.username, "purged" if removed.purged else "deleted", username
+    )
+    answer: dict[str, Any] = {"ok": True}  # the original's answer
+    if removed.purged:
+        answer.update(
+            purged=True, jobsRemoved=removed.jobs_removed, jobsCancelled=removed.jobs_cancelled
+        )
+    return web.json_response(answer)

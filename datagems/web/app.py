@@ -17,7 +17,8 @@ import jinja2
 from aiohttp import web
 
 from datagems.accounts.mailer import Mailer
-from datagems.accounts.ratelimit import LoginThrottle, WindowLimiter
+from datagems.accounts.ratelimit import LoginLimits, WindowLimiter
+from datagems.accounts.registration import Registrar
 from datagems.accounts.users import Accounts
 from datagems.services import Services
 from datagems.web.auth import auth_middleware
@@ -25,11 +26,12 @@ from datagems.web.cache import WebCache
 from datagems.web.keys import (
     ACCOUNTS,
     LIMITERS,
+    LOGIN_LIMITS,
     MAILER,
     READ_CACHE,
+    REGISTRAR,
     SERVICES,
     STATE,
-    THROTTLE,
 )
 from datagems.web.middleware import error_middleware
 from datagems.web.routes import setup_routes
@@ -74,6 +76,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     yield
     app[STATE].stopping.set()
     await app[READ_CACHE].close()
+    app[STATE].export_pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def _stop_streams(app: web.Application) -> None:
@@ -105,7 +108,16 @@ def create_app(services: Services) -> web.Application:
         services.cstore, settings.auth_hkey, settings.auth_secret.get_secret_value()
     )
     app[READ_CACHE] = WebCache(services, app[ACCOUNTS])
-    app[THROTTLE] = LoginThrottle()
+    app[LOGIN_LIMITS] = LoginLimits(
+        services.cstore,
+        peer_id=settings.host_addr,
+        window_seconds=settings.login_window_seconds,
+        per_account=settings.login_max_failures_per_account,
+        per_address=settings.login_max_failures_per_address,
+    )
+    app[REGISTRAR] = Registrar(
+        app[ACCOUNTS], services.users, settings.auth_secret.get_secret_value()
+    )
     app[MAILER] = Mailer(settings)
     app[LIMITERS] = _limiters(services)
     aiohttp_jinja2.setup(

@@ -15,7 +15,12 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from datagems.accounts.tokens import SESSION_COOKIE, SESSION_TTL_SECONDS, session_is_current
+from datagems.accounts.tokens import (
+    SESSION_COOKIE,
+    SESSION_TTL_SECONDS,
+    session_is_current,
+    token_digest,
+)
 from datagems.errors import Forbidden, Unauthorized
 from datagems.web.keys import READ_CACHE, ROUTE_SPECS, SERVICES
 
@@ -108,7 +113,7 @@ def check_same_origin(request: web.Request, *, has_cookie_session: bool) -> None
         raise Forbidden("cross-origin request refused")
 
 
-def _token_of(request: web.Request) -> tuple[str | None, str]:
+def token_of(request: web.Request) -> tuple[str | None, str]:
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip() or None, "bearer"
@@ -125,8 +130,10 @@ async def resolve_caller(request: web.Request, token: str, via: str) -> Caller |
     session = cache.session(secret, token)
     if session is None:
         return None
+    if await cache.revoked(token_digest(token)):  # signed out, here or on another replica
+        return None
     account = await cache.account(session.username)
-    if account is None:  # deleted since the session was issued
+    if account is None or account.deleted:  # deleted since the session was issued
         return None
     if not session_is_current(secret, session, account.credential):
         return None  # issued under a password the account no longer has
@@ -157,7 +164,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     known, public = _is_public(request)
     if not known:
         return await handler(request)
-    token, via = _token_of(request)
+    token, via = token_of(request)
     who = await resolve_caller(request, token, via) if token else None
     if request.method in UNSAFE_METHODS and via != "bearer":
         check_same_origin(request, has_cookie_session=who is not None)

@@ -1,20 +1,28 @@
 """Pydantic models of the request bodies, and the one helper that reads them.
 
-Text fields are stripped before their bounds are checked, so whitespace-only text is empty.
-``totalRecords`` is bounded by ``settings.max_records_per_job``, passed in the validation
-context (``{"max_records": N}``).
+Text fields are stripped before their bounds are checked, so whitespace-only text is empty;
+a required text made only of invisible characters (zero-width spaces and joiners, bidi
+marks, fillers) is empty too. Every single-line text (anything that may reach a mail
+header, an outgoing header or a log line) refuses control characters (C0, DEL, C1, and
+the Unicode line and paragraph separators); the long texts (description, instructions)
+keep newlines and tabs and refuse the other controls. ``totalRecords`` is a strict integer
+(``"12"`` and ``true`` are 400), bounded by ``settings.max_records_per_job``, passed in the
+validation context (``{"max_records": N}``).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any, TypeVar
 
 import orjson
 from aiohttp import web
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StringConstraints,
     ValidationError,
@@ -28,17 +36,66 @@ from datagems.errors import BadRequest, PayloadTooLarge
 B = TypeVar("B", bound=BaseModel)
 
 
-def _text(max_length: int, min_length: int = 1) -> Any:
+CONTROL_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+MULTILINE_ALLOWED = frozenset("\n\r\t")
+# Letters that render as nothing (Hangul fillers, the braille blank)
+INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def has_controls(value: str, *, multiline: bool = False) -> bool:
+    allowed = MULTILINE_ALLOWED if multiline else frozenset()
+    return any(unicodedata.category(ch) in CONTROL_CATEGORIES and ch not in allowed for ch in value)
+
+
+def is_visible(ch: str) -> bool:
+    return not (
+        ch.isspace()
+        or ch in INVISIBLE_LETTERS
+        or unicodedata.category(ch) in ("Cf", "Cc", "Mn", "Me", "Zs", "Zl", "Zp")
+    )
+
+
+def _checker(multiline: bool, required: bool) -> Any:
+    def check(value: str) -> str:
+        if has_controls(value, multiline=multiline):
+            raise ValueError("must not contain control characters")
+        if required and not any(is_visible(ch) for ch in value):
+            raise ValueError("must not be empty")
+        return value
+
+    return check
+
+
+def _text(max_length: int, min_length: int = 1, *, multiline: bool = False) -> Any:
     return Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)
+        str,
+        StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length),
+        AfterValidator(_checker(multiline, required=min_length > 0)),
+    ]
+
+
+def _line(max_length: int, **constraints: Any) -> Any:
+    """A single-line string without the stripping and emptiness rules of ``_text``."""
+    return Annotated[
+        str,
+        StringConstraints(max_length=max_length, **constraints),
+        AfterValidator(_checker(False, required=False)),
     ]
 
 
 Title = _text(200)
-Description = _text(2000)
-Instructions = _text(8000)
+Description = _text(2000, multiline=True)
+Instructions = _text(8000, multiline=True)
 ShortText = _text(200)
 OptionalText = _text(200, 0)
+EmailText = _line(
+    200,
+    strip_whitespace=True,
+    to_lower=True,
+    pattern=r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$",
+)
+UrlText = _line(2000, strip_whitespace=True)
+KeyText = _line(4000, strip_whitespace=True)
 
 
 class Body(BaseModel):
@@ -54,20 +111,19 @@ class LoginBody(Body):
 
 class RegisterBody(Body):
     name: _text(120)
-    email: Annotated[
-        str,
-        StringConstraints(
-            strip_whitespace=True,
-            to_lower=True,
-            max_length=200,
-            pattern=r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$",
-        ),
-    ]
+    email: EmailText
     country: _text(120, 0) = ""
 
 
 class ResendBody(Body):
-    email: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=200)]
+    email: _line(200, strip_whitespace=True, to_lower=True)
+
+
+class ResetBody(Body):
+    """The link's token and the new password the owner chose."""
+
+    token: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+    password: Annotated[str, StringConstraints(min_length=10, max_length=1000)]
 
 
 class InferenceOverrides(Body):
@@ -75,7 +131,7 @@ class InferenceOverrides(Body):
 
     use_external_api: bool | None = None
     profile_id: OptionalText | None = None
-    inference_base_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    inference_base_url: _line(2000) | None = None
     inference_path: OptionalText | None = None
     inference_model: OptionalText | None = None
     inference_params: dict[str, Any] | None = None
@@ -83,7 +139,7 @@ class InferenceOverrides(Body):
 
 class SchemaBody(InferenceOverrides):
     title: Title
-    total_records: int = Field(ge=1)
+    total_records: StrictInt = Field(ge=1)
     description: Description
     instructions: Instructions
     dataset_mode: bool | OptionalText | None = None  # the original's form sends a boolean
@@ -115,10 +171,8 @@ class ExtendBody(Body):
 class ProfileBody(Body):
     id: OptionalText | None = None
     name: OptionalText | None = None
-    base_url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = (
-        None
-    )
-    api_key: Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)] | None = None
+    base_url: UrlText | None = None
+    api_key: KeyText | None = None
     model: OptionalText | None = None
     path: OptionalText | None = None
     set_active: bool | None = None
@@ -130,14 +184,13 @@ class ProfileDeleteBody(Body):
 
 class ModelsBody(Body):
     profile_id: OptionalText | None = None
-    base_url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = (
-        None
-    )
-    api_key: Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)] | None = None
+    base_url: UrlText | None = None
+    api_key: KeyText | None = None
 
 
 class AccountDeleteBody(Body):
     username: ShortText
+    purge: StrictBool = False  # true: remove the account's data with it (keys first)
 
 
 def describe(exc: ValidationError) -> str:
@@ -149,7 +202,8 @@ def describe(exc: ValidationError) -> str:
     if kind == "missing":
         message = "is required"
     elif kind == "string_too_short":
-        message = "must not be empty" if ctx.get("min_length") == 1 else str(first.get("msg"))
+        least = ctx.get("min_length")
+        message = "must not be empty" if least == 1 else f"must be at least {least} characters"
     elif kind == "string_too_long":
         message = f"must be at most {ctx.get('max_length')} characters"
     elif kind == "string_pattern_mismatch":

@@ -27,9 +27,9 @@ What is kept:
   the job's stored base stays the same text (read again every ``READ_TTL_SECONDS``),
   however old: nothing but a retry or an extension changes such a job, and both rewrite
   that text. Any other view is fresh for ``READ_TTL_SECONDS``.
-- accounts (existence and role, what the session check needs) and decoded session
-  tokens: fresh for ``READ_TTL_SECONDS``. Sign-in never reads from here: a password is
-  checked against the store every time.
+- accounts (existence and role, what the session check needs), decoded session tokens
+  and whether a token was signed out: fresh for ``READ_TTL_SECONDS``. Sign-in never reads
+  from here: a password is checked against the store every time.
 - job details (R1FS, content-addressed: a CID's details never change), by CID.
 - the JSON bodies built from those.
 
@@ -64,7 +64,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 
 from datagems import job_index, jobs, listing
-from datagems.accounts.tokens import Session, read_session
+from datagems.accounts.tokens import Session, SessionRevocations, read_session
 from datagems.accounts.users import Account, Accounts
 from datagems.errors import DatagemsError, Unauthorized
 from datagems.listing import Head, Query, Row
@@ -101,6 +101,7 @@ HEAD_MAX_AGE_SECONDS = job_index.CLOSED_KEPT_SECONDS / 2
 DETAILS_KEPT = 256
 ACCOUNTS_KEPT = 4096
 SESSIONS_KEPT = 4096
+REVOCATIONS_KEPT = 4096
 _NOTHING: Any = object()
 
 
@@ -452,6 +453,8 @@ class WebCache:
         self._metrics_flight: asyncio.Task[dict[str, Any]] | None = None
         self._accounts: OrderedDict[str, _Cell[Account | None]] = OrderedDict()
         self._sessions: OrderedDict[str, tuple[float, Session]] = OrderedDict()
+        self._revoked: OrderedDict[str, _Cell[bool]] = OrderedDict()
+        self.revocations = SessionRevocations(services.cstore)
         self._replicas: _Cell[dict[str, ReplicaBeat]] = _Cell(_Epoch())
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -707,8 +710,14 @@ class WebCache:
         cell = self._kept(self._accounts, username, self._users_epoch, ACCOUNTS_KEPT)
         return await self._get(cell, partial(self.accounts.get, username))
 
+    async def revoked(self, digest: str) -> bool:
+        """Was the token of this digest signed out (on any replica, read at most a TTL ago)?"""
+        cell = self._kept(self._revoked, digest, self._users_epoch, REVOCATIONS_KEPT)
+        return await self._get(cell, partial(self.revocations.is_revoked, digest))
+
     def users_changed(self) -> None:
-        """This replica changed an account (deleted, new password, created)."""
+        """This replica changed an account (deleted, new password, created) or signed a
+        session out."""
         self._users_epoch.value += 1
 
     # -- machinery -------------------------------------------------------------------

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from datagems.accounts.mailer import Mailer
-from datagems.accounts.ratelimit import LoginThrottle
+from datagems.accounts.ratelimit import LoginLimits
+from datagems.accounts.registration import Registrar
 from datagems.accounts.users import Accounts
 from datagems.services import Services
 from datagems.web.cache import WebCache
@@ -13,7 +14,8 @@ from datagems.web.state import Limiters, WebState
 
 SERVICES = web.AppKey("services", Services)
 ACCOUNTS = web.AppKey("accounts", Accounts)
-THROTTLE = web.AppKey("throttle", LoginThrottle)
+LOGIN_LIMITS = web.AppKey("login_limits", LoginLimits)
+REGISTRAR = web.AppKey("registrar", Registrar)
 MAILER = web.AppKey("mailer", Mailer)
 LIMITERS = web.AppKey("limiters", Limiters)
 STATE = web.AppKey("state", WebState)

@@ -2,7 +2,9 @@
 
 - ``DatagemsError``: its ``.status`` and message; ``SchemaInvalid`` adds ``errors``,
   ``RateLimited`` sets ``Retry-After`` (and ``retryAfter`` in the body). Expected failures
-  are logged at WARNING.
+  are logged at WARNING. A ``StoreError`` (CStore or R1FS failed) answers 503 with
+  ``Retry-After`` and a fixed message: its own text names the store's internal address,
+  which is for the log only, never for whoever asked (an unauthenticated sign-in too).
 - aiohttp's ``HTTPException`` (404, 405, 413...) passes through as JSON (redirects as they
   are); a page request (not ``/api``) gets a small HTML page instead.
 - anything else: ``logger.exception`` and 500 ``{"error": "internal error"}``.
@@ -19,10 +21,12 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from datagems.errors import DatagemsError, RateLimited, SchemaInvalid
+from datagems.errors import DatagemsError, RateLimited, SchemaInvalid, StoreError
 from datagems.web.auth import Handler, wants_page
 
 logger = logging.getLogger(__name__)
+STORE_UNAVAILABLE = "the data store is not reachable right now; try again in a moment"
+STORE_RETRY_AFTER_SECONDS = 5
 
 
 def _error_response(
@@ -58,13 +62,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(exc.retry_after)
             extra["retryAfter"] = exc.retry_after
+        public = exc.message
+        if isinstance(exc, StoreError):
+            public = STORE_UNAVAILABLE
+            headers["Retry-After"] = str(STORE_RETRY_AFTER_SECONDS)
         level = (
             logging.ERROR
             if exc.status >= 500 and exc.status not in (502, 503)
             else (logging.WARNING)
         )
         logger.log(level, "%s %s -> %d %s", request.method, request.path, exc.status, exc)
-        return _error_response(request, exc.status, exc.message, extra=extra, headers=headers)
+        return _error_response(request, exc.status, public, extra=extra, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -62,6 +62,12 @@ async def register_page(request: web.Request) -> web.StreamResponse:
     return _render(request, "register.html", "register", mailReady=request.app[MAILER].configured)
 
 
+async def reset_page(request: web.Request) -> web.StreamResponse:
+    """The mailed link lands here; its token is in the fragment, so it never reaches a
+    server log: the page's script reads it and posts it with the new password."""
+    return _render(request, "reset.html", "reset")
+
+
 async def jobs_page(request: web.Request) -> web.Response:
     caller(request)
     return _render(request, "jobs.html", "jobs")

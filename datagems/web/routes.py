@@ -27,6 +27,7 @@ from datagems.web.bodies import (
     ProfileDeleteBody,
     RegisterBody,
     ResendBody,
+    ResetBody,
     SchemaBody,
 )
 from datagems.web.keys import ROUTE_SPECS
@@ -86,7 +87,13 @@ ROUTES: tuple[Route, ...] = (
         body=LoginBody,
         errors=(400, 401, 429),
     ),
-    Route("POST", "/api/auth/logout", api_auth.logout, "Sign out; clears the cookie", "auth"),
+    Route(
+        "POST",
+        "/api/auth/logout",
+        api_auth.logout,
+        "Sign out: this session (cookie or token) is refused by every replica from now on",
+        "auth",
+    ),
     Route("GET", "/api/auth/me", api_auth.me, "The signed-in user", "auth", errors=(401,)),
     Route(
         "POST",
@@ -103,12 +110,23 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         "/api/auth/register/resend",
         api_auth.resend,
-        "E-mail a new password to a registered address",
+        "Forgot your password: e-mail the owner a one-hour link to choose a new one "
+        "(nothing changes until it is used)",
         "auth",
         public=True,
         body=ResendBody,
         status=202,
         errors=(400, 429, 502, 503),
+    ),
+    Route(
+        "POST",
+        "/api/auth/reset",
+        api_auth.reset_password,
+        "Set a new password with the mailed link's token; ends every session, signs in",
+        "auth",
+        public=True,
+        body=ResetBody,
+        errors=(400,),
     ),
     # tasks
     Route(
@@ -301,6 +319,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/admin", pages.admin_page, "Accounts (admins)", "pages", kind="html"),
     Route("GET", "/login", pages.login_page, "Sign in", "pages", public=True, kind="html"),
     Route("GET", "/register", pages.register_page, "Sign up", "pages", public=True, kind="html"),
+    Route("GET", "/reset", pages.reset_page, "New password", "pages", public=True, kind="html"),
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from datagems.accounts.ratelimit import WindowLimiter
@@ -17,6 +18,9 @@ class Limiters:
     preview_user: WindowLimiter
 
 
+EXPORT_THREADS = 8
+
+
 @dataclass
 class WebState:
     """What the handlers share within one replica (nothing here is shared across replicas).
@@ -28,3 +32,8 @@ class WebState:
     preview_records_failed: int = 0
     drafts: int = 0
     drafts_failed_attempts: int = 0
+    # Exports read the stores in threads of their own: a stalled store leaves its reads
+    # waiting here for the store's timeout, never in the threads every handler shares.
+    export_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(EXPORT_THREADS, thread_name_prefix="export")
+    )

@@ -141,9 +141,31 @@ def test_a_refused_recipient_is_an_upstream_error_without_the_password(
     assert caught.value.status == 502
 
 
-def test_an_unreachable_server_is_an_upstream_error() -> None:
-    with pytest.raises(UpstreamError):
-        send(Mailer(mail_settings(free_port())))
+def test_an_unreachable_server_is_an_upstream_error_naming_no_host() -> None:
+    port = free_port()
+    with pytest.raises(UpstreamError) as caught:
+        send(Mailer(mail_settings(port)))
+    assert "127.0.0.1" not in str(caught.value) and str(port) not in str(caught.value)
+
+
+def test_the_reset_mail_carries_the_link_and_says_nothing_changed_yet(smtp: SmtpServer) -> None:
+    link = "https://gems.example.org/reset#token=abc.def.ghi"
+    asyncio.run(
+        Mailer(mail_settings(smtp.port)).send_reset_link(
+            "ada@example.com", "Ada", "ada_1", link, 60
+        )
+    )
+    message = email.message_from_bytes(smtp.inbox.messages[0][2], policy=email.policy.default)
+    assert message["Subject"] == "Set a new DataGems password"
+    body = message.get_content()
+    assert link in body and "ada_1" in body and "within 60 minutes" in body
+    assert "your password has not changed" in body
+
+
+@pytest.mark.parametrize("name", ["Ada\u2028Bcc: eve@x", "Ada\x00", "Ada\x1b[2J"])
+def test_every_control_character_in_a_header_value_is_refused(name: str) -> None:
+    with pytest.raises(BadRequest):
+        Mailer(mail_settings(free_port())).check_recipient("ada@example.com", name)
 
 
 def test_the_password_is_never_logged(smtp: SmtpServer, caplog: pytest.LogCaptureFixture) -> None:

@@ -1,4 +1,4 @@
-"""Sliding windows shared by replicas through CStore, and the login throttle."""
+"""Sliding windows shared by replicas through CStore, and the sign-in limits on them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from datagems.accounts.ratelimit import LoginThrottle, WindowLimiter, rate_limit_hkey
+from datagems.accounts.ratelimit import LoginLimits, WindowLimiter, rate_limit_hkey
 from datagems.errors import RateLimited
 from datagems.store.embedded import SqliteCStore
 
@@ -114,65 +114,42 @@ def test_expired_fields_of_this_peer_are_pruned(cstore: SqliteCStore) -> None:
     assert len(cstore.hgetall(rate_limit_hkey("register-ip"))) == 2
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_logins_are_not_slowed_before_the_free_failures_are_used() -> None:
-    throttle = LoginThrottle(free_failures=3, clock=Clock())
-    for _ in range(2):
-        throttle.failed("ada", "1.2.3.4")
-    assert throttle.delay_for("ada", "1.2.3.4") == 0
-
-
-def test_failed_logins_slow_down_exponentially_up_to_a_cap() -> None:
-    throttle = LoginThrottle(free_failures=3, base_delay=0.5, max_delay=4, clock=Clock())
-    delays = []
-    for _ in range(8):
-        throttle.failed("ada", "1.2.3.4")
-        delays.append(throttle.delay_for("ada", "1.2.3.4"))
-    assert delays == [0, 0, 0.5, 1, 2, 4, 4, 4]
-
-
-def test_a_guessing_ip_is_slowed_for_every_username() -> None:
-    throttle = LoginThrottle(free_failures=2, base_delay=1, clock=Clock())
-    for name in ("a1", "a2", "a3", "a4"):
-        throttle.failed(name, "6.6.6.6")
-    assert throttle.delay_for("someone-else", "6.6.6.6") > 0
-    assert throttle.delay_for("someone-else", "7.7.7.7") == 0
-
-
-def test_a_guessed_username_is_slowed_from_every_ip() -> None:
-    throttle = LoginThrottle(free_failures=2, base_delay=1, clock=Clock())
-    for ip in ("1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4"):
-        throttle.failed("Ada", ip)
-    assert throttle.delay_for("ada", "5.5.5.5") > 0
-
-
-def test_success_clears_the_usernames_counter_but_not_the_ips() -> None:
-    throttle = LoginThrottle(free_failures=1, base_delay=1, clock=Clock())
-    for _ in range(3):
-        throttle.failed("ada", "1.1.1.1")
-    throttle.succeeded("ada", "1.1.1.1")
-    assert throttle.delay_for("ada", "9.9.9.9") == 0
-    assert throttle.delay_for("grace", "1.1.1.1") > 0
-
-
-def test_failures_are_forgotten_after_a_while() -> None:
-    clock = Clock()
-    throttle = LoginThrottle(free_failures=1, base_delay=1, forget_after=900, clock=clock)
+def test_check_counts_nothing_and_record_counts_past_the_limit(cstore: SqliteCStore) -> None:
+    one = limiter(cstore, "peer-a", max_hits=2)
     for _ in range(5):
-        throttle.failed("ada", "1.1.1.1")
-    clock.now = 901
-    assert throttle.delay_for("ada", "1.1.1.1") == 0
+        one.check("10.0.0.1", now=T0)
+    one.record("10.0.0.1", now=T0)
+    one.record("10.0.0.1", now=T0 + 1)
+    with pytest.raises(RateLimited):
+        one.check("10.0.0.1", now=T0 + 2)
+    one.record("10.0.0.1", now=T0 + 3)  # still counted: it never refuses
+    with pytest.raises(RateLimited) as caught:
+        one.check("10.0.0.1", now=T0 + 4)
+    assert caught.value.retry_after >= 1
 
 
-def test_the_throttle_keeps_a_bounded_number_of_counters() -> None:
-    throttle = LoginThrottle(max_entries=100, clock=Clock())
-    for n in range(1000):
-        throttle.failed(f"user-{n}", f"10.0.{n // 256}.{n % 256}")
-    assert len(throttle._counts) <= 100
+def limits(cstore: SqliteCStore, peer: str) -> LoginLimits:
+    return LoginLimits(cstore, peer_id=peer, window_seconds=60, per_account=3, per_address=5)
+
+
+def test_failed_sign_ins_on_several_replicas_add_up_per_account(cstore: SqliteCStore) -> None:
+    a, b, c = limits(cstore, "a"), limits(cstore, "b"), limits(cstore, "c")
+    for replica, address in ((a, "1.1.1.1"), (b, "2.2.2.2"), (c, "3.3.3.3")):
+        replica.check("Ada", address)
+        replica.failed("Ada", address)
+    with pytest.raises(RateLimited) as caught:
+        b.check("ada", "4.4.4.4")
+    assert "username" in caught.value.message
+    a.check("grace", "1.1.1.1")  # another account from the same address is not refused
+
+
+def test_an_address_guessing_many_accounts_is_refused_for_every_username(
+    cstore: SqliteCStore,
+) -> None:
+    a, b = limits(cstore, "a"), limits(cstore, "b")
+    for n in range(5):
+        (a if n % 2 else b).failed(f"user-{n}", "6.6.6.6")
+    with pytest.raises(RateLimited) as caught:
+        a.check("someone-else", "6.6.6.6")
+    assert "address" in caught.value.message
+    a.check("someone-else", "7.7.7.7")

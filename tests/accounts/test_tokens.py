@@ -11,15 +11,21 @@ import pytest
 
 from datagems.accounts.tokens import (
     DRAFT_TTL_SECONDS,
+    RESET_TTL_SECONDS,
     SESSION_TTL_SECONDS,
     DraftLedger,
     Session,
+    SessionRevocations,
     issue_draft,
+    issue_reset,
     issue_session,
     job_id_for_draft,
     read_draft,
+    read_reset,
     read_session,
+    reset_is_current,
     session_is_current,
+    token_digest,
 )
 from datagems.errors import BadRequest, Conflict, Unauthorized
 from datagems.store import keys
@@ -268,3 +274,58 @@ def test_a_session_with_a_malformed_stamp_is_refused() -> None:
     token = original_token({"username": "ada", "role": "user", "typ": "session", "cred": 7})
     with pytest.raises(Unauthorized):
         read_session(SECRET, token)
+
+
+# -- reset links ---------------------------------------------------------------------------
+def test_a_reset_link_is_good_until_the_password_it_may_replace_changes() -> None:
+    token = issue_reset(SECRET, "ada", "credential-1")
+    claim = read_reset(SECRET, token)
+    assert claim.username == "ada"
+    assert reset_is_current(SECRET, claim, "credential-1")
+    assert not reset_is_current(SECRET, claim, "credential-2")  # used, or changed since
+    assert not reset_is_current(SECRET, claim, "")  # no password at all: a deleted account
+
+
+def test_a_reset_link_expires_within_the_hour() -> None:
+    old = issue_reset(SECRET, "ada", "c", now=time.time() - RESET_TTL_SECONDS - 120)
+    with pytest.raises(BadRequest):
+        read_reset(SECRET, old)
+
+
+def test_sessions_drafts_and_reset_links_are_never_taken_for_one_another() -> None:
+    session = issue_session(SECRET, "ada", "user", credential="c")
+    drafted = issue_draft(SECRET, "ada", DRAFT)
+    reset = issue_reset(SECRET, "ada", "c")
+    for token in (session, drafted, original_token({"username": "ada", "role": "admin"})):
+        with pytest.raises(BadRequest):
+            read_reset(SECRET, token)
+    with pytest.raises(Unauthorized):
+        read_session(SECRET, reset)
+    with pytest.raises(BadRequest):
+        read_draft(SECRET, reset, "ada")
+    with pytest.raises(BadRequest):
+        read_reset("another-secret-of-a-decent-length-000000", reset)
+
+
+# -- sign-out ------------------------------------------------------------------------------
+def test_a_signed_out_token_is_named_by_its_digest_and_expired_ones_are_pruned(
+    cstore: SqliteCStore,
+) -> None:
+    revocations = SessionRevocations(cstore)
+    token = issue_session(SECRET, "ada", "user")
+    revocations.revoke(token, "ada", read_session(SECRET, token).expires)
+    assert revocations.is_revoked(token_digest(token))
+    assert not revocations.is_revoked(token_digest(token + "x"))
+    assert token not in str(cstore.hgetall_raw(keys.REVOKED_SESSIONS))  # never the token
+    revocations.revoke("an-old-token", "bob", int(time.time()) - 3600)
+    assert revocations.prune() == 1
+    assert revocations.is_revoked(token_digest(token))
+    assert not revocations.is_revoked(token_digest("an-old-token"))
+
+
+def test_two_sessions_issued_in_the_same_second_are_different_tokens() -> None:
+    """Signing one out must never end the other (the sign-out names a token)."""
+    now = time.time()
+    first = issue_session(SECRET, "ada", "user", credential="c", now=now)
+    second = issue_session(SECRET, "ada", "user", credential="c", now=now)
+    assert first != second and token_digest(first) != token_digest(second)

@@ -188,14 +188,35 @@ def test_set_password_of_an_unknown_user_is_not_found(accounts: Accounts) -> Non
         accounts.set_password("nobody", "pw")
 
 
-def test_a_deleted_user_can_no_longer_sign_in(accounts: Accounts) -> None:
-    accounts.create("grace", "pw")
-    accounts.delete("grace")
-    assert accounts.get("grace") is None
+def test_a_deleted_user_is_kept_as_the_original_does_and_can_no_longer_sign_in(
+    cstore: SqliteCStore, accounts: Accounts
+) -> None:
+    accounts.create("grace", "pw", metadata={"email": "grace@example.com", "name": "Grace"})
+    accounts.soft_delete("grace", "admin")
+    record = cstore.hget(HKEY, "grace")
+    assert record["password"] is None and record["role"] == "user"
+    assert record["metadata"]["email"] == "grace@example.com"
+    assert record["metadata"]["__datagemsDeleted"] is True
+    assert record["metadata"]["__datagemsDeletedBy"] == "admin"
+    assert record["updatedAt"] == record["metadata"]["__datagemsDeletedAt"]
+    found = accounts.get("grace")
+    assert found is not None and found.deleted
     with pytest.raises(Unauthorized):
         accounts.authenticate("grace", "pw")
     with pytest.raises(NotFound):
-        accounts.delete("grace")
+        accounts.set_password("grace", "another")
+    with pytest.raises(Conflict):  # the name stays taken
+        accounts.create("grace", "pw")
+
+
+def test_a_purged_user_keeps_only_a_tombstone(cstore: SqliteCStore, accounts: Accounts) -> None:
+    accounts.create("hank", "pw", metadata={"email": "hank@example.com", "name": "Hank"})
+    accounts.soft_delete("hank", "admin", purge=True)
+    metadata = cstore.hget(HKEY, "hank")["metadata"]
+    assert "email" not in metadata and "name" not in metadata
+    assert metadata["__datagemsDeleted"] is True and metadata["__datagemsPurged"] is True
+    with pytest.raises(NotFound):
+        accounts.soft_delete("nobody", "admin")
 
 
 def test_all_lists_readable_accounts_by_name(cstore: SqliteCStore, accounts: Accounts) -> None:

@@ -137,3 +137,18 @@ def test_repair_feeds_back_the_answer_and_the_validation_error():
     assert repaired[-1]["role"] == "user"
     assert "/text: 1 is not of type 'string'" in repaired[-1]["content"]
     assert previous == record_messages(details=details(), index=2, total=3)  # not mutated
+
+
+def test_a_jobs_record_prompts_share_one_fixed_part_built_once_and_equal_to_a_fresh_one():
+    job = details()
+    first, second = (user_text(record_messages(details=job, index=i, total=9)) for i in (0, 1))
+    again = details()  # the same job's details loaded anew: its own head, the same text
+    fresh = user_text(record_messages(details=again, index=0, total=9))
+    assert first == fresh
+    head = first.split("\nThis is record")[0]
+    assert second.startswith(head + "\nThis is record 2 of 9.")
+    assert head.endswith("JSON Schema of one record:\n" + orjson.dumps(SCHEMA).decode())
+    renamed = details(job_id="job-1").model_copy(update={"title": "Texts"})
+    assert user_text(record_messages(details=renamed, index=0, total=9)).startswith(
+        "Dataset: Texts"
+    )

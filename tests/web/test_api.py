@@ -586,3 +586,82 @@ def test_a_forged_admin_session_for_an_unknown_user_is_refused(live: LiveApp) ->
         ).status_code
         == 401
     )
+
+
+class KeyCollector:
+    """A host a thief controls: a real HTTP server on loopback noting every Authorization."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                seen.append(self.headers.get("Authorization"))
+                body = b'{"data": []}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_saved_key_is_never_sent_to_a_new_base_url_without_being_entered_again(
+    live: LiveApp,
+) -> None:
+    """Issue 13 item 10: changing only ``baseUrl`` kept the stored key, and the next model
+    listing sent it to the new host."""
+    client = live.login("alice")
+    secret_key = "sk-test-alices-own-key-0987"
+    saved = client.post(
+        "/api/user/settings",
+        json={"name": "Mine", "baseUrl": f"{live.services.gateway_url}/v1", "apiKey": secret_key},
+    )
+    assert saved.status_code == 200, saved.text
+    profile_id = saved.json()["profiles"][-1]["id"]
+    thief = KeyCollector()
+    try:
+        for masked in (None, "••••0987"):  # the form sends the mask back, or nothing
+            body = {"id": profile_id, "baseUrl": thief.url}
+            if masked:
+                body["apiKey"] = masked
+            moved = client.post("/api/user/settings", json=body)
+            assert moved.status_code == 400, moved.text
+            assert "API key again" in moved.json()["error"]
+        kept = client.get("/api/user/settings").json()["profiles"]
+        assert next(p for p in kept if p["id"] == profile_id)["baseUrl"].startswith(
+            live.services.gateway_url
+        )
+        listed = client.post("/api/user/models", json={"profileId": profile_id})
+        assert listed.status_code == 200
+        assert thief.seen == []
+        # the same address again (the form always sends it) keeps the key
+        same = client.post(
+            "/api/user/settings",
+            json={"id": profile_id, "baseUrl": f"{live.services.gateway_url}/v1/", "name": "Re"},
+        )
+        assert same.status_code == 200 and same.json()["profiles"][-1]["hasApiKey"]
+        # a new address with a key entered again is the owner's choice
+        renewed = client.post(
+            "/api/user/settings",
+            json={"id": profile_id, "baseUrl": thief.url, "apiKey": "sk-for-the-new-host-1111"},
+        )
+        assert renewed.status_code == 200, renewed.text
+        client.post("/api/user/models", json={"profileId": profile_id})
+        assert thief.seen == ["Bearer sk-for-the-new-host-1111"]
+    finally:
+        thief.close()
+        client.request("DELETE", "/api/user/settings", json={"id": profile_id})

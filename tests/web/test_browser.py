@@ -306,6 +306,43 @@ def test_the_dashboard_pages_through_the_jobs_and_filters_them(
         app.stop()
 
 
+def test_the_mailed_reset_link_sets_a_new_password_in_the_browser(
+    browser: object, live: LiveApp
+) -> None:
+    """The link from "Forgot your password?" (issue 13 item 7): its token stays in the
+    fragment, the page posts it with the chosen password, and the owner is signed in."""
+    import httpx
+
+    from datagems.accounts.tokens import issue_reset
+    from tests.fleet import SESSION_SECRET
+
+    live.accounts.create("rosa", USER_PASSWORD)
+    account = live.accounts.get("rosa")
+    assert account is not None
+    token = issue_reset(SESSION_SECRET, "rosa", account.credential)
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{live.url}/reset#token={token}")
+    assert "#token" not in page.url  # taken out of the address bar and the history
+    page.fill("input[name=password]", "rosas-New-passw0rd")
+    page.fill("input[name=again]", "rosas-Other-passw0rd")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#reset-error:not([hidden])")
+    assert "differ" in page.text_content("#reset-error")
+    page.fill("input[name=again]", "rosas-New-passw0rd")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live.url}/")
+    assert "rosa" in page.text_content("body")
+    old = httpx.post(
+        f"{live.url}/api/auth/login", json={"username": "rosa", "password": USER_PASSWORD}
+    )
+    assert old.status_code == 401
+    assert not errors, errors
+    context.close()
+
+
 def test_the_pages_say_what_a_peer_of_the_original_app_will_not_do_and_which_job_is_unreadable(
     browser: object, hostile: tuple[LiveApp, str]
 ) -> None:

@@ -185,7 +185,7 @@ def test_an_account_deleted_by_another_replica_is_refused_within_the_ttl(live: L
     dora = live.login("dora")
     assert dora.get("/api/auth/me").status_code == 200  # the account is now cached
     assert dora.get("/api/tasks").status_code == 200
-    live.accounts.delete("dora")
+    live.accounts.soft_delete("dora", "admin")
     eventually(
         lambda: dora.get("/api/tasks").status_code == 401,
         "the deleted account's session to be refused",

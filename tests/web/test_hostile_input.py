@@ -22,7 +22,6 @@ import pytest
 from pydantic import SecretStr
 
 from datagems.schema_tools import MAX_SCHEMA_BYTES
-from datagems.web.keys import THROTTLE
 from datagems.web.routes import ROUTES
 from tests.fleet import ADMIN_PASSWORD, TEST_SECRETS
 from tests.servers import free_port
@@ -79,9 +78,11 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
             smtp_port=free_port(),  # nothing listens: registration reads its body, then 502
             smtp_from="noreply@example.com",
             smtp_password=SecretStr(SMTP_PASSWORD),
+            # many failed logins on purpose: the sign-in limits have their own tests
+            login_max_failures_per_account=100_000,
+            login_max_failures_per_address=100_000,
         ).start()
         assert app.app is not None
-        app.app[THROTTLE].max_delay = 0.0  # many failed logins on purpose
         yield app
         app.stop()
 
@@ -204,6 +205,20 @@ WRONG_TYPES = [
     ("/api/tasks/schema", {**DRAFT, "totalRecords": 10**30}),
     ("/api/tasks/schema", {**DRAFT, "totalRecords": -1}),
     ("/api/tasks/schema", {**DRAFT, "totalRecords": 10**6}),
+    # issue 13 item 14: a number as text and a boolean were taken as a count
+    ("/api/tasks/schema", {**DRAFT, "totalRecords": "12"}),
+    ("/api/tasks/schema", {**DRAFT, "totalRecords": True}),
+    ("/api/tasks/schema", {**DRAFT, "totalRecords": 12.0}),
+    # ... and instructions made only of invisible characters were taken as instructions
+    ("/api/tasks/schema", {**DRAFT, "instructions": "\u200b\u200c\u200d\u2060\ufeff"}),
+    ("/api/tasks/schema", {**DRAFT, "description": "\u200b \u200e\u3164"}),
+    ("/api/tasks/schema", {**DRAFT, "title": "\u2063\u034f"}),
+    # control characters in a single-line text (it may reach a header or a log line)
+    ("/api/tasks/schema", {**DRAFT, "title": "a\r\nforged: line"}),
+    ("/api/tasks/schema", {**DRAFT, "instructions": "nul\x00inside"}),
+    ("/api/user/settings", {"baseUrl": "http://127.0.0.1:9/v1", "name": "x\ny"}),
+    ("/api/user/settings", {"baseUrl": "http://127.0.0.1:9/v1", "apiKey": "k\r\nX-Evil: 1"}),
+    ("/api/auth/register/resend", {"email": "a@example.org\r\nBcc: b@example.org"}),
     ("/api/tasks/schema", {**DRAFT, "inferenceParams": "hot"}),
     ("/api/tasks/schema", {**DRAFT, "useExternalApi": {"yes": 1}}),
     ("/api/tasks/schema", {**DRAFT, "inferenceBaseUrl": "http://[::1"}),

@@ -184,14 +184,36 @@ function initRegister() {
     });
   });
   const resend = $("#resend-form");
+  if (location.hash === "#forgot") $("#forgot").open = true;
   resend.addEventListener("submit", async (event) => {
     event.preventDefault();
     const data = Object.fromEntries(new FormData(resend));
     await busy(resend.querySelector("button"), async () => {
       try {
         await api("POST", "/api/auth/register/resend", data);
-        $("#resend-msg").textContent = "If that address has an account, a new password is on its way.";
+        $("#resend-msg").textContent = "If that address has an account, a link to choose a new password is on its way. Your password stays until you use it.";
       } catch (err) { $("#resend-msg").textContent = err.message; }
+    });
+  });
+}
+
+function initReset() {
+  const form = $("#reset-form");
+  // the token travels in the fragment: never sent to a server, never in a log
+  const token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
+  history.replaceState(null, "", location.pathname);
+  if (!token) showError($("#reset-error"), "This page needs the link from the e-mail. Ask for a new one.");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError($("#reset-error"), "");
+    const data = Object.fromEntries(new FormData(form));
+    if (data.password.length < 10) { showError($("#reset-error"), "Use at least 10 characters."); return; }
+    if (data.password !== data.again) { showError($("#reset-error"), "The two passwords differ."); return; }
+    await busy(form.querySelector("button[type=submit]"), async () => {
+      try {
+        await api("POST", "/api/auth/reset", { token, password: data.password });
+        location.href = "/";
+      } catch (err) { showError($("#reset-error"), err.message); }
     });
   });
 }
@@ -822,19 +844,33 @@ function initAdmin() {
         el("td", { text: account.email || "—" }),
         el("td", { text: account.country || "—" }),
         el("td", { class: "small", text: fmtTime(account.createdAt) }),
-        el("td", { class: "num" }, self ? null : el("button", {
-          class: "btn btn-sm btn-danger", type: "button", text: "Delete",
-          onclick: async () => {
-            if (!confirm(`Delete the account “${account.username}”? This cannot be undone.`)) return;
-            try { await api("DELETE", "/api/admin/accounts", { username: account.username }); toast("Account deleted"); load(); }
-            catch (err) { toast(err.message, true); }
-          },
-        }))));
+        el("td", { class: "num" }, self ? null : el("span", { class: "row-actions" },
+          el("button", {
+            class: "btn btn-sm btn-danger", type: "button", text: "Delete",
+            title: "No one signs in as it again; its datasets and settings are kept, its name and address stay taken",
+            onclick: async () => {
+              if (!confirm(`Delete the account “${account.username}”? No one can sign in as it again; its datasets and saved settings are kept.`)) return;
+              try { await api("DELETE", "/api/admin/accounts", { username: account.username }); toast("Account deleted"); load(); }
+              catch (err) { toast(err.message, true); }
+            },
+          }),
+          el("button", {
+            class: "btn btn-sm btn-danger", type: "button", text: "Delete with data",
+            title: "Also removes its saved API keys (first), its datasets and its personal details; its address can register again",
+            onclick: async () => {
+              if (!confirm(`Delete “${account.username}” with its data: saved API keys, datasets (running ones are cancelled) and personal details? This cannot be undone.`)) return;
+              try {
+                const done = await api("DELETE", "/api/admin/accounts", { username: account.username, purge: true });
+                toast(`Account deleted with ${done.jobsRemoved} datasets${done.jobsCancelled ? `; ${done.jobsCancelled} running ones cancelled` : ""}`);
+                load();
+              } catch (err) { toast(err.message, true); }
+            },
+          })))));
     }
   }
   load().catch((err) => toast(err.message, true));
 }
 
-const PAGES = { login: initLogin, register: initRegister, jobs: initJobs, new: initNew, job: initJob, stats: initStats, settings: initSettings, admin: initAdmin };
+const PAGES = { login: initLogin, register: initRegister, reset: initReset, jobs: initJobs, new: initNew, job: initJob, stats: initStats, settings: initSettings, admin: initAdmin };
 initCommon();
 if (PAGES[BOOT.page]) PAGES[BOOT.page]();
