@@ -3,8 +3,11 @@
 A server that runs one request at a time answers the k-th of n concurrent calls after k
 generation times: the queue sits inside the server, and error-driven pacing (``Slots``)
 never sees it. Each answer's latency per output token is compared with the lowest seen
-recently (the baseline: the server's own speed, no queue). When a call took more than
-``TOLERANCE`` times the baseline, the level is cut to what would have kept it there —
+recently (the baseline: the server's own speed, no queue), and with the lowest latency
+per call: an answer is expected to take the larger of the two (a short answer costs a
+server's fixed overhead, a long one its tokens), so a gateway whose latency does not
+grow with tokens is not read as queueing. When a call took more than ``TOLERANCE``
+times what was expected, the level is cut to what would have kept it there —
 ``in flight at its start * TOLERANCE / ratio`` (a server with c slots and n calls queues
 n / c deep) — and otherwise it grows by one per level's worth of answers, up to the cap
 (``DATAGEN_MAX_IN_FLIGHT_PER_JOB``). A one-slot server settles at one or two calls in
@@ -40,6 +43,7 @@ class LatencyPacer:
         self.ratio: float | None = None
         self.baseline: float | None = None
         self._recent: deque[float] = deque(maxlen=BASELINE_WINDOW)
+        self._latencies: deque[float] = deque(maxlen=BASELINE_WINDOW)
         self._lock = threading.Lock()
         self.calls = 0  # calls of this job in flight now (the call loop counts them)
         self.observed = 0  # answers seen
@@ -62,13 +66,15 @@ class LatencyPacer:
 
     def observe(self, latency_ms: float, tokens_out: int | None, in_flight: int) -> None:
         """One answer: its latency, its output tokens, the calls in flight at its start."""
-        cost = latency_ms / max(1, tokens_out or 1)
+        tokens = max(1, tokens_out or 1)
         with self._lock:
             self.observed += 1
             before = (int(self.level), self.reason)
-            self._recent.append(cost)
+            self._recent.append(latency_ms / tokens)
+            self._latencies.append(latency_ms)
             self.baseline = min(self._recent)
-            ratio = cost / self.baseline if self.baseline > 0 else 1.0
+            expected = max(self.baseline * tokens, min(self._latencies))
+            ratio = latency_ms / expected if expected > 0 else 1.0
             self.ratio = ratio
             if ratio > TOLERANCE:
                 target = max(1.0, max(1, in_flight) * TOLERANCE / ratio)

@@ -46,3 +46,10 @@ def test_latency_is_compared_per_output_token():
     for tokens in (10, 40, 20, 80) * 10:  # long answers take longer: not queueing
         pacer.observe(10.0 * tokens, tokens, 8)
     assert pacer.allowed == 8
+
+
+def test_a_gateway_whose_latency_does_not_grow_with_tokens_keeps_the_cap():
+    pacer = LatencyPacer(64)
+    for tokens in (30, 90, 45, 60, 75) * 40:  # a fixed overhead, whatever the length
+        pacer.observe(50.0 + tokens % 7, tokens, 64)
+    assert pacer.allowed == 64
