@@ -18,7 +18,7 @@ from tests.servers import ROOT, base_env
 SCENARIO_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "history", "fleet-size"]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)
 def test_quick_bench_runs_every_scenario_and_writes_its_table(tmp_path: Path) -> None:
     out = tmp_path / "results"
     markdown = tmp_path / "BENCHMARKS.md"
