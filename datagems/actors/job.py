@@ -40,7 +40,7 @@ from datagems.actors.messages import (
     Tick,
     WriterRestarted,
 )
-from datagems.actors.pace import LatencyPacer
+from datagems.actors.pace import LatencyPacer, LoopLag
 from datagems.actors.record import CallLoop, RecordJob, run_record
 from datagems.duplicates import SeenRecords
 from datagems.errors import BadRequest, DatagemsError, NotFound, StoreError
@@ -155,6 +155,8 @@ class JobActor(Actor):
         self.work: RecordJob | None = None
         self.pace = LatencyPacer(services.settings.max_in_flight_per_job)  # set at start
         self.pace_shown = -1
+        self.lag = LoopLag()  # the call loop's lag, measured while this job runs
+        self._lag_ticker: concurrent.futures.Future[None] | None = None
         self._ticker: Ticker | None = None
 
     # -- life --------------------------------------------------------------------------
@@ -329,16 +331,21 @@ class JobActor(Actor):
         from datagems.actors.pace import SLOW_START
 
         cap = self.settings.max_in_flight_per_job
+        if self._lag_ticker is None:
+            self._lag_ticker = self.calls.submit(self.lag.run())
         known = getattr(getattr(self.provider, "negotiation", None), "known_in_flight", None)
         if known:
-            return LatencyPacer(cap, known, why="starting where the last job on it ended")
+            why = "starting where the last job on it ended"
+            return LatencyPacer(cap, known, why=why, lag=self.lag)
         if details.inference.use_external_api:
-            return LatencyPacer(cap, SLOW_START)
-        return LatencyPacer(cap)
+            return LatencyPacer(cap, SLOW_START, lag=self.lag)
+        return LatencyPacer(cap, lag=self.lag)
 
     def cleanup(self) -> None:
         if self._ticker:
             self._ticker.stop()
+        if self._lag_ticker is not None:
+            self._lag_ticker.cancel()
         negotiation = getattr(self.provider, "negotiation", None)
         if negotiation is not None and self.pace.observed:
             negotiation.remember_in_flight(self.pace.allowed)

@@ -46,6 +46,7 @@ The clock is injectable so the rules are tested without sleeping.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import deque
@@ -61,6 +62,45 @@ HELD_EXPONENT = 0.25  # completions "held" after a cut new/old: >= (new/old) ** 
 HOLD_SECONDS = 1.0  # after a refuted trial, no cut for this long (doubling, capped)
 HOLD_CAP_SECONDS = 60.0
 ANSWER_TIMES = 512  # answer times kept for the completion rate before a cut
+LAG_TICK_SECONDS = 0.02  # the call loop's timer for its lag, while a job runs
+LAG_SPANS = 4096  # late spans kept (a minute and more of ticks)
+
+
+class LoopLag:
+    """When the call loop ran late: a timer on the loop every ``LAG_TICK_SECONDS``, and the
+    spans between when it was due and when it ran (the loop busy with other records'
+    parsing and validation, or the machine's other processes holding the CPU).
+
+    An answer that reaches a late loop waits for it before its record reads it, so its
+    latency holds the loop's lateness. ``late_ms(start, end)`` is how long the loop was
+    late while a call was out (spans that ended, and the one still open now);
+    ``LatencyPacer`` takes it off the call's latency to keep the server's part. Everything
+    here runs on the call loop's thread, as do the records that ask.
+    """
+
+    def __init__(self, tick: float = LAG_TICK_SECONDS) -> None:
+        self.tick = tick
+        self.due: float | None = None  # when the timer should run next
+        self.spans: deque[tuple[float, float]] = deque(maxlen=LAG_SPANS)
+
+    def late_ms(self, start: float, end: float) -> float:
+        late = 0.0
+        if self.due is not None and end > self.due:  # late now: the timer has not run yet
+            late += end - max(self.due, start)
+        for begun, ended in reversed(self.spans):
+            if ended <= start:
+                break
+            late += max(0.0, min(ended, end) - max(begun, start))
+        return late * 1000
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self.due = due = loop.time() + self.tick
+            await asyncio.sleep(self.tick)
+            ran = loop.time()
+            if ran - due > 0.0005:
+                self.spans.append((due, ran))
 
 
 @dataclass
@@ -83,6 +123,7 @@ class LatencyPacer:
         *,
         why: str = "",
         clock: Callable[[], float] = time.monotonic,
+        lag: LoopLag | None = None,
     ) -> None:
         self.cap = max(1, cap)
         self.level = float(min(self.cap, start)) if start else float(self.cap)
@@ -94,6 +135,8 @@ class LatencyPacer:
         self._latencies: deque[float] = deque(maxlen=BASELINE_WINDOW)
         self._answered: deque[float] = deque(maxlen=ANSWER_TIMES)
         self._clock = clock
+        self._lag = lag
+        self.lag_ms = 0.0  # how late the call loop was during the last answer's call
         self._lock = threading.Lock()
         self._trial: _Trial | None = None
         self._hold_until = 0.0
@@ -127,6 +170,9 @@ class LatencyPacer:
             self.observed += 1
             self._answered.append(now)
             before = (int(self.level), self.reason)
+            call_start = now - latency_ms / 1000
+            self.lag_ms = self._lag.late_ms(call_start, now) if self._lag else 0.0
+            latency_ms = max(latency_ms - self.lag_ms, 0.1)  # the server's part
             self._recent.append(latency_ms / tokens)
             self._latencies.append(latency_ms)
             self.baseline = min(self._recent)
@@ -135,7 +181,7 @@ class LatencyPacer:
             self.ratio = ratio
             holding = now < self._hold_until  # the latency was just shown to be ours
             if self._trial is not None:
-                self._judge(now, now - latency_ms / 1000)
+                self._judge(now, call_start)
             elif ratio > TOLERANCE:
                 if not holding:
                     self._queueing(now, ratio, in_flight)
@@ -218,4 +264,5 @@ class LatencyPacer:
                 "reason": self.reason,
                 "latencyRatio": round(self.ratio, 2) if self.ratio is not None else None,
                 "trials": dict(self.trials),
+                "loopLagMs": round(self.lag_ms, 1),
             }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import random
 
-from datagems.actors.pace import LatencyPacer
+from datagems.actors.pace import LatencyPacer, LoopLag
 
 
 class FakeClock:
@@ -176,3 +176,30 @@ def test_a_gateway_whose_latency_does_not_grow_with_tokens_keeps_the_cap():
     for tokens in (30, 90, 45, 60, 75) * 40:  # a fixed overhead, whatever the length
         pacer.observe(50.0 + tokens % 7, tokens, 64)
     assert pacer.allowed == 64
+
+
+def test_the_time_the_call_loop_was_late_is_not_the_servers():
+    # a server answering in 50 ms; the loop stalled 0-400 ms while some calls were out
+    clock = FakeClock()
+    lag = LoopLag()
+    pacer = LatencyPacer(64, clock=clock, lag=lag)
+    rng = random.Random(3)
+    for _ in range(2000):
+        stall = rng.choice([0.0, 0.0, 0.0, rng.uniform(0.05, 0.4)])
+        start = clock.now
+        if stall:
+            lag.spans.append((start + 0.01, start + 0.01 + stall))
+        clock.now = start + 0.05 + stall + rng.uniform(0, 0.002)
+        pacer.observe((clock.now - start) * 1000, 20, 64)
+        clock.now += 0.001
+    assert pacer.allowed == 64 and pacer.trials == {"confirmed": 0, "refuted": 0}
+    assert pacer.snapshot()["reason"] == "at the cap"
+
+
+def test_loop_lateness_counts_only_while_the_call_was_out():
+    lag = LoopLag()
+    lag.spans.extend([(1.0, 1.2), (2.0, 2.5)])
+    lag.due = 3.0  # due at 3.0, not run yet
+    assert lag.late_ms(0.0, 0.9) == 0
+    assert round(lag.late_ms(1.1, 2.1)) == 200  # 0.1 of the first span, 0.1 of the second
+    assert round(lag.late_ms(2.9, 3.25)) == 250  # late since 3.0, still open
