@@ -332,7 +332,8 @@ class JobActor(Actor):
 
         cap = self.settings.max_in_flight_per_job
         if self._lag_ticker is None:
-            self._lag_ticker = self.calls.submit(self.lag.run())
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing will run
+                self._lag_ticker = self.calls.submit(self.lag.run())
         known = getattr(getattr(self.provider, "negotiation", None), "known_in_flight", None)
         if known:
             why = "starting where the last job on it ended"

@@ -92,7 +92,14 @@ class CallLoop:
             self._loop.close()
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+        """Run ``coro`` on the loop. Raises ``RuntimeError`` when the loop is closed (a job
+        actor's cleanup after the engine stopped): the coroutine is closed first, so it
+        never runs and is not left un-awaited (Python warns of those at garbage collection)."""
+        try:
+            return asyncio.run_coroutine_threadsafe(coro, self._loop)
+        except RuntimeError:
+            coro.close()
+            raise
 
     def ping(self) -> str:
         async def pong() -> str:
@@ -174,17 +181,22 @@ def _looks_like_schema(data: Any, schema: dict[str, Any]) -> bool:
 
 async def generate(work: RecordJob, index: int) -> RecordOutcome:
     """The calls of one record, by the per-record rules above."""
-    from datagems.inference import extract_json, prompts
+    from datagems.inference import prompts
+    from datagems.inference.generation import record_call, record_question
     from datagems.schema_tools import in_field_order
 
-    base = prompts.record_messages(
-        details=work.details, index=index, total=work.total, round_=work.round
+    question = record_question(
+        work.details,
+        job_id=work.job_id,
+        index=index,
+        total=work.total,
+        round_=work.round,
+        constrained=work.constrained,
     )
-    messages = base
-    record_seed = prompts.record_seed(work.job_id, index, work.round)
+    messages = base = question.messages
+    record_seed, schema = question.seed, question.schema
     sampling = work.sampling
     max_tokens = sampling.max_tokens if sampling else None
-    schema = work.constrained if work.constrained is not None else work.details.json_schema
     tokens_in = tokens_out = abandoned = 0
     latency = 0.0
     reason, error = "transport", "not attempted"
@@ -201,12 +213,7 @@ async def generate(work: RecordJob, index: int) -> RecordOutcome:
         started_with = work.pace.call_started() if work.pace else 1
         try:
             completion = await work.provider.acomplete(
-                messages,
-                schema=schema,
-                seed=seed,
-                temperature=sampling.temperature if sampling else None,
-                max_tokens=max_tokens,
-                params=sampling.params if sampling else None,
+                messages, **record_call(sampling, schema, seed=seed, max_tokens=max_tokens)
             )
         except InferenceError as exc:
             reason, error = exc.reason, exc.message
@@ -236,7 +243,7 @@ async def generate(work: RecordJob, index: int) -> RecordOutcome:
             attempt_log["finish"] = completion.finish_reason
         cut = completion.finish_reason == "length"
         try:
-            data = extract_json(completion.text)
+            data = completion.value()
         except InferenceError as exc:
             if cut:
                 reason, error = "length", _cut_message(max_tokens)

@@ -341,12 +341,12 @@ def probe_stages(gateway: str, schema: dict[str, Any], n: int, timeout: float) -
     around it. Each stage's functions are wrapped with
     a thread-CPU clock; the call is the loop's CPU that no other stage took (the transport,
     the body's serialization, the loop itself)."""
-    from datagems import inference
     from datagems.actors.pace import LatencyPacer
     from datagems.actors.record import RecordJob, generate
     from datagems.inference import prompts
     from datagems.inference.constrain import constrained_schema
     from datagems.inference.generation import sampling_for
+    from datagems.inference.providers import Completion
 
     clock = StageClock()
     details = details_for(schema)
@@ -404,7 +404,7 @@ def probe_stages(gateway: str, schema: dict[str, Any], n: int, timeout: float) -
         mock.patch.object(
             prompts, "record_messages", clock.wrap("prompt", prompts.record_messages)
         ),
-        mock.patch.object(inference, "extract_json", clock.wrap("parse", inference.extract_json)),
+        mock.patch.object(Completion, "value", clock.wrap("parse", Completion.value)),
     ):
         cpu, wall = asyncio.run(asyncio.wait_for(drive(), timeout))
     per = {stage: clock.seconds[stage] / n * 1000 for stage in ("prompt", "parse", "validate")}

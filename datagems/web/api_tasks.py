@@ -233,6 +233,7 @@ def peer_usage(state: PeerState) -> dict[str, Any]:
         "avgLatencyMs": round(state.latency_ms_total / records, 1) if records else None,
         "retries": state.retries,
         "duplicates": state.duplicates,
+        "abandonedCalls": state.abandoned_calls,
         "failureReasons": dict(state.failure_reasons),
     }
 
@@ -247,11 +248,12 @@ def job_usage(peers: dict[str, PeerState]) -> dict[str, Any]:
         "avgLatencyMs": None,
         "retries": 0,
         "duplicates": 0,
+        "abandonedCalls": 0,
         "failureReasons": {},
     }
     for state in peers.values():
         mine = peer_usage(state)
-        for name in ("records", "tokensIn", "tokensOut", "retries", "duplicates"):
+        for name in ("records", "tokensIn", "tokensOut", "retries", "duplicates", "abandonedCalls"):
             usage[name] += mine[name]
         for reason, count in mine["failureReasons"].items():
             usage["failureReasons"][reason] = usage["failureReasons"].get(reason, 0) + count

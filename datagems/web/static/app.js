@@ -532,7 +532,9 @@ function initJob() {
       stat("Tokens out", num(usage.tokensOut)),
       stat("Latency / record", usage.avgLatencyMs === null || usage.avgLatencyMs === undefined ? "—" : fmtDuration(usage.avgLatencyMs)),
       stat("Retries", num(usage.retries)),
-      stat("Duplicates", num(usage.duplicates)));
+      stat("Duplicates", num(usage.duplicates)),
+      // calls given up on timeout: the server may have computed (and billed) them unseen
+      stat("Abandoned calls", num(usage.abandonedCalls || 0)));
     renderControl(view);
 
     const cancel = $("#cancel-btn");
