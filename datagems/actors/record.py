@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from datagems.inference import Provider
     from datagems.inference.generation import Sampling
     from datagems.models import JobDetails
-    from datagems.schema_tools import RecordValidator
+    from datagems.schema.validate import RecordValidator
 
 logger = logging.getLogger(__name__)
 BACKOFF_BASE_SECONDS = 0.25
@@ -183,7 +183,7 @@ async def generate(work: RecordJob, index: int) -> RecordOutcome:
     """The calls of one record, by the per-record rules above."""
     from datagems.inference import prompts
     from datagems.inference.generation import record_call, record_question
-    from datagems.schema_tools import in_field_order
+    from datagems.schema.check import in_field_order
 
     question = record_question(
         work.details,
