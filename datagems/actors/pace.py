@@ -223,8 +223,7 @@ class LatencyPacer:
         if trial.answers < wanted:
             return
         self._trial = None
-        elapsed = now - trial.started
-        rate = (trial.answers - 1) / elapsed if elapsed > 0 else None
+        rate = self._per_second(trial.answers, trial.started, now)
         share = int(self.level) / int(trial.from_level)
         if rate is None or rate >= trial.rate_before * share**HELD_EXPONENT:
             self.trials["confirmed"] += 1
@@ -253,8 +252,17 @@ class LatencyPacer:
         n = min(len(times), answers)
         if n < TRIAL_ANSWERS:
             return None
-        elapsed = times[-1] - times[-n]
-        return (n - 1) / elapsed if elapsed > 0 else None
+        return self._per_second(n, times[-n], times[-1])
+
+    def _per_second(self, answers: int, first: float, last: float) -> float | None:
+        """``answers`` answers from ``first`` to ``last``, per second of the time the call
+        loop was not late (a stall of the replica is not the server's pace either; at
+        least a quarter of the time counts)."""
+        elapsed = last - first
+        if elapsed <= 0:
+            return None
+        late = self._lag.late_ms(first, last) / 1000 if self._lag else 0.0
+        return (answers - 1) / max(elapsed - late, elapsed / 4)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
