@@ -555,3 +555,8 @@ def schema_set(ctx: Context, deadline: Deadline) -> Scenario:
         finally:
             services.close()
     return sc
+
+
+# fifteen runs of N records (three schemas: limit, replica, limit, replica, limit) and a probe
+# each: five minutes on a quiet machine is close, a shared one needs more
+schema_set.bound_for = lambda quick: 60 if quick else 900  # type: ignore[attr-defined]
