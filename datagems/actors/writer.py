@@ -42,13 +42,13 @@ from datagems.actors.messages import (
     PaceChanged,
     RangeFailed,
     RecordDone,
-    RecordOutcome,
     RecordsStarted,
     RecordStateChanged,
     SliceUploaded,
     Tick,
 )
 from datagems.errors import StoreError
+from datagems.inference.pipeline import RecordOutcome
 from datagems.job import lifecycle
 from datagems.models import InFlightRecord, PeerState, RecentRecord, ReplicaBeat, now_iso
 from datagems.services import Services
