@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import ServerProcess, base_env, datagems_command, free_port, wait_until
+from datagems.bench.procs import clean_env, datagems_command, free_port, wait_until
+from tests.servers import ServerProcess
 
 
 @dataclass
@@ -45,7 +46,7 @@ def start_devnode(data_dir: Path) -> DevNode:
             "--data-dir",
             str(data_dir),
         ),
-        env=base_env(),
+        env=clean_env(),
         ready_url=f"http://127.0.0.1:{cstore_port}/get_status",
     )
     process.start()

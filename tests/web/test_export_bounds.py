@@ -15,8 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from datagems.bench.procs import datagems_command, free_port
 from tests.fleet import ADMIN_PASSWORD
-from tests.servers import ServerProcess, datagems_command, free_port
+from tests.servers import ServerProcess
 from tests.web.harness import LiveApp, confirm, finish_job
 
 pytestmark = pytest.mark.fleet
