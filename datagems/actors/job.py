@@ -34,7 +34,6 @@ from datagems.actors.messages import (
     PaceChanged,
     RangeFailed,
     RecordDone,
-    RecordOutcome,
     RecordsStarted,
     SliceUploaded,
     Tick,
@@ -44,6 +43,7 @@ from datagems.actors.pace import LatencyPacer, LoopLag
 from datagems.actors.record import CallLoop, RecordJob, run_record
 from datagems.errors import BadRequest, DatagemsError, NotFound, StoreError
 from datagems.inference import Provider
+from datagems.inference.pipeline import RecordOutcome
 from datagems.job.results import ResultFile, ResumeState
 from datagems.job.seen import SeenRecords
 from datagems.job.state import cancel_applies, coverage, peer_ranges
@@ -237,14 +237,11 @@ class JobActor(Actor):
         """The provider (one connection pool) and what every record of the job shares.
         Returns why the work cannot start (its inference profile is gone, its URL refused,
         its schema unusable), if so: no record is started then."""
-        from datagems.inference.constrain import constrained_schema
-        from datagems.inference.generation import sampling_for
+        from datagems.inference.pipeline import record_calls
         from datagems.job.lifecycle import provider_for
-        from datagems.schema.check import field_order
-        from datagems.schema.validate import compile_validator
 
         cannot_start: DatagemsError | None = None
-        validator: Any = None
+        calls: Any = None
         try:
             self.provider = provider_for(
                 self.services,
@@ -252,30 +249,25 @@ class JobActor(Actor):
                 job.owner,
                 max_connections=min(self.settings.max_in_flight_per_job, self.slots.capacity),
             )
-            validator = compile_validator(details.json_schema)
+            calls = record_calls(
+                details,
+                self.provider,
+                job_id=self.job_id,
+                total=job.total_records,
+                attempts=self.settings.attempts_per_record,
+                max_tokens=self.settings.record_max_tokens,
+                round_=self.version[1],
+            )
         except (NotFound, BadRequest) as exc:
             cannot_start = exc
         self.pace = self._pacer(details)
         self.work = RecordJob(
-            job_id=self.job_id,
+            calls=calls,  # None: nothing starts
             owner=self.owner,
-            details=details,
-            validator=validator,
-            fields=field_order(details.json_schema),
-            total=job.total_records,
-            attempts=self.settings.attempts_per_record,
-            provider=self.provider,  # type: ignore[arg-type]  # None: nothing starts
             pacer=self.slots,
             job=self.actor_ref,
             writer=self.writer,
-            sampling=sampling_for(
-                details.json_schema,
-                details.inference.parameters,
-                self.settings.record_max_tokens,
-            ),
             pace=self.pace,
-            round=self.version[1],
-            constrained=constrained_schema(details.json_schema),
         )
         logger.info(
             "job %s: working %s, %d to call (%d failed ones again)",

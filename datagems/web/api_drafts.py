@@ -26,11 +26,11 @@ from datagems.accounts.tokens import (
 from datagems.errors import BadRequest, DatagemsError, InferenceError, SchemaInvalid, UpstreamError
 from datagems.inference import prompts
 from datagems.inference.extract import extract_json
+from datagems.inference.pipeline import RecordCalls, RecordOutcome, generate, record_calls
 from datagems.job import caps, lifecycle
 from datagems.models import InferenceSpec, JobDetails, dataset_mode_flag, now_iso
 from datagems.schema.check import check_schema
 from datagems.schema.sanitize import draft_problem, sanitize_schema
-from datagems.schema.validate import compile_validator
 from datagems.ssrf import check_public_url
 from datagems.web import limits
 from datagems.web.auth import Caller, caller, session_secret
@@ -47,7 +47,7 @@ DRAFT_TEMPERATURE = 0.2
 
 DRAFT_MAX_TOKENS = 2048
 
-RECORD_MAX_TOKENS = 1024
+PREVIEW_ATTEMPTS = 1  # a failing sample is shown as it failed (a job would try it again)
 
 CONTENDED_ATTEMPTS = 8  # a confirm counting against others' confirms backs off this often
 
@@ -224,39 +224,28 @@ async def draft_schema(request: web.Request) -> web.Response:
     return web.json_response(answer)
 
 
-def _preview_one(
-    provider: Any, details: JobDetails, validator: Any, index: int, total: int
-) -> dict[str, Any]:
-    from datagems.inference.constrain import constrained_schema
-    from datagems.inference.generation import sampling_for
-
-    messages = prompts.record_messages(details=details, index=index, total=total)
-    sampling = sampling_for(details.json_schema, details.inference.parameters, RECORD_MAX_TOKENS)
-    started = time.perf_counter()
+async def _previews(calls: RecordCalls) -> list[RecordOutcome]:
     try:
-        completion = provider.complete(
-            messages,
-            schema=constrained_schema(details.json_schema),
-            temperature=sampling.temperature,
-            max_tokens=sampling.max_tokens,
-            params=sampling.params,
-            seed=prompts.record_seed(details.id, index),
-        )
-        data = extract_json(completion.text)
-    except InferenceError as exc:
-        return {"i": index, "ok": False, "reason": exc.reason, "error": exc.message}
-    latency = round((time.perf_counter() - started) * 1000, 1)
-    errors = validator.errors(data)
-    if errors:
-        return {
-            "i": index,
-            "ok": False,
-            "reason": "schema_violation",
-            "error": "; ".join(errors[:3]),
-            "data": data,
-            "latencyMs": latency,
-        }
-    return {"i": index, "ok": True, "data": data, "latencyMs": latency}
+        return list(await asyncio.gather(*(generate(calls, i) for i in range(PREVIEW_RECORDS))))
+    finally:
+        await calls.provider.aclose()
+
+
+def _preview_records(calls: RecordCalls) -> list[RecordOutcome]:
+    """The preview's records through the record pipeline, on a loop of this worker thread
+    (their validation never holds the web's loop)."""
+    return asyncio.run(_previews(calls))
+
+
+def _preview_payload(outcome: RecordOutcome) -> dict[str, Any]:
+    shown: dict[str, Any] = {"i": outcome.i, "ok": outcome.ok}
+    if outcome.ok:
+        shown["data"] = outcome.data
+    else:
+        shown.update(reason=outcome.reason, error=outcome.error)
+    if outcome.latency_ms:
+        shown["latencyMs"] = round(outcome.latency_ms, 1)
+    return shown
 
 
 async def preview(request: web.Request) -> web.Response:
@@ -278,19 +267,23 @@ async def preview(request: web.Request) -> web.Response:
         dataset_mode=draft.get("datasetMode"),
         total_records=int(draft.get("totalRecords") or PREVIEW_RECORDS),
     )
-    validator = compile_validator(schema)
     provider = await asyncio.to_thread(_provider, request, spec, who.username)
     started = time.perf_counter()
     total = max(PREVIEW_RECORDS, details.total_records or 0)
     try:
-        records = await asyncio.gather(
-            *(
-                asyncio.to_thread(_preview_one, provider, details, validator, i, total)
-                for i in range(PREVIEW_RECORDS)
-            )
+        calls = record_calls(
+            details,
+            provider,
+            job_id=details.id,
+            total=total,
+            attempts=PREVIEW_ATTEMPTS,
+            max_tokens=request.app[SERVICES].settings.record_max_tokens,
         )
-    finally:
+    except BaseException:
         await asyncio.to_thread(provider.close)
+        raise
+    outcomes = await asyncio.to_thread(_preview_records, calls)
+    records = [_preview_payload(outcome) for outcome in outcomes]
     state = request.app[STATE]
     state.preview_calls += 1
     state.preview_records_ok += sum(1 for r in records if r["ok"])

@@ -68,7 +68,7 @@ from datagems.accounts.users import Account, Accounts
 from datagems.errors import DatagemsError, Unauthorized
 from datagems.job import index, lifecycle, listing
 from datagems.job.listing import Head, Query, Row
-from datagems.job.state import JobView, reads_cancel, settled
+from datagems.job.state import JobView, reads_cancel, settled, view_of
 from datagems.models import TERMINAL_STATUSES, ClosedJob, JobBase, JobDetails, ReplicaBeat
 from datagems.services import Services
 from datagems.store.base import decode_value
@@ -197,8 +197,8 @@ def build_view(
     previous: CachedView | None,
 ) -> CachedView:
     """A job's view from stored texts: ``previous`` itself when no text changed, else
-    derived again (``lifecycle.view_of``, which writes a finished base back), parsing only the
-    texts that changed."""
+    derived again (``state.view_of``: a read writes nothing), parsing only the texts that
+    changed."""
     if (
         previous is not None
         and previous.base_raw == base_raw
@@ -230,7 +230,7 @@ def build_view(
         commands = previous.view.commands
     else:
         commands = services.commands.parse_raw(base.id, commands_raw)
-    view = lifecycle.view_of(services, base, peers, cancel, commands)
+    view = view_of(base, peers, cancel, commands)
     final = (
         base.status in TERMINAL_STATUSES
         and view.job.status in TERMINAL_STATUSES

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import statistics
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,10 @@ from typing import Any
 import pytest
 
 from datagems.actors.engine import Engine
+from datagems.bench.procs import wait_until
 from datagems.inference import OpenAIProvider, prompts
 from datagems.inference.capabilities import OPENAI_FORMS, CapabilitiesRepo, Capability, endpoint_key
 from datagems.inference.generation import max_tokens_for
-from datagems.job import lifecycle
 from datagems.job.records import records_page
 from datagems.job.state import JobView
 from datagems.mock.server import MOCK_KEY, MockLLM, start_mock
@@ -28,7 +27,13 @@ from datagems.models import InferenceProfile, UserSettings
 from datagems.services import Services
 from datagems.settings import Settings
 from datagems.web.presenters import job_usage
-from tests.actors.jobkit import PERSON_SCHEMA, ask, exported_entries, wait_for_status
+from tests.actors.jobkit import (
+    PERSON_SCHEMA,
+    ask,
+    confirm_job,
+    exported_entries,
+    wait_for_status,
+)
 from tests.servers import wait_until
 
 PROFILE = "local-llm"
@@ -114,21 +119,7 @@ def start_job(
         inference = {"useExternalApi": True, "profileId": PROFILE}
     if params is not None:
         inference["parameters"] = params
-    job_id = str(uuid.uuid4())
-    lifecycle.create_job(
-        services,
-        owner="alice",
-        job_id=job_id,
-        draft={
-            "title": "People",
-            "totalRecords": total,
-            "description": "Customers of a software company",
-            "instructions": "Realistic, varied people.",
-            "schema": PERSON_SCHEMA,
-            "inference": inference,
-        },
-    )
-    return job_id
+    return confirm_job(services, total, inference=inference)
 
 
 def finished(services: Services, job_id: str, timeout: float = 90) -> JobView:

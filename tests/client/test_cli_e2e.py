@@ -21,9 +21,9 @@ import httpx
 import orjson
 import pytest
 
+from datagems.bench.procs import clean_env, datagems_command, wait_until
 from datagems.job import lifecycle
 from tests.fleet import ADMIN_PASSWORD, Fleet
-from tests.servers import base_env, datagems_command, wait_until
 
 pytestmark = pytest.mark.fleet
 DESCRIPTION = "A product of an online shop, with a name, a price and tags."
@@ -70,7 +70,7 @@ class Run:
 def cli(*args: str, timeout: float = RUN_TIMEOUT, **env: str) -> Run:
     done = subprocess.run(
         datagems_command(*args),
-        env=base_env(**env),
+        env=clean_env(**env),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -244,7 +244,7 @@ def test_ctrl_c_without_a_terminal_leaves_the_job_running_and_exits_130(
             *("generate", DESCRIPTION, "--count", "60", "--yes", "--url", url),
             *("--token", token, "--out", str(tmp_path / "slow.csv")),
         ),
-        env=base_env(),
+        env=clean_env(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -291,7 +291,7 @@ def test_ctrl_c_on_a_terminal_asks_and_cancels_the_job_when_told_so(
             *("generate", DESCRIPTION, "--count", "60", "--yes", "--url", url),
             *("--token", token, "--out", str(tmp_path / "slow.csv")),
         ),
-        env=base_env(COLUMNS="100"),
+        env=clean_env(COLUMNS="100"),
         stdin=child,
         stderr=child,
         stdout=subprocess.PIPE,
@@ -342,7 +342,7 @@ def test_without_a_token_a_terminal_prompt_signs_in_and_never_echoes_the_passwor
     main, child = os.openpty()
     proc = subprocess.Popen(
         datagems_command("jobs", "--url", url, "--json"),
-        env=base_env(),
+        env=clean_env(),
         stdin=child,
         stderr=child,
         stdout=subprocess.PIPE,

@@ -16,10 +16,10 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from datagems.accounts.users import Accounts
+from datagems.bench.procs import free_port, wait_until
 from datagems.store import keys
 from datagems.store.repos import UsersRepo
 from tests.fleet import ADMIN_PASSWORD, AUTH_PEPPER, TEST_SECRETS, Fleet
-from tests.servers import free_port, wait_until
 
 pytestmark = pytest.mark.fleet
 PEERS = ["a", "b", "c"]

@@ -11,10 +11,10 @@ import orjson
 import pytest
 
 from datagems.accounts.tokens import issue_draft, issue_session
+from datagems.bench.procs import wait_until
 from datagems.web.keys import READ_CACHE
 from datagems.web.routes import ROUTES
 from tests.fleet import ADMIN_PASSWORD, SESSION_SECRET
-from tests.servers import wait_until
 from tests.web.harness import (
     USER_PASSWORD,
     LiveApp,

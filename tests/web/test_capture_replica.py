@@ -103,7 +103,7 @@ def test_the_metrics_agree_with_the_captured_jobs_on_both_dashboards(seeded) -> 
     }
     with login(fleet, "admin", capture.ADMIN_PASSWORD) as admin:
         assert admin.get("/api/metrics").json()["metrics"] == expected
-    from tests.servers import wait_until
+    from datagems.bench.procs import wait_until
 
     wait_until(lambda: fleet.cstore.get("datagen:metrics") == expected, timeout=30)
 

@@ -12,9 +12,9 @@ import httpx
 import orjson
 import pytest
 
+from datagems.bench.procs import wait_until
 from datagems.web.routes import ROUTES
 from tests.fleet import ADMIN_PASSWORD, Fleet
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.fleet
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from datagems.bench.procs import devnode_command, free_port
 from tests.fleet import ADMIN_PASSWORD
-from tests.servers import ServerProcess, datagems_command, free_port
+from tests.servers import ServerProcess
 from tests.web.harness import LiveApp, confirm, finish_job
 
 pytestmark = pytest.mark.fleet
@@ -28,15 +29,7 @@ def devnode(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
     cstore_port, r1fs_port = free_port(), free_port()
     node = ServerProcess(
         "devnode-export",
-        datagems_command(
-            "devnode",
-            "--cstore-port",
-            str(cstore_port),
-            "--r1fs-port",
-            str(r1fs_port),
-            "--data-dir",
-            str(root),
-        ),
+        devnode_command(cstore_port, r1fs_port, root),
         ready_url=f"http://127.0.0.1:{cstore_port}/get_status",
     )
     node.start()

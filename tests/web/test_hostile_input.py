@@ -21,10 +21,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from datagems.bench.procs import free_port
 from datagems.schema.check import MAX_SCHEMA_BYTES
 from datagems.web.routes import ROUTES
 from tests.fleet import ADMIN_PASSWORD, TEST_SECRETS
-from tests.servers import free_port
 from tests.web.harness import USER_PASSWORD, LiveApp, confirm, draft, finish_job, session_token
 from tests.web.test_fuzz import loopback_only
 

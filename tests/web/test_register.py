@@ -15,10 +15,10 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
+from datagems.bench.procs import free_port, wait_until
 from datagems.models import InferenceProfile, UserSettings
 from datagems.store import keys
 from tests.fleet import ADMIN_PASSWORD
-from tests.servers import free_port, wait_until
 from tests.web.harness import LiveApp, confirm
 
 PUBLIC_URL = "https://gems.example.org"

@@ -304,7 +304,7 @@ def seed_finished_job(services: Services, total: int, seed: int = 7) -> str:
                 result_cid=cid,
             ),
         )
-    lifecycle.refresh(services, job_id)
+    lifecycle.finalize(services, job_id)
     return job_id
 
 
