@@ -34,7 +34,6 @@ from tests.actors.jobkit import (
     exported_entries,
     wait_for_status,
 )
-from tests.servers import wait_until
 
 PROFILE = "local-llm"
 
