@@ -61,8 +61,16 @@ class Route:
 
 
 JOB_ID_ERRORS = (401, 404)
-FORMAT = Param("format", "export format", enum=("json", "jsonl", "csv"))
+FORMAT = Param("format", "export format", enum=("json", "jsonl", "csv", "parquet"))
 PARTIAL = Param("partial", "true: export what is done of a running or cancelled job")
+# the export's row set (datagems.job.rows): the same rows in every format
+EXPORT_META = Param("meta", "comma list of index, status, error: columns _index, _status, _error")
+EXPORT_FAILED = Param(
+    "failed",
+    "include (default: a row per index, empty when failed) or exclude",
+    enum=("include", "exclude"),
+)
+EXPORT_FLATTEN = Param("flatten", "true: nested fields as columns a.b in CSV and Parquet")
 
 ROUTES: tuple[Route, ...] = (
     # health and auth
@@ -226,7 +234,7 @@ ROUTES: tuple[Route, ...] = (
         api_tasks.export_task,
         "The merged dataset as a download",
         "tasks",
-        query=(FORMAT, PARTIAL),
+        query=(FORMAT, PARTIAL, EXPORT_META, EXPORT_FAILED, EXPORT_FLATTEN),
         kind="file",
         errors=(400, 401, 404, 409),
     ),
