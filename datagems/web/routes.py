@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from datagems.listing import MAX_PAGE_SIZE, PAGE_SIZE, STATUSES
-from datagems.web import api_auth, api_misc, api_tasks, api_user, openapi, pages
+from datagems.web import api_auth, api_misc, api_records, api_tasks, api_user, openapi, pages
 from datagems.web.bodies import (
     AccountDeleteBody,
     ConfirmBody,
@@ -226,6 +226,29 @@ ROUTES: tuple[Route, ...] = (
             Param("offset", "first global index", type="integer"),
             Param("limit", "page size (1-500)", type="integer"),
         ),
+        errors=(400, 401, 404),
+    ),
+    # the records view (datagems.web.api_records)
+    Route(
+        "GET",
+        "/api/tasks/{id}/rows",
+        api_records.task_rows,
+        "A page of records for the grid, filtered (show) and searched (q), with counts",
+        "tasks",
+        query=(
+            Param("offset", "first record of the page, among those shown", type="integer"),
+            Param("limit", "page size (1-200)", type="integer"),
+            Param("show", "which records", enum=("all", "ok", "failed", "retried", "in_flight")),
+            Param("q", "text the record's data or error holds (case-insensitive)"),
+        ),
+        errors=(400, 401, 404),
+    ),
+    Route(
+        "GET",
+        "/api/tasks/{id}/records/{index}",
+        api_records.task_record,
+        "One record: data or error, its prompt, every attempt (raw answer, error, latency)",
+        "tasks",
         errors=(400, 401, 404),
     ),
     Route(
