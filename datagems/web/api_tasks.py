@@ -41,7 +41,7 @@ from datagems.errors import (
 )
 from datagems.inference import prompts
 from datagems.inference.extract import extract_json
-from datagems.job import rows
+from datagems.job import honest, rows
 from datagems.models import (
     TERMINAL_STATUSES,
     CommandDecision,
@@ -211,8 +211,15 @@ async def view_body(request: web.Request, cached: CachedView) -> bytes:
     beats = await request.app[READ_CACHE].replicas()
     # a peer never seen beating is the original app's (none when no replica has ever beaten)
     originals = [p for p in cached.view.job.peers if p not in beats] if beats else []
-    body = orjson.dumps(view_payload(cached.view, details, originals))
-    if details is not None or not cached.view.job.job_details_cid:
+    payload = view_payload(cached.view, details, originals)
+    others = (
+        await request.app[READ_CACHE].open_views() if cached.view.job.status == "queued" else []
+    )
+    settings = request.app[SERVICES].settings
+    payload["state"] = honest.state_of(cached.view, originals, beats, others, settings)
+    body = orjson.dumps(payload)
+    queued = cached.view.job.status == "queued"  # its reason follows other jobs and beats
+    if (details is not None or not cached.view.job.job_details_cid) and not queued:
         cached.body = body  # not when the details could not be read: try again next time
     return body
 
@@ -791,6 +798,13 @@ async def export_task(request: web.Request) -> web.StreamResponse:
 # --------------------------------------------------------------------------- live events
 
 
+async def _settled(request: web.Request, cached: CachedView) -> bool:
+    """Will the job's page change no more? (A cancel has ended on every peer of ours.)"""
+    beats = await request.app[READ_CACHE].replicas()
+    originals = [p for p in cached.view.job.peers if p not in beats] if beats else []
+    return honest.settled(cached.view, originals, request.app[SERVICES].settings)
+
+
 def _sse(event: str, data: bytes) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
 
@@ -828,7 +842,7 @@ async def task_events(request: web.Request) -> web.StreamResponse:
                 await response.write(b": keep-alive\n\n")
                 last_write = time.monotonic()
             status = cached.view.job.status
-            if status in TERMINAL_STATUSES:
+            if status in TERMINAL_STATUSES and await _settled(request, cached):
                 await response.write(_sse("end", orjson.dumps({"status": status})))
                 break
             try:
