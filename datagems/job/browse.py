@@ -13,6 +13,8 @@ again up to its last record.
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import threading
 from array import array
 from collections import OrderedDict
@@ -53,9 +55,15 @@ class Summary:
     lines: list[bytes] | None = field(default_factory=list)  # None: too big to keep
     size: int = 0
 
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SHOWS, 0))
+
     def add(self, entry: dict[str, Any]) -> None:
-        self.indices.append(entry["i"])
-        self.flags.append((OK if entry.get("ok") else 0) | (RETRIED if _retried(entry) else 0))
+        flag = (OK if entry.get("ok") else 0) | (RETRIED if _retried(entry) else 0)
+        self.indices.append(entry["i"])  # merged_entries yields them by index
+        self.flags.append(flag)
+        self.counts["all"] += 1
+        self.counts["ok" if flag & OK else "failed"] += 1
+        self.counts["retried"] += bool(flag & RETRIED)
         if self.lines is not None:
             line = orjson.dumps(entry)
             self.size += len(line)
@@ -63,6 +71,18 @@ class Summary:
                 self.lines = None
             else:
                 self.lines.append(line)
+
+    def position(self, index: int) -> int:
+        """Where record ``index`` is in the summary, -1 when no slice has it."""
+        at = bisect.bisect_left(self.indices, index)
+        return at if at < len(self.indices) and self.indices[at] == index else -1
+
+
+def _item(summary: Summary, live: dict[int, _Item], index: int, at: int) -> _Item:
+    if at < 0:
+        return live[index]
+    flag = summary.flags[at]
+    return _Item(index, "ok" if flag & OK else "failed", bool(flag & RETRIED), at)
 
 
 class RecordIndex:
@@ -109,27 +129,27 @@ def _peer_of(view: JobView) -> Any:
     return lambda index: next((p for start, end, p in ranges if start <= index < end), None)
 
 
-def _items(summary: Summary, view: JobView) -> list[_Item]:
-    """Every known record by index: the slices', then the live ones (in flight wins)."""
-    known: dict[int, _Item] = {}
-    for at, (index, flag) in enumerate(zip(summary.indices, summary.flags, strict=True)):
-        known[index] = _Item(index, "ok" if flag & OK else "failed", bool(flag & RETRIED), at)
+def _live(summary: Summary, view: JobView) -> dict[int, _Item]:
+    """What the peer states show beyond the slices: records just finished (not uploaded
+    yet) and records in flight (over their slice line: a retry round calls them again)."""
+    live: dict[int, _Item] = {}
     for peer, state in view.peers.items():
         for record in state.recent:
-            if record.i not in known:
-                live = {
-                    "i": record.i,
-                    "ok": record.ok,
-                    "data": record.data,
-                    "reason": record.reason,
-                    "error": record.message,
-                    "attempts": record.attempts,
-                    "peer": peer,
-                }
-                state_name = "ok" if record.ok else "failed"
-                known[record.i] = _Item(record.i, state_name, record.attempts > 1, live=live)
+            if summary.position(record.i) >= 0 or record.i in live:
+                continue
+            body = {
+                "i": record.i,
+                "ok": record.ok,
+                "data": record.data,
+                "reason": record.reason,
+                "error": record.message,
+                "attempts": record.attempts,
+                "peer": peer,
+            }
+            name = "ok" if record.ok else "failed"
+            live[record.i] = _Item(record.i, name, record.attempts > 1, live=body)
         for flying in state.in_flight:
-            live = {
+            body = {
                 "i": flying.i,
                 "attempts": flying.attempt,
                 "reason": flying.reason,
@@ -137,8 +157,8 @@ def _items(summary: Summary, view: JobView) -> list[_Item]:
                 "peer": peer,
             }
             retried = flying.attempt > 1 or flying.state == "retrying"
-            known[flying.i] = _Item(flying.i, flying.state, retried, live=live)
-    return [known[i] for i in sorted(known)]
+            live[flying.i] = _Item(flying.i, flying.state, retried, live=body)
+    return live
 
 
 def _shown(item: _Item, show: str) -> bool:
@@ -149,6 +169,48 @@ def _shown(item: _Item, show: str) -> bool:
     if show == "in_flight":
         return item.state not in ("ok", "failed")
     return item.state == show
+
+
+def _flag_test(show: str) -> Any:
+    """Which summary flags ``show`` keeps (the slices hold no record in flight)."""
+    if show == "ok":
+        return lambda flag: flag & OK
+    if show == "failed":
+        return lambda flag: not flag & OK
+    if show == "retried":
+        return lambda flag: flag & RETRIED
+    if show == "in_flight":
+        return lambda flag: False
+    return None
+
+
+def _chosen(summary: Summary, live: dict[int, _Item], show: str) -> list[tuple[int, int]]:
+    """(index, summary position or -1) of every record ``show`` keeps, by index."""
+    test = _flag_test(show)
+    indices, flags = summary.indices, summary.flags
+    if test is None:
+        kept = list(zip(indices, range(len(indices)), strict=True))
+    else:
+        kept = [(indices[at], at) for at, flag in enumerate(flags) if test(flag)]
+    if not live:
+        return kept
+    kept = [(i, at) for i, at in kept if i not in live]  # a live state wins over its line
+    extra = sorted((i, -1) for i, item in live.items() if _shown(item, show))
+    return list(heapq.merge(kept, extra))
+
+
+def _counts(summary: Summary, live: dict[int, _Item]) -> dict[str, int]:
+    counts = dict(summary.counts)
+    for index, item in live.items():
+        at = summary.position(index)
+        if at >= 0:  # the live state replaces the line's
+            flag = summary.flags[at]
+            counts["all"] -= 1
+            counts["ok" if flag & OK else "failed"] -= 1
+            counts["retried"] -= bool(flag & RETRIED)
+        for name in SHOWS:
+            counts[name] += _shown(item, name)
+    return counts
 
 
 def _entries_at(
@@ -171,27 +233,34 @@ def _entries_at(
 
 
 def _matches(
-    services: Services, view: JobView, summary: Summary, items: list[_Item], q: str
-) -> list[_Item]:
-    """The items whose record (data, error, reason) holds ``q``, case-insensitive."""
-    needle = q.lower()
+    services: Services,
+    view: JobView,
+    summary: Summary,
+    live: dict[int, _Item],
+    chosen: list[tuple[int, int]],
+    q: str,
+) -> list[tuple[int, int]]:
+    """The records of ``chosen`` whose line (data, error, reason) holds ``q``, any case."""
+    needle = q.lower().encode()
     if summary.lines is not None:
         lines = summary.lines
-        texts = {
-            it.at: lines[it.at].decode("utf-8", "replace").lower() for it in items if it.at >= 0
-        }
-    else:
-        wanted = {it.at for it in items if it.at >= 0}
-        texts = {}
-        for at, entry in enumerate(export.merged_entries(services, view.job.id, partial=True)):
-            if at in wanted:
-                texts[at] = orjson.dumps(entry).decode("utf-8", "replace").lower()
-    kept = []
-    for item in items:
-        text = texts.get(item.at, "") if item.at >= 0 else orjson.dumps(item.live).decode().lower()
-        if needle in text:
-            kept.append(item)
-    return kept
+        return [
+            (i, at)
+            for i, at in chosen
+            if (needle in lines[at].lower() if at >= 0 else _live_holds(live[i], needle))
+        ]
+    wanted = {at for _, at in chosen if at >= 0}
+    holding = set()
+    for at, entry in enumerate(export.merged_entries(services, view.job.id, partial=True)):
+        if at in wanted and needle in orjson.dumps(entry).lower():
+            holding.add(at)
+    return [
+        (i, at) for i, at in chosen if (at in holding if at >= 0 else _live_holds(live[i], needle))
+    ]
+
+
+def _live_holds(item: _Item, needle: bytes) -> bool:
+    return needle in orjson.dumps(item.live).lower()
 
 
 def _row(item: _Item, entry: dict[str, Any] | None, peer_of: Any) -> dict[str, Any]:
@@ -230,15 +299,19 @@ def page(
         raise BadRequest(f"show must be one of {', '.join(SHOWS)}")
     q = q.strip()[:QUERY_CHARS]
     summary = records.summary(services, view)
-    items = _items(summary, view)
-    counts = {name: sum(1 for it in items if _shown(it, name)) for name in SHOWS}
-    shown = [it for it in items if _shown(it, show)]
-    if q:
-        shown = _matches(services, view, summary, shown, q)
-    chosen = shown[offset : offset + limit]
-    entries = _entries_at(services, view, summary, [it.at for it in chosen if it.at >= 0])
+    live = _live(summary, view)
+    counts = _counts(summary, live)
+    if show == "all" and not q and not live:  # the common page: no list of every record
+        matched = len(summary.indices)
+        chosen = [(summary.indices[at], at) for at in range(offset, min(matched, offset + limit))]
+    else:
+        shown = _chosen(summary, live, show)
+        if q:
+            shown = _matches(services, view, summary, live, shown, q)
+        matched, chosen = len(shown), shown[offset : offset + limit]
+    entries = _entries_at(services, view, summary, [at for _, at in chosen if at >= 0])
     peer_of = _peer_of(view)
-    rows = [_row(it, entries.get(it.at), peer_of) for it in chosen]
+    rows = [_row(_item(summary, live, i, at), entries.get(at), peer_of) for i, at in chosen]
     columns = field_columns(details.json_schema, nested=True) if details else []
     seen = dict.fromkeys(columns)
     for row in rows:
@@ -246,7 +319,7 @@ def page(
             seen.setdefault(key, None)
     return {
         "total": view.job.total_records,
-        "matched": len(shown),
+        "matched": matched,
         "offset": offset,
         "limit": limit,
         "show": show,
@@ -268,7 +341,9 @@ def detail(
     error, raw answer when rejected, latency, tokens), earlier rounds, and its prompt as
     rebuilt from the job's details."""
     summary = records.summary(services, view)
-    item = next((it for it in _items(summary, view) if it.i == index), None)
+    live = _live(summary, view)
+    at = summary.position(index)
+    item = live.get(index) or (_item(summary, live, index, at) if at >= 0 else None)
     if item is None:
         if 0 <= index < view.job.total_records:
             return {"i": index, "n": index + 1, "state": "waiting", "attempts": 0, "tries": []}

@@ -69,11 +69,12 @@ def _text(value: Any) -> str | None:
 
 
 def _converter(kind: pa.DataType) -> Any:
+    """What a value needs to fit its column (``None``: nothing)."""
     if kind == pa.string():
         return _text
     if kind == pa.float64():
         return lambda value: None if value is None else float(value)
-    return lambda value: value
+    return None
 
 
 def parquet_chunks(found: Iterator[Row], header: Header, options: ExportOptions) -> Iterator[bytes]:
@@ -89,7 +90,8 @@ def parquet_chunks(found: Iterator[Row], header: Header, options: ExportOptions)
         count = 0
         for row in found:
             for at, value in enumerate(row_cells(row, header, options)):
-                columns[at].append(convert[at](value))
+                fit = convert[at]
+                columns[at].append(value if fit is None else fit(value))
             count += 1
             if count == PARQUET_ROWS:
                 writer.write_table(pa.Table.from_arrays(columns, schema=schema))

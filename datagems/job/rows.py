@@ -140,7 +140,7 @@ def _cells(data: Any, flat: bool) -> dict[str, Any]:
 # ------------------------------------------------------------------------- the rows
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Row:
     index: int
     status: str  # ok | failed | missing

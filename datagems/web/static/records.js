@@ -32,6 +32,12 @@ window.DGRecords = (function () {
     if (value === null || value === undefined) return "";
     return typeof value === "string" ? value : JSON.stringify(value);
   }
+  function reasonText(row) {
+    // the error of a failed record starts with its reason ("invalid_json: ..."): once
+    const error = row.error || "", reason = row.reason || "";
+    if (!reason || error.startsWith(reason)) return error || reason;
+    return error ? `${reason}: ${error}` : reason;
+  }
   async function getJSON(path) {
     const response = await fetch(path, { headers: { Accept: "application/json" }, credentials: "same-origin" });
     const body = await response.json().catch(() => ({}));
@@ -119,7 +125,7 @@ window.DGRecords = (function () {
         }
       } else {
         const why = row.state === "ok" ? "data shown once the peer uploads its slice"
-          : [row.reason, row.error].filter(Boolean).join(": ") || (row.state === "failed" ? "failed" : `${row.state} on ${row.peer || "a peer"}`);
+          : reasonText(row) || (row.state === "failed" ? "failed" : `${row.state} on ${row.peer || "a peer"}`);
         tr.append(make("td", { class: "cell why", colspan: Math.max(1, columns.length), "data-label": "Why", text: why }));
       }
       tr.addEventListener("click", () => open(row.i, tr));
@@ -184,8 +190,7 @@ window.DGRecords = (function () {
       fact("State", record.state), fact("Attempts", String(record.attempts || 0)),
       fact("Peer", record.peer || "—"), fact("Round", String(record.round || 0))));
     if (record.error || record.reason) {
-      body.append(make("p", { class: "notice notice-error record-error", role: "note",
-        text: [record.reason, record.error].filter(Boolean).join(" · ") }));
+      body.append(make("p", { class: "notice notice-error record-error", role: "note", text: reasonText(record) }));
     }
     if (record.data !== undefined && record.data !== null) {
       body.append(make("h3", { class: "label", text: "Record" }), make("pre", { class: "code", text: JSON.stringify(record.data, null, 2) }));
