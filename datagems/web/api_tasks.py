@@ -218,8 +218,10 @@ async def view_body(request: web.Request, cached: CachedView) -> bytes:
     settings = request.app[SERVICES].settings
     payload["state"] = honest.state_of(cached.view, originals, beats, others, settings)
     body = orjson.dumps(payload)
-    queued = cached.view.job.status == "queued"  # its reason follows other jobs and beats
-    if (details is not None or not cached.view.job.job_details_cid) and not queued:
+    # a queued job's reason follows other jobs and beats; a cancel's end, time (leases)
+    status = cached.view.job.status
+    volatile = status == "queued" or (status == "cancelled" and not payload["state"]["settled"])
+    if (details is not None or not cached.view.job.job_details_cid) and not volatile:
         cached.body = body  # not when the details could not be read: try again next time
     return body
 
