@@ -155,3 +155,25 @@ def test_a_row_is_one_per_index_even_when_the_slices_hold_gaps() -> None:
         (3, "missing"),
     ]
     assert found[2] == Row(2, "ok", 1)
+
+
+def test_parquet_is_streamed_a_row_group_at_a_time() -> None:
+    """Memory holds one row group, whatever the size of the job: the first bytes go out
+    before the rows after the first group are read."""
+    read = 0
+
+    def found() -> Any:
+        nonlocal read
+        for index in range(3 * job_rows.PARQUET_ROWS):
+            read += 1
+            yield Row(index, "ok", {"n": index, "text": "x" * 20})
+
+    options = ExportOptions(fmt="parquet")
+    header = job_rows.Header(["n", "text"], {"n": {"int"}, "text": {"str"}})
+    chunks = parquet_chunks(found(), header, options)
+    first = next(chunk for chunk in chunks if chunk)
+    assert first.startswith(b"PAR1")
+    assert read <= job_rows.PARQUET_ROWS + 1
+    rest = b"".join(chunks)
+    table = pq.read_table(io.BytesIO(first + rest))
+    assert table.num_rows == 3 * job_rows.PARQUET_ROWS and read == 3 * job_rows.PARQUET_ROWS

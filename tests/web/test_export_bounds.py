@@ -90,7 +90,7 @@ def test_an_export_whose_store_reads_hang_answers_503_with_retry_after(
     assert devnode.proc is not None
     os.kill(devnode.proc.pid, signal.SIGSTOP)
     try:
-        for fmt in ("csv", "json"):
+        for fmt in ("csv", "json", "parquet"):
             answer = alice.get(
                 f"/api/tasks/{job_id}/export", params={"format": fmt}, timeout=httpx.Timeout(60)
             )
