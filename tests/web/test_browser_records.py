@@ -112,6 +112,10 @@ def test_a_failed_records_detail_shows_every_attempt_with_its_error_and_raw_answ
     page.screenshot(path=str(ARTIFACTS / "record-detail-failed.png"), full_page=False)
     page.keyboard.press("Escape")
     page.wait_for_selector("#record-drawer", state="hidden")
+    page.goto(f"{url}/")  # the datasets list says it too
+    page.wait_for_selector(".job-card .status")
+    listed = page.locator(".job-card .status").first.text_content()
+    assert listed == f"Completed — {failed} failed" or view["job"]["totalOk"] == 0, listed
     assert not page.errors, page.errors  # type: ignore[attr-defined]
     context.close()
 

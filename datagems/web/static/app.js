@@ -111,6 +111,12 @@ function stateBadge(status, state) {
   badge.dataset.status = status;
   return badge;
 }
+function listedBadge(job) {
+  // a finished job with failed records is "Completed — N failed", not a green "succeeded"
+  const failed = job.totalFailed || 0;
+  if (job.status !== "succeeded") return statusBadge(job.status);
+  return stateBadge(job.status, failed ? { label: `Completed — ${num(failed)} failed`, tone: "warn" } : { label: "Completed", tone: "ok" });
+}
 function rangesText(view, peer) {
   const mine = view.state && view.state.ranges ? view.state.ranges[peer.peerId] : null;
   if (mine && mine.ranges.length) return mine.ranges.map(([start, end]) => `${start} – ${end}`).join(", ");
@@ -268,7 +274,7 @@ function jobCard(job) {
   const numbers = `${num(ok + failed)} / ${num(total)} records` + (BOOT.showFailures || failed ? ` · ${num(ok)} ok · ${num(failed)} failed` : "");
   return el("a", { class: "job-card", href: "/jobs/" + encodeURIComponent(job.id) },
     el("div", {}, el("h3", { text: job.title || job.id }), el("div", { class: "meta" }, meta)),
-    el("div", {}, statusBadge(job.status)),
+    el("div", {}, listedBadge(job)),
     progressBar(ok, failed, total),
     el("div", { class: "numbers", text: numbers }));
 }
