@@ -2,7 +2,7 @@
 detail (its prompt and every attempt).
 
 The records are the uploaded slices, merged by index by the export's rule
-(``datagems.export.merged_entries``), plus what the peer states show live (records just
+(``datagems.job.export.merged_entries``), plus what the peer states show live (records just
 finished, records in flight). Pages are cut on the server: a job's slices are read once
 per set of result CIDs into a ``Summary`` (index, state flags and, while the job is small
 enough, the line itself), kept by ``RecordIndex`` for the next pages, filters and
@@ -23,11 +23,11 @@ from typing import Any
 
 import orjson
 
-from datagems import export
 from datagems.errors import BadRequest, NotFound
 from datagems.inference import prompts
+from datagems.job import export
 from datagems.job.rows import field_columns, flatten
-from datagems.jobs import JobView, result_cids
+from datagems.job.state import JobView, result_cids
 from datagems.models import JobDetails
 from datagems.services import Services
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from datagems.jobs import JobView, peer_ranges
+from datagems.job.state import JobView, peer_ranges
 from datagems.models import TERMINAL_STATUSES, PeerState, ReplicaBeat, parse_iso
 from datagems.settings import Settings
 

@@ -14,7 +14,7 @@ view shows it as record ``_index + 1``), ``_status`` (``ok``, ``failed``, ``miss
 columns (never ``null``). ``flatten``: nested objects become columns ``a.b`` (CSV and
 Parquet; JSON and JSONL keep their nesting), else one column of JSON text.
 
-Memory stays flat in N: the slices are merged as streams (``datagems.export``); CSV and
+Memory stays flat in N: the slices are merged as streams (``datagems.job.export``); CSV and
 Parquet read them twice (the header, then the rows); Parquet is written in row groups of
 ``PARQUET_ROWS`` and streamed as they close.
 """
@@ -31,8 +31,8 @@ from typing import Any
 
 import orjson
 
-from datagems import export
 from datagems.errors import BadRequest, DatagemsError
+from datagems.job import export
 from datagems.models import JobBase
 from datagems.services import Services
 

@@ -15,8 +15,9 @@ from aiohttp import web
 
 from datagems.errors import BadRequest
 from datagems.job import browse
-from datagems.web.api_tasks import _int_query, job_details, owned_view
+from datagems.web.api_jobs import _int_query
 from datagems.web.keys import RECORD_INDEX, SERVICES
+from datagems.web.presenters import job_details, owned_view
 
 MAX_PAGE = 200
 

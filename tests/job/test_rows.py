@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datagems.export import csv_cell
 from datagems.job import rows as job_rows
+from datagems.job.export import csv_cell
 from datagems.job.parquet import parquet_chunks
 from datagems.job.rows import META, ExportOptions, Row, file_name, flatten
 from datagems.models import JobBase
