@@ -186,7 +186,8 @@ def _object(row: Row, options: ExportOptions) -> Any:
     if not options.meta:
         return row.data if row.status == "ok" else None
     data = row.data if isinstance(row.data, dict) or row.status != "ok" else {"value": row.data}
-    return {**_meta(row, options), **(data or {})}
+    meta = _meta(row, options)  # first, and it wins over a field of the same name (as in CSV)
+    return {**meta, **{key: value for key, value in (data or {}).items() if key not in meta}}
 
 
 # ------------------------------------------------------------------------- the formats
