@@ -28,7 +28,7 @@ JOB = "00000000-0000-5000-8000-000000000000"
 
 
 def concrete(path: str) -> str:
-    return path.replace("{id}", JOB)
+    return path.replace("{id}", JOB).replace("{index}", "0")
 
 
 # --------------------------------------------------------------------------- sessions

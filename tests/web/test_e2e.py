@@ -155,6 +155,7 @@ def test_every_route_except_health_answers_401_without_a_session(url: str) -> No
             if route.public or route.kind == "html":
                 continue
             path = route.path.replace("{id}", "00000000-0000-0000-0000-000000000000")
+            path = path.replace("{index}", "0")
             assert client.request(route.method, path).status_code == 401, route.path
 
 
