@@ -7,8 +7,8 @@ finished, records in flight). Pages are cut on the server: a job's slices are re
 per set of result CIDs into a ``Summary`` (index, state flags and, while the job is small
 enough, the line itself), kept by ``RecordIndex`` for the next pages, filters and
 searches; a page then parses only its own lines. A job whose lines pass
-``KEPT_LINE_BYTES`` keeps only the flags (5 bytes a record) and a page reads the slices
-again up to its last record.
+``KEPT_LINE_BYTES`` keeps only the flags (9 bytes a record) and a page reads the slices
+again up to its last record; the lines of the jobs kept stay under it together.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from datagems.services import Services
 
 SHOWS = ("all", "ok", "failed", "retried", "in_flight")
 OK, RETRIED = 1, 2
-KEPT_LINE_BYTES = 64 * 1024 * 1024  # of one job's lines kept for its next pages
+KEPT_LINE_BYTES = 64 * 1024 * 1024  # of the lines kept for the next pages, all jobs together
 JOBS_KEPT = 4
 QUERY_CHARS = 200
 
@@ -108,7 +108,13 @@ class RecordIndex:
             self._kept.move_to_end(view.job.id)
             while len(self._kept) > JOBS_KEPT:
                 self._kept.popitem(last=False)
+            # the lines of every job kept stay under KEPT_LINE_BYTES: the oldest go first
+            while len(self._kept) > 1 and self._size() > KEPT_LINE_BYTES:
+                self._kept.popitem(last=False)
         return summary
+
+    def _size(self) -> int:
+        return sum(kept.size for _, kept in self._kept.values() if kept.lines is not None)
 
 
 @dataclass

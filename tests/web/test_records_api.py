@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
+from datagems.job import browse
 from datagems.models import InFlightRecord, now_iso
 from tests.web.harness import LiveApp, confirm
 
@@ -150,3 +152,25 @@ def test_another_users_records_are_404(live: LiveApp) -> None:
     bob = live.login("bob")
     assert bob.get(f"/api/tasks/{job_id}/rows").status_code == 404
     assert bob.get(f"/api/tasks/{job_id}/records/0").status_code == 404
+
+
+def test_a_job_too_big_to_keep_its_lines_pages_and_searches_the_same(
+    live: LiveApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = live.login("alice")
+    kept, big = confirm(client), confirm(client)
+    play(live, kept, entries())
+    play(live, big, entries())
+
+    def pages(job_id: str) -> list[Any]:
+        queries = [{}, {"show": "failed"}, {"show": "retried"}, {"q": "ticket 5"}, {"offset": 4}]
+        found = []
+        for params in queries:
+            page = client.get(f"/api/tasks/{job_id}/rows", params=params).json()
+            found.append((page["matched"], page["counts"], page["rows"]))
+        found.append(client.get(f"/api/tasks/{job_id}/records/2").json()["tries"])
+        return found
+
+    expected = pages(kept)
+    monkeypatch.setattr(browse, "KEPT_LINE_BYTES", 10)  # flags only: pages read the slices
+    assert pages(big) == expected
