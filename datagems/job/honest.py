@@ -47,16 +47,30 @@ def ranges_of(view: JobView) -> dict[str, dict[str, Any]]:
     return shown
 
 
-def _stopped(state: PeerState | Any, now: datetime, lease: float) -> bool:
-    """Has an account (a peer state or a takeover) stopped working since the cancel?"""
-    if getattr(state, "in_flight", None):
-        return False
-    if getattr(state, "cancelled_at", None) or getattr(state, "finished_at", None):
+def _gone(state: PeerState, now: datetime, lease: float) -> bool:
+    """Has a peer stopped reporting (its calls in flight died with it)?"""
+    age = _age(state.last_update_at or state.started_at, now)
+    return age is not None and age > lease
+
+
+def _stopped(state: PeerState, now: datetime, lease: float) -> bool:
+    """Has a peer stopped working its own range since the cancel?"""
+    if _gone(state, now, lease):
         return True
-    if not getattr(state, "started_at", None) and not (state.generated_ok + state.generated_failed):
-        return True  # never started: it will not, a cancel is read first
-    age = _age(getattr(state, "last_update_at", None), now)
-    return age is not None and age > lease  # gone: it stopped reporting
+    if state.in_flight:
+        return False
+    if state.cancelled_at or state.finished_at:
+        return True
+    return not state.started_at and not state.done  # never started: a cancel is read first
+
+
+def _taking_over(state: PeerState, now: datetime, lease: float) -> bool:
+    """Is a live peer still finishing a dead peer's range?"""
+    if _gone(state, now, lease):
+        return False
+    return any(
+        t.started_at and not (t.cancelled_at or t.finished_at) for t in state.takeovers.values()
+    )
 
 
 def still_working(
@@ -66,15 +80,12 @@ def still_working(
     now = now or datetime.now(UTC)
     originals = set(originals)
     lease = settings.peer_lease_seconds
-    working = []
-    for peer, state in view.peers.items():
-        if peer in originals:
-            continue
-        busy = not _stopped(state, now, lease)
-        busy = busy or any(not _stopped(t, now, lease) for t in state.takeovers.values())
-        if busy:
-            working.append(peer)
-    return working
+    return [
+        peer
+        for peer, state in view.peers.items()
+        if peer not in originals
+        and (not _stopped(state, now, lease) or _taking_over(state, now, lease))
+    ]
 
 
 def settled(view: JobView, originals: Iterable[str], settings: Settings) -> bool:
