@@ -223,7 +223,8 @@ def test_at_390_px_the_records_are_cards_not_a_squeezed_table(
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     label = card.locator("td").nth(1).evaluate("(td) => getComputedStyle(td, '::before').content")
     assert label == '"State"'
-    page.locator("#records-view").screenshot(path=str(ARTIFACTS / "records-cards-390px.png"))
+    page.locator("#records-view").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "records-cards-390px.png"))
     card.click()
     page.wait_for_selector("#record-drawer:not([hidden])")
     width = page.locator("#record-drawer").bounding_box()["width"]
