@@ -257,8 +257,7 @@ window.DGRecords = (function () {
       const link = q("#dl-" + format);
       params.set("format", format);
       link.href = `${base}/export?${params}`;
-      link.removeAttribute("download"); // the server names the file (title + id)
-      link.setAttribute("download", "");
+      link.setAttribute("download", ""); // the server names the file (title + id)
     }
     q("#dl-note").textContent = partial ? "partial: the slices uploaded so far" : "";
   }
