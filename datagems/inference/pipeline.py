@@ -19,7 +19,8 @@ Per-record rules (retries by failure kind):
 - at most ``attempts`` calls; then the record fails with the last reason and a short
   message. A record is never filled with made-up values.
 Every attempt is recorded (``RecordOutcome.tries``: what was done, its seed, why it was
-rejected, its tokens and latency); a refusal of the structured-output form is handled
+rejected with its error and its raw answer (cut at ``RAW_KEPT_BYTES``), its tokens and
+latency); a refusal of the structured-output form is handled
 by the provider (``datagems.inference.capabilities``) and is not an attempt.
 """
 
@@ -152,6 +153,20 @@ class _Unwatched:
 UNWATCHED: CallWatcher = _Unwatched()
 
 
+RAW_KEPT_BYTES = 4096  # of a rejected answer, what its attempt keeps (the rest is cut)
+ERROR_KEPT_CHARS = 300  # of an attempt's error message
+
+
+def _kept_raw(text: str) -> dict[str, Any]:
+    """A rejected answer as an attempt keeps it: at most ``RAW_KEPT_BYTES`` of UTF-8, and
+    when cut, ``rawCut`` with the answer's full size (the records view says it is cut)."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= RAW_KEPT_BYTES:
+        return {"raw": text}
+    kept = data[:RAW_KEPT_BYTES].decode("utf-8", "ignore")
+    return {"raw": kept, "rawCut": True, "rawBytes": len(data)}
+
+
 def backoff_seconds(attempt: int) -> float:
     """Exponential backoff with full jitter: up to 0.25 s, 0.5 s, 1 s, ... capped at 8 s."""
     return random.uniform(0.5, 1.0) * min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
@@ -207,6 +222,7 @@ async def generate(work: RecordCalls, index: int, watch: CallWatcher = UNWATCHED
         except InferenceError as exc:
             reason, error = exc.reason, exc.message
             attempt_log["reason"] = reason
+            attempt_log["error"] = error[:ERROR_KEPT_CHARS]
             if exc.reason == "timeout":
                 abandoned += 1
             if exc.reason in CONGESTION_REASONS or exc.reason.startswith("http_5"):
@@ -223,6 +239,7 @@ async def generate(work: RecordCalls, index: int, watch: CallWatcher = UNWATCHED
         tokens_in += completion.tokens_in or 0
         tokens_out += completion.tokens_out or 0
         latency += completion.latency_ms
+        attempt_log["tokensIn"] = completion.tokens_in
         attempt_log["tokensOut"] = completion.tokens_out
         attempt_log["ms"] = round(completion.latency_ms, 1)
         if completion.finish_reason and completion.finish_reason != "stop":
@@ -236,7 +253,8 @@ async def generate(work: RecordCalls, index: int, watch: CallWatcher = UNWATCHED
                 max_tokens = _longer(max_tokens)
             else:
                 reason, error = "invalid_json", exc.message
-            attempt_log["reason"] = reason
+            attempt_log.update(reason=reason, error=error[:ERROR_KEPT_CHARS])
+            attempt_log.update(_kept_raw(completion.text))
             messages, action = base, "resample"
             continue
         problems = work.validator.errors(data)
@@ -252,7 +270,8 @@ async def generate(work: RecordCalls, index: int, watch: CallWatcher = UNWATCHED
                 reason = "schema_violation"
                 error = "; ".join(problems[:3])[:300]
                 messages, action = prompts.feedback_messages(base, error), "feedback"
-            attempt_log["reason"] = reason
+            attempt_log.update(reason=reason, error=error[:ERROR_KEPT_CHARS])
+            attempt_log.update(_kept_raw(completion.text))
             continue
         attempt_log["reason"] = "ok"
         return RecordOutcome(

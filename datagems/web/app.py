@@ -20,6 +20,7 @@ from datagems.accounts.mailer import Mailer
 from datagems.accounts.ratelimit import LoginLimits, WindowLimiter
 from datagems.accounts.registration import Registrar
 from datagems.accounts.users import Accounts
+from datagems.job.browse import RecordIndex
 from datagems.services import Services
 from datagems.web.auth import auth_middleware
 from datagems.web.cache import WebCache
@@ -29,6 +30,7 @@ from datagems.web.keys import (
     LOGIN_LIMITS,
     MAILER,
     READ_CACHE,
+    RECORD_INDEX,
     REGISTRAR,
     SERVICES,
     STATE,
@@ -108,6 +110,7 @@ def create_app(services: Services) -> web.Application:
         services.cstore, settings.auth_hkey, settings.auth_secret.get_secret_value()
     )
     app[READ_CACHE] = WebCache(services, app[ACCOUNTS])
+    app[RECORD_INDEX] = RecordIndex()  # the records view's pages (datagems.job.browse)
     app[LOGIN_LIMITS] = LoginLimits(
         services.cstore,
         peer_id=settings.host_addr,

@@ -550,6 +550,10 @@ class WebCache:
         other peers are the original app's. Fresh for the TTL."""
         return await self._get(self._replicas, self.services.replicas.all)
 
+    async def open_views(self) -> list[JobView]:
+        """The open jobs' views as last read (what a queued job's peers are busy with)."""
+        return [entry.view for entry in (await self._jobs()).entries.values()]
+
     def jobs_changed(self, job_id: str | None = None) -> None:
         """This replica's web layer wrote a job (or tried to): nothing read before counts."""
         self._jobs_epoch.value += 1

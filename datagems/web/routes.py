@@ -21,6 +21,7 @@ from datagems.web import (
     api_events,
     api_jobs,
     api_misc,
+    api_records,
     api_user,
     openapi,
     pages,
@@ -70,8 +71,16 @@ class Route:
 
 
 JOB_ID_ERRORS = (401, 404)
-FORMAT = Param("format", "export format", enum=("json", "jsonl", "csv"))
+FORMAT = Param("format", "export format", enum=("json", "jsonl", "csv", "parquet"))
 PARTIAL = Param("partial", "true: export what is done of a running or cancelled job")
+# the export's row set (datagems.job.rows): the same rows in every format
+EXPORT_META = Param("meta", "comma list of index, status, error: columns _index, _status, _error")
+EXPORT_FAILED = Param(
+    "failed",
+    "include (default: a row per index, empty when failed) or exclude",
+    enum=("include", "exclude"),
+)
+EXPORT_FLATTEN = Param("flatten", "true: nested fields as columns a.b in CSV and Parquet")
 
 ROUTES: tuple[Route, ...] = (
     # health and auth
@@ -229,13 +238,36 @@ ROUTES: tuple[Route, ...] = (
         ),
         errors=(400, 401, 404),
     ),
+    # the records view (datagems.web.api_records)
+    Route(
+        "GET",
+        "/api/tasks/{id}/rows",
+        api_records.task_rows,
+        "A page of records for the grid, filtered (show) and searched (q), with counts",
+        "tasks",
+        query=(
+            Param("offset", "first record of the page, among those shown", type="integer"),
+            Param("limit", "page size (1-200)", type="integer"),
+            Param("show", "which records", enum=("all", "ok", "failed", "retried", "in_flight")),
+            Param("q", "text the record's data or error holds (case-insensitive)"),
+        ),
+        errors=(400, 401, 404),
+    ),
+    Route(
+        "GET",
+        "/api/tasks/{id}/records/{index}",
+        api_records.task_record,
+        "One record: data or error, its prompt, every attempt (raw answer, error, latency)",
+        "tasks",
+        errors=(400, 401, 404),
+    ),
     Route(
         "GET",
         "/api/tasks/{id}/export",
         api_jobs.export_task,
         "The merged dataset as a download",
         "tasks",
-        query=(FORMAT, PARTIAL),
+        query=(FORMAT, PARTIAL, EXPORT_META, EXPORT_FAILED, EXPORT_FLATTEN),
         kind="file",
         errors=(400, 401, 404, 409),
     ),

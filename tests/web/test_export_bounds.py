@@ -61,8 +61,13 @@ def test_a_csv_of_a_job_without_one_ok_record_has_the_schemas_header(app: LiveAp
     answer = alice.get(f"/api/tasks/{job_id}/export", params={"format": "csv"})
     assert answer.status_code == 200, answer.text
     rows = list(csv.reader(io.StringIO(answer.text)))
-    assert rows == [fields]
+    # a row per index, empty when failed: as the JSON's nulls (and the original's CSV)
+    assert rows == [fields] + [[""] * len(fields)] * 3
     assert alice.get(f"/api/tasks/{job_id}/export").json() == [None, None, None]
+    only_ok = alice.get(
+        f"/api/tasks/{job_id}/export", params={"format": "csv", "failed": "exclude"}
+    )
+    assert list(csv.reader(io.StringIO(only_ok.text))) == [fields]
 
 
 def test_an_export_whose_store_reads_hang_answers_503_with_retry_after(
@@ -78,7 +83,7 @@ def test_an_export_whose_store_reads_hang_answers_503_with_retry_after(
     assert devnode.proc is not None
     os.kill(devnode.proc.pid, signal.SIGSTOP)
     try:
-        for fmt in ("csv", "json"):
+        for fmt in ("csv", "json", "parquet"):
             answer = alice.get(
                 f"/api/tasks/{job_id}/export", params={"format": fmt}, timeout=httpx.Timeout(60)
             )

@@ -101,6 +101,28 @@ function statusBadge(status) {
 }
 const ACTIVE = (status) => status === "queued" || status === "running";
 
+/* honest states (records helper): the job view's state says what is true of the job */
+function settled(view) { return !view.state || view.state.settled !== false; }
+function stateBadge(status, state) {
+  const badge = statusBadge(status);
+  if (!state) return badge;
+  badge.textContent = state.label;
+  badge.classList.add("tone-" + state.tone);
+  badge.dataset.status = status;
+  return badge;
+}
+function listedBadge(job) {
+  // a finished job with failed records is "Completed — N failed", not a green "succeeded"
+  const failed = job.totalFailed || 0;
+  if (job.status !== "succeeded") return statusBadge(job.status);
+  return stateBadge(job.status, failed ? { label: `Completed — ${num(failed)} failed`, tone: "warn" } : { label: "Completed", tone: "ok" });
+}
+function rangesText(view, peer) {
+  const mine = view.state && view.state.ranges ? view.state.ranges[peer.peerId] : null;
+  if (mine && mine.ranges.length) return mine.ranges.map(([start, end]) => `${start} – ${end}`).join(", ");
+  return `${peer.range ? peer.range.start : 0} – ${peer.range ? peer.range.end : 0}`;
+}
+
 function progressBar(ok, failed, total) {
   const bar = el("div", { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": total, "aria-valuenow": ok + failed });
   const pct = (n) => (total > 0 ? Math.min(100, (100 * n) / total) : 0) + "%";
@@ -252,7 +274,7 @@ function jobCard(job) {
   const numbers = `${num(ok + failed)} / ${num(total)} records` + (BOOT.showFailures || failed ? ` · ${num(ok)} ok · ${num(failed)} failed` : "");
   return el("a", { class: "job-card", href: "/jobs/" + encodeURIComponent(job.id) },
     el("div", {}, el("h3", { text: job.title || job.id }), el("div", { class: "meta" }, meta)),
-    el("div", {}, statusBadge(job.status)),
+    el("div", {}, listedBadge(job)),
     progressBar(ok, failed, total),
     el("div", { class: "numbers", text: numbers }));
 }
@@ -482,8 +504,7 @@ function initNew() {
 function initJob() {
   const jobId = BOOT.jobId;
   const base = "/api/tasks/" + encodeURIComponent(jobId);
-  let latest = null, recordsOffset = 0, recordsBusy = false, recordsAgain = false;
-  const PAGE = 50;
+  let latest = null;
   $("#job-id-label").textContent = jobId;
 
   function stat(name, value) { return el("div", {}, el("dt", { text: name }), el("dd", { text: value })); }
@@ -499,7 +520,9 @@ function initJob() {
     if (BOOT.user && job.owner !== BOOT.user.username) sub.push(`owner ${job.owner}`);
     if (job.datasetMode) sub.push("dataset mode (labelled)");
     $("#job-sub").textContent = sub.join(" · ");
-    clear($("#job-status-wrap")).append(statusBadge(job.status));
+    clear($("#job-status-wrap")).append(stateBadge(job.status, view.state));
+    $("#job-why").textContent = (view.state && view.state.why) || "";
+    $("#job-why").hidden = !(view.state && view.state.why);
     $("#progress-text").textContent = `${num(done)} / ${num(total)} records · ${total ? Math.floor((100 * done) / total) : 0}%`;
     const pct = (n) => (total > 0 ? Math.min(100, (100 * n) / total) : 0) + "%";
     $("#bar-ok").style.width = pct(ok);
@@ -539,19 +562,13 @@ function initJob() {
 
     const cancel = $("#cancel-btn");
     cancel.hidden = !ACTIVE(job.status) || !!view.cancel;
-    if (view.cancel && ACTIVE(job.status)) $("#progress-text").textContent += " · cancelling…";
+    if (view.cancel && !settled(view)) $("#progress-text").textContent += " · cancelling…";
 
     const uploaded = (view.peers || []).some((p) => p.resultCid);
     const finished = !ACTIVE(job.status);
     const downloads = $("#downloads");
     downloads.hidden = !(uploaded && (finished || done > 0));
-    const partial = finished && job.status !== "cancelled" ? "" : "&partial=true";
-    for (const fmt of ["json", "jsonl", "csv"]) {
-      const link = $("#dl-" + fmt);
-      link.href = `${base}/export?format=${fmt}${partial}`;
-      link.setAttribute("download", `${job.id}.${fmt}`);
-    }
-    $("#dl-note").textContent = partial ? "partial: the slices uploaded so far" : "";
+    window.DGRecords.exports(view); // the links, with the export options (records.js)
 
     // in flight, from the peer states
     const flying = [];
@@ -590,7 +607,7 @@ function initJob() {
       if (peer.kind === "original") who.append(" ", el("span", { class: "tag small", title: "a peer of the original DataGems app", text: "original app" }));
       tbody.append(el("tr", { "data-kind": peer.kind || "datagems" },
         who,
-        el("td", { class: "nowrap", title: "global indices, end excluded", text: `${peer.range ? peer.range.start : 0} – ${peer.range ? peer.range.end : 0}` }),
+        el("td", { class: "nowrap", title: "global indices, end excluded", text: rangesText(view, peer) }),
         el("td", { class: "num", text: `${num(pdone)} / ${num(cover ? cover.assigned : peer.assigned)}` }),
         el("td", { class: "num", text: num(peer.generatedOk) }),
         el("td", { class: "num", text: num(peer.generatedFailed) }),
@@ -617,7 +634,7 @@ function initJob() {
       clear($("#job-schema-fields")).append(schemaTable(details.schema));
       $("#job-schema").textContent = JSON.stringify(details.schema, null, 2);
     }
-    loadRecords();
+    window.DGRecords.update(view); // the records grid (records.js)
   }
 
   function renderControl(view) {
@@ -679,38 +696,6 @@ function initJob() {
     await refresh();
   });
 
-  async function loadRecords() {
-    if (recordsBusy) { recordsAgain = true; return; }
-    recordsBusy = true;
-    try {
-      const page = await api("GET", `${base}/records?offset=${recordsOffset}&limit=${PAGE}`);
-      const tbody = clear($("#records-table tbody"));
-      for (const rec of page.records) {
-        let detail = "";
-        if (rec.data !== undefined) detail = JSON.stringify(rec.data);
-        else if (rec.message || rec.reason) detail = [rec.reason, rec.message].filter(Boolean).join(": ");
-        tbody.append(el("tr", { "data-index": rec.i, "data-state": rec.state },
-          el("td", { class: "mono", text: rec.i }),
-          el("td", {}, el("span", { class: "state state-" + rec.state, text: rec.state })),
-          el("td", { class: "num", text: rec.attempt || 1 }),
-          el("td", {}, el("code", { text: rec.peer || "" })),
-          el("td", { class: "data" }, detail
-            ? el("span", { class: "data-text", title: detail.slice(0, 2000), text: detail })
-            : el("span", { class: "pending", text: rec.state === "ok" ? "data shown once the peer uploads its slice" : "" }))));
-      }
-      $("#records-empty").hidden = page.records.length > 0;
-      const last = Math.min(page.total, recordsOffset + PAGE);
-      $("#rec-range").textContent = page.total ? `${recordsOffset}–${Math.max(recordsOffset, last - 1)} of ${num(page.total)}` : "";
-      $("#rec-prev").disabled = recordsOffset === 0;
-      $("#rec-next").disabled = recordsOffset + PAGE >= page.total;
-    } catch (err) { /* the next update retries */ }
-    finally {
-      recordsBusy = false;
-      if (recordsAgain) { recordsAgain = false; setTimeout(loadRecords, 300); }
-    }
-  }
-  $("#rec-prev").addEventListener("click", () => { recordsOffset = Math.max(0, recordsOffset - PAGE); loadRecords(); });
-  $("#rec-next").addEventListener("click", () => { recordsOffset += PAGE; loadRecords(); });
 
   $("#cancel-btn").addEventListener("click", async (event) => {
     if (!confirm("Cancel this job? Records already made are kept.")) return;
@@ -724,7 +709,7 @@ function initJob() {
   function setLive(mode, text) { live.className = "live-dot " + mode; live.textContent = text; }
 
   function fallbackToPolling() {
-    livePoll(() => api("GET", base), render, (view) => ACTIVE(view.job.status),
+    livePoll(() => api("GET", base), render, (view) => ACTIVE(view.job.status) || !settled(view),
       (seconds) => setLive("polling", `polling every ${seconds}s`));
   }
 
