@@ -163,6 +163,7 @@ class DraftChanges(Body):
     total_records: StrictInt | None = None
     description: Description | None = None
     instructions: Instructions | None = None
+    dataset_mode: bool | OptionalText | None = None
 
 
 class PreviewBody(DraftChanges):

@@ -1,7 +1,7 @@
 """What the user changed after drafting, and what they asked a redraft to change.
 
 - **Changes to the form after the draft** (``DraftChanges``: title, records, description,
-  instructions) are carried into the preview and the confirm over the draft's own
+  instructions, dataset mode) are carried into the preview and the confirm over the draft's own
   values: a job drafted for 50 records and confirmed after the user typed 200 has 200
   (it had 50). The page asks before using a changed description or instructions with a
   schema drafted from the old ones (redraft, or keep the schema); the server takes what
@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from datagems.errors import BadRequest
+from datagems.models import dataset_mode_flag
 from datagems.web.bodies import DraftChanges
 
 FEEDBACK_SCHEMA_CHARS = 6000  # the previous schema quoted in a redraft, at most
@@ -32,6 +33,8 @@ def apply_changes(draft: dict[str, Any], body: DraftChanges, max_records: int) -
         value = getattr(body, name)
         if value is not None:
             changed[name] = value
+    if body.dataset_mode is not None:
+        changed["datasetMode"] = dataset_mode_flag(body.dataset_mode)
     return changed
 
 
