@@ -277,6 +277,7 @@ function initNewDataset() {
       fill(saved.form);
       draft = saved.draft; drafted = saved.drafted; kept = saved.kept;
       $("#redraft-feedback").value = saved.feedback || "";
+      if (saved.feedback) $("#redraft-box").open = true;
       if (draft) { renderDraft(saved.schemaText); steps(2); $("#draft-saved").textContent = "Draft restored from this browser"; }
       $("#start-over-btn").hidden = false;
     } else {
