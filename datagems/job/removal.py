@@ -1,6 +1,6 @@
 """Deleting a job with its results: its CStore keys and its R1FS files.
 
-Who deletes: the job's command owner (``datagems.commands``), the one writer of its
+Who deletes: the job's command owner (``datagems.job.commands``), the one writer of its
 command log, so a delete is decided in one order with the retries and extensions asked
 of the same job: a retry decided first makes the job run again and the delete is
 refused (409); a delete decided first leaves later commands nothing to act on (404).
@@ -28,8 +28,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from datagems import jobs
 from datagems.errors import Conflict, DatagemsError, NotFound, StoreRejected
+from datagems.job.state import JobView, settled
 from datagems.models import TERMINAL_STATUSES, JobBase, PeerState, parse_iso
 from datagems.services import Services
 from datagems.store import keys
@@ -37,7 +37,7 @@ from datagems.store import keys
 logger = logging.getLogger(__name__)
 
 
-def refusal(services: Services, view: jobs.JobView | None) -> DatagemsError | None:
+def refusal(services: Services, view: JobView | None) -> DatagemsError | None:
     """Why the job cannot be deleted now (``None``: it can)."""
     if view is None:
         return NotFound("job not found")
@@ -46,7 +46,7 @@ def refusal(services: Services, view: jobs.JobView | None) -> DatagemsError | No
         return Conflict(
             f"the job is {job.status}: cancel it first, then delete it once it has stopped"
         )
-    if not jobs.settled(job, view.peers, view.commands) and not _silent(services, view.peers):
+    if not settled(job, view.peers, view.commands) and not _silent(services, view.peers):
         return Conflict(
             "the job's peers are still stopping and uploading what they made: "
             "delete it in a few seconds"

@@ -1,7 +1,7 @@
 """A dataset's life after its job: delete it with its results, clone it (run again with
 its schema and settings).
 
-- ``DELETE /api/tasks/{id}``: the job's command owner deletes it (``datagems.commands``,
+- ``DELETE /api/tasks/{id}``: the job's command owner deletes it (``datagems.job.commands``,
   ``datagems.job.removal``); this request waits, without blocking, until the job is gone
   (200) or the delete is refused (409: still running or stopping; 404). A job no replica
   can own is deleted here. Two deletes at once both end with the job gone.
@@ -20,14 +20,13 @@ from typing import Any
 
 from aiohttp import web
 
-from datagems import commands
 from datagems.accounts.tokens import issue_draft
 from datagems.errors import NotFound, ServiceUnavailable
-from datagems.job import removal
+from datagems.job import commands, removal
 from datagems.models import InferenceSpec
-from datagems.web.api_tasks import job_details, owned_job
 from datagems.web.auth import caller, session_secret
 from datagems.web.keys import READ_CACHE, SERVICES
+from datagems.web.presenters import job_details, owned_job
 
 logger = logging.getLogger(__name__)
 

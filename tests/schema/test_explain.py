@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from datagems.errors import SchemaInvalid
-from datagems.schema_tools import check_schema
+from datagems.schema.check import check_schema
 
 
 def refusal(schema: dict[str, Any]) -> SchemaInvalid:

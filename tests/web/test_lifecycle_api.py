@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from datagems import jobs
 from datagems.errors import StoreRejected
+from datagems.job import lifecycle as jobs
 from datagems.job import removal
+from datagems.job.state import summary_of
 from datagems.store import keys
 from tests.web.harness import LiveApp, confirm, draft, finish_job
 
@@ -211,7 +212,7 @@ def test_the_list_sorts_by_title_and_oldest_first_across_pages(live: LiveApp) ->
         base = live.services.jobs.get(job_id)
         base.created_at = f"2026-11-30T10:00:0{n}.000Z"
         live.services.jobs.put(base)
-        live.services.user_jobs.put("alice", jobs.summary_of(base))
+        live.services.user_jobs.put("alice", summary_of(base))
         if n % 2:
             state = live.services.peers.get(job_id, live.services.settings.host_addr)
             state.generated_ok = 1
