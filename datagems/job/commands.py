@@ -234,6 +234,9 @@ def apply_pending(services: Services, job_id: str, pending: list[JobCommand]) ->
         if command.id in log.decisions:
             done.append(command)
             continue
+        if view is None and command.kind == "delete":
+            done.append(command)  # already gone: its request sees it so; no log for it
+            continue
         if view is None:
             decision: CommandDecision | None = _refusal(command, me, NotFound("job not found"))
         else:

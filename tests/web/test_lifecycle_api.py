@@ -65,7 +65,8 @@ def test_a_finished_job_is_deleted_with_its_keys_and_its_files(live: LiveApp) ->
     answer = alice.delete(f"/api/tasks/{job_id}")
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"jobId": job_id, "deleted": True}
-    assert all(not value for value in stored_traces(live, job_id, "alice").values())
+    traces = stored_traces(live, job_id, "alice")
+    assert all(not value for value in traces.values()), {k: v for k, v in traces.items() if v}
     assert not any(readable(live, cid) for cid in cids)
     assert alice.get(f"/api/tasks/{job_id}").status_code == 404
     assert job_id not in {job["id"] for job in alice.get("/api/tasks").json()["jobs"]}
@@ -121,7 +122,8 @@ def test_two_deletes_at_once_both_end_with_the_job_gone(live: LiveApp) -> None:
     for thread in threads:
         thread.join(60)
     assert sorted(set(answers)) in ([200], [200, 404]), answers
-    assert all(not value for value in stored_traces(live, job_id, "alice").values())
+    traces = stored_traces(live, job_id, "alice")
+    assert all(not value for value in traces.values()), {k: v for k, v in traces.items() if v}
 
 
 def test_a_deleted_jobs_draft_cannot_be_confirmed_again(live: LiveApp) -> None:
