@@ -199,8 +199,13 @@ def test_a_redraft_sends_the_users_feedback_and_the_previous_schema_to_the_model
 
     alice = live.login("alice")
     first = draft(alice)
-    again = draft(alice, previousDraftToken=first["draftToken"], feedback="add a severity field")
+    again = draft(
+        alice, previousDraftToken=first["draftToken"], feedback="add a severity from 1 to 5"
+    )
     assert again["schemaRefreshes"] == 1
+    # the mock model changes the previous draft as asked (the real ones are told to)
+    assert again["schema"]["properties"]["severity"]["maximum"] == 5
+    assert set(first["schema"]["properties"]) < set(again["schema"]["properties"])
 
 
 def test_the_list_sorts_by_title_and_oldest_first_across_pages(live: LiveApp) -> None:
