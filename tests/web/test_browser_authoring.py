@@ -79,26 +79,33 @@ def test_editing_the_schema_visually_moves_the_json_and_the_json_moves_the_field
     # visual -> JSON: add, rename, retype, require, bound, reorder, remove
     page.click('#schema-visual .se-add[data-path=""]')
     added = f"field_{len(drafted['properties']) + 1}"
-    page.fill(f"{row(added)} .se-name", "severity")
+    page.fill(f"{row(added)} .se-name", "harm_score")
     page.press(f"{row(added)} .se-name", "Enter")
-    page.select_option(f"{row('severity')} .se-type", "integer")
-    page.click(f"{row('severity')} .se-more")
-    page.fill(f"{row('severity')} .se-minimum", "1")
-    page.fill(f"{row('severity')} .se-maximum", "5")
-    page.fill(f"{row('severity')} .se-description", "How bad, 1 to 5")
+    taken = next(iter(drafted["properties"]))
+    page.fill(f"{row('harm_score')} .se-name", taken)  # a name already used: refused
+    page.press(f"{row('harm_score')} .se-name", "Enter")
+    expect(page.locator("#schema-errors li")).to_have_text(
+        [f'field harm_score: another field is already named "{taken}"']
+    )
+    assert page.input_value(f"{row('harm_score')} .se-name") == "harm_score"
+    page.select_option(f"{row('harm_score')} .se-type", "integer")
+    page.click(f"{row('harm_score')} .se-more")
+    page.fill(f"{row('harm_score')} .se-minimum", "1")
+    page.fill(f"{row('harm_score')} .se-maximum", "5")
+    page.fill(f"{row('harm_score')} .se-description", "How bad, 1 to 5")
     edited = schema_text(page)
-    assert edited["properties"]["severity"] == {
+    assert edited["properties"]["harm_score"] == {
         "type": "integer",
         "description": "How bad, 1 to 5",
         "minimum": 1,
         "maximum": 5,
     }
-    assert "severity" in edited["required"]
-    assert list(edited["properties"])[-1] == "severity"
-    page.click(f"{row('severity')} .se-up")
-    assert list(schema_text(page)["properties"])[-2] == "severity"
-    page.uncheck(f"{row('severity')} .se-required")
-    assert "severity" not in schema_text(page)["required"]
+    assert "harm_score" in edited["required"]
+    assert list(edited["properties"])[-1] == "harm_score"
+    page.click(f"{row('harm_score')} .se-up")
+    assert list(schema_text(page)["properties"])[-2] == "harm_score"
+    page.uncheck(f"{row('harm_score')} .se-required")
+    assert "harm_score" not in schema_text(page)["required"]
     first = next(iter(drafted["properties"]))
     page.click(f"{row(first)} .se-remove")
     assert first not in schema_text(page)["properties"]
@@ -337,3 +344,19 @@ def made_job(client: object, title: str) -> str:
         what=f"{title} finishes",
     )
     return job_id
+
+
+def test_redraft_takes_the_users_feedback_into_the_next_draft(page: object, app: LiveApp) -> None:
+    from playwright.sync_api import expect
+
+    describe(page, app.url)
+    before = schema_text(page)
+    page.click("#redraft-box summary")
+    page.fill("#redraft-feedback", "add a lot number; add a score from 1 to 5")
+    page.click("#redraft-btn")
+    expect(page.locator(row("score"))).to_have_count(1)
+    expect(page.locator("#schema-meta")).to_contain_text("redrafted 1\u00d7")
+    after = schema_text(page)
+    assert set(before["properties"]) | {"lot_number", "score"} == set(after["properties"])
+    assert after["properties"]["score"]["maximum"] == 5
+    assert page.input_value("#redraft-feedback") == ""  # sent once
