@@ -79,6 +79,7 @@ async def _delete_through_owner(request: web.Request, job_id: str, username: str
 
 async def clone_task(request: web.Request) -> web.Response:
     who = caller(request)
+    services = request.app[SERVICES]
     view = await owned_job(request, request.match_info["id"])
     details = await job_details(request, view)
     if details is None:
@@ -94,7 +95,8 @@ async def clone_task(request: web.Request) -> web.Response:
         ).wire()
     draft = {
         "title": details.title,
-        "totalRecords": details.total_records or view.job.total_records,
+        # what the dataset grew to (its additions too), within today's bound
+        "totalRecords": min(view.job.total_records, services.settings.max_records_per_job),
         "description": details.description,
         "instructions": details.instructions,
         "schema": details.json_schema,

@@ -196,8 +196,12 @@ function SchemaEditor(root, textarea, options) {
     return { ...state, messages };
   }
 
+  let shown = "";
   function show(messages) {
     if (!errorList) return;
+    const key = JSON.stringify(messages);
+    if (key === shown) return;  // the same mistakes: not announced again
+    shown = key;
     clear(errorList);
     for (const text of messages) errorList.append(el("li", { text }));
     errorList.hidden = messages.length === 0;
