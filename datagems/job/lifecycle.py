@@ -95,6 +95,8 @@ def _new_base(services: Services, *, owner: str, draft: dict[str, Any], job_id: 
     now = now_iso()
     total = int(draft["totalRecords"])
     peers = list(services.settings.chainstore_peers)
+    inference = recorded_inference(services, draft.get("inference") or {}, owner)
+    mock = services.settings.uses_mock_inference and not inference.use_external_api
     details = JobDetails(
         id=job_id,
         owner=owner,
@@ -102,10 +104,11 @@ def _new_base(services: Services, *, owner: str, draft: dict[str, Any], job_id: 
         description=draft.get("description", ""),
         instructions=draft.get("instructions", ""),
         json_schema=draft["schema"],
-        inference=recorded_inference(services, draft.get("inference") or {}, owner),
+        inference=inference,
         dataset_mode=draft.get("datasetMode"),
         total_records=total,
         created_at=now,
+        meta={"builtinMock": True} if mock else None,  # placeholder records: said on its page
         schema_generated_at=draft.get("schemaGeneratedAt"),
         schema_duration_ms=draft.get("schemaDurationMs") or 0,
         schema_refreshes=draft.get("schemaRefreshes") or 0,

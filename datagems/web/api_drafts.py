@@ -32,7 +32,7 @@ from datagems.models import InferenceSpec, JobDetails, dataset_mode_flag, now_is
 from datagems.schema.check import check_schema
 from datagems.schema.sanitize import draft_problem, sanitize_schema
 from datagems.ssrf import check_public_url
-from datagems.web import limits
+from datagems.web import draft_edits, limits
 from datagems.web.auth import Caller, caller, session_secret
 from datagems.web.bodies import ConfirmBody, InferenceOverrides, PreviewBody, SchemaBody, read_body
 from datagems.web.keys import LIMITERS, READ_CACHE, SERVICES, STATE
@@ -148,10 +148,12 @@ async def draft_schema(request: web.Request) -> web.Response:
         request, SchemaBody, context={"max_records": services.settings.max_records_per_job}
     )
     refreshes = 0
+    previous_schema = None
     if body.previous_draft_token:
         try:
             previous = _read_draft(request, body.previous_draft_token, who)
             refreshes = int(previous.get("schemaRefreshes") or 0) + 1
+            previous_schema = previous.get("schema")
         except BadRequest:
             refreshes = 0
     spec = await _inference_spec(request, body)
@@ -164,6 +166,7 @@ async def draft_schema(request: web.Request) -> web.Response:
         total_records=body.total_records,
         dataset_mode=dataset_mode,
     )
+    messages = draft_edits.with_feedback(messages, body.feedback, previous_schema)
     started = time.perf_counter()
     failed = 0
     schema: dict[str, Any] | None = None
@@ -253,6 +256,8 @@ async def preview(request: web.Request) -> web.Response:
     who = caller(request)
     body = await read_body(request, PreviewBody)
     draft = _read_draft(request, body.draft_token, who)
+    max_records = request.app[SERVICES].settings.max_records_per_job
+    draft = draft_edits.apply_changes(draft, body, max_records)
     schema = _checked(body.json_schema) if body.json_schema is not None else draft["schema"]
     await asyncio.to_thread(request.app[LIMITERS].preview_user.hit, who.username)
     spec = InferenceSpec.model_validate(draft.get("inference") or {})
@@ -322,6 +327,7 @@ async def confirm(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     body = await read_body(request, ConfirmBody)
     draft = _read_draft(request, body.draft_token, who)
+    draft = draft_edits.apply_changes(draft, body, services.settings.max_records_per_job)
     if body.json_schema is not None:
         draft["schema"] = _checked(body.json_schema)
     draft["inference"] = (await _inference_spec(request, body, draft.get("inference"))).wire()
@@ -333,6 +339,8 @@ async def confirm(request: web.Request) -> web.Response:
     if await asyncio.to_thread(_job_started, services, job_id):
         raise BadRequest(INVALID_DRAFT)  # a replayed draft
     claimed = await asyncio.to_thread(ledger.claimed, jti)
+    if claimed is not None and claimed.get("done"):
+        raise BadRequest(INVALID_DRAFT)  # its job was made (and maybe deleted since)
     if claimed is not None and claimed.get("jobId") not in (None, job_id):
         raise BadRequest(INVALID_DRAFT)
     if claimed is None:  # not resuming: refuse early what the count after would refuse
@@ -365,5 +373,6 @@ async def confirm(request: web.Request) -> web.Response:
         raise
     finally:
         request.app[READ_CACHE].jobs_changed(job_id)
+    await asyncio.to_thread(ledger.finish, jti, job_id)
     logger.info("%s confirmed job %s (%d records)", who.username, job.id, job.total_records)
     return web.json_response({"jobId": job.id})

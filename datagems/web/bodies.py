@@ -144,6 +144,7 @@ class SchemaBody(InferenceOverrides):
     instructions: Instructions
     dataset_mode: bool | OptionalText | None = None  # the original's form sends a boolean
     previous_draft_token: Annotated[str, StringConstraints(max_length=20000)] | None = None
+    feedback: _text(2000, 0, multiline=True) | None = None  # what to change in a redraft
 
     @field_validator("total_records")
     @classmethod
@@ -154,12 +155,23 @@ class SchemaBody(InferenceOverrides):
         return value
 
 
-class PreviewBody(Body):
+class DraftChanges(Body):
+    """The form's fields changed since the draft (author helper): the confirm and the
+    preview use them over the draft's (``datagems.web.draft_edits``)."""
+
+    title: Title | None = None
+    total_records: StrictInt | None = None
+    description: Description | None = None
+    instructions: Instructions | None = None
+    dataset_mode: bool | OptionalText | None = None
+
+
+class PreviewBody(DraftChanges):
     draft_token: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
 
 
-class ConfirmBody(InferenceOverrides):
+class ConfirmBody(InferenceOverrides, DraftChanges):
     draft_token: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
 

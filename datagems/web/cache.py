@@ -466,6 +466,8 @@ class WebCache:
         (or, further down than it reaches, from one streamed read of the source). A job
         whose stored base does not read is listed as ``unreadable``, with why to admins."""
         snapshot = await self._jobs()
+        if query.sort != "newest":
+            return await self._sorted_listing(query, snapshot, admin=admin)
         opened = [
             (row, wire) for row, wire in snapshot.rows if query.admits(row) and query.below(row.key)
         ]
@@ -500,6 +502,29 @@ class WebCache:
             for _, wire in page
         ]
         return orjson.dumps({"jobs": shown, "nextCursor": cursor})
+
+    async def _sorted_listing(self, query: Query, snapshot: JobsSnapshot, *, admin: bool) -> bytes:
+        """A page in another order than newest first (``listing.sorted_page``): one
+        streamed read of the source per page, the open jobs live from the snapshot."""
+        live_wires = {row.id: (row, wire) for row, wire in snapshot.rows}
+        live_ids = {*snapshot.entries, *snapshot.unreadable}
+        rows, more = await asyncio.to_thread(
+            listing.sorted_page,
+            self.services,
+            query,
+            [row for row, _ in snapshot.rows],
+            live_ids,
+            query.limit,
+        )
+        wires = await self._listed_wires([r.id for r in rows if r.id not in live_wires])
+        page: list[dict[str, Any]] = []
+        for row in rows:
+            wire = live_wires[row.id][1] if row.id in live_wires else wires.get(row.id)
+            if wire is None or (query.statuses and wire.get("status") not in query.statuses):
+                continue  # gone, or the summary it was sorted from is behind its base
+            page.append(wire if admin or not wire.get("unreadable") else _without_reason(wire))
+        cursor = listing.encode_cursor(listing.sort_key(rows[-1], query.sort)) if more else None
+        return orjson.dumps({"jobs": page, "nextCursor": cursor})
 
     async def metrics(self) -> dict[str, Any]:
         """The fleet's metrics (``lifecycle.metrics``: one streamed pass over every job), read at

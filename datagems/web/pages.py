@@ -24,6 +24,7 @@ def _boot(request: web.Request, **extra: Any) -> dict[str, Any]:
         "maxRecords": settings.max_records_per_job,
         "showFailures": settings.show_failures,
         "maxProfiles": settings.max_external_api_configs,
+        "builtinMock": settings.uses_mock_inference,  # no gateway set: records are placeholders
         **extra,
     }
 

@@ -14,12 +14,13 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import BaseModel
 
-from datagems.job.listing import MAX_PAGE_SIZE, PAGE_SIZE, STATUSES
+from datagems.job.listing import MAX_PAGE_SIZE, PAGE_SIZE, SORTS, STATUSES
 from datagems.web import (
     api_auth,
     api_drafts,
     api_events,
     api_jobs,
+    api_lifecycle,
     api_misc,
     api_records,
     api_user,
@@ -185,6 +186,7 @@ ROUTES: tuple[Route, ...] = (
             Param("cursor", "nextCursor of the previous page: the page after it"),
             Param("status", f"only these statuses, comma-separated ({', '.join(STATUSES)})"),
             Param("q", "only jobs whose title contains this text (any case)"),
+            Param("sort", "newest (default), oldest or title", enum=SORTS),
             Param("all", "admins: true lists every user's jobs"),
             Param("owner", "admins: list this user's jobs"),
         ),
@@ -225,6 +227,23 @@ ROUTES: tuple[Route, ...] = (
         body=ExtendBody,
         status=202,
         errors=(400, 401, 404, 409, 429),
+    ),
+    # a dataset's life after its job (author helper)
+    Route(
+        "DELETE",
+        "/api/tasks/{id}",
+        api_lifecycle.delete_task,
+        "Delete a stopped job with its results (CStore keys and R1FS files): {jobId, deleted}",
+        "tasks",
+        errors=(401, 404, 409, 503),
+    ),
+    Route(
+        "POST",
+        "/api/tasks/{id}/clone",
+        api_lifecycle.clone_task,
+        "A new draft with the job's title, records, texts, schema and inference choice",
+        "tasks",
+        errors=(401, 404),
     ),
     Route(
         "GET",

@@ -263,20 +263,23 @@ function unreadableCard(job) {
     el("div", {}, el("span", { class: "status status-failed", text: "unreadable" })));
 }
 
-function jobCard(job) {
+function jobCard(job, options) {
   if (job.unreadable) return unreadableCard(job);
+  const opts = options || {};
   const ok = job.totalOk || 0, failed = job.totalFailed || 0, total = job.totalRecords || 0;
   const r = rate(job);
   const meta = [el("span", { text: `Created ${fmtAgo(job.createdAt)}` })];
-  if (BOOT.user && BOOT.user.role === "admin" && job.owner !== BOOT.user.username) meta.push(el("span", { text: `by ${job.owner}` }));
+  if (BOOT.user && BOOT.user.role === "admin" && (opts.everyone || job.owner !== BOOT.user.username)) meta.push(el("span", { class: "owner", text: `by ${job.owner}` }));
   if (job.recordsDurationMs) meta.push(el("span", { text: `took ${fmtDuration(job.recordsDurationMs)}` }));
   if (r && ACTIVE(job.status)) meta.push(el("span", { text: `${r.toFixed(1)} rec/s` }));
   const numbers = `${num(ok + failed)} / ${num(total)} records` + (BOOT.showFailures || failed ? ` · ${num(ok)} ok · ${num(failed)} failed` : "");
-  return el("a", { class: "job-card", href: "/jobs/" + encodeURIComponent(job.id) },
-    el("div", {}, el("h3", { text: job.title || job.id }), el("div", { class: "meta" }, meta)),
+  return el("div", { class: "job-card", "data-job": job.id },
+    el("div", {}, el("h3", {}, el("a", { class: "card-link", href: "/jobs/" + encodeURIComponent(job.id), text: job.title || job.id })),
+      el("div", { class: "meta" }, meta)),
     el("div", {}, listedBadge(job)),
     progressBar(ok, failed, total),
-    el("div", { class: "numbers", text: numbers }));
+    el("div", { class: "numbers", text: numbers }),
+    typeof cardActions === "function" ? cardActions(job, opts.onDeleted) : null);
 }
 
 function initJobs() {
@@ -294,7 +297,7 @@ function initJobs() {
   const query = (extra) => {
     const params = new URLSearchParams();
     const data = new FormData(form);
-    for (const name of ["q", "status", "owner"]) {
+    for (const name of ["q", "status", "owner", "sort"]) {
       const value = String(data.get(name) || "").trim();
       if (value && !(name === "owner" && (!all || !all.checked))) params.set(name, value);
     }
@@ -315,7 +318,9 @@ function initJobs() {
         el("p", { class: "muted", text: "Describe one record and DataGems drafts the schema for you." }),
         el("a", { class: "btn btn-primary", href: "/new", text: "Create your first dataset" })));
     }
-    for (const job of shown) list.append(jobCard(job));
+    const everyone = !!(all && all.checked);
+    const onDeleted = (gone) => { first = first.filter((j) => j.id !== gone.id); older = older.filter((j) => j.id !== gone.id); render(); };
+    for (const job of shown) list.append(jobCard(job, { everyone, onDeleted }));
     more.hidden = !cursor;
   };
   const start = () => {
@@ -344,168 +349,13 @@ function initJobs() {
   start();
 }
 
-/* ---------- new dataset ---------- */
-function initNew() {
-  const form = $("#describe-form");
-  const preset = BOOT.preset || {};
-  for (const [key, value] of Object.entries(preset)) {
-    const field = form.elements.namedItem(key);
-    if (field && value !== null && value !== undefined) field.value = String(value);
-  }
-  for (const counter of document.querySelectorAll(".counter")) {
-    const field = form.elements.namedItem(counter.dataset.for);
-    const update = () => { counter.textContent = `${field.value.length} / ${field.maxLength}`; };
-    field.addEventListener("input", update); update();
-  }
-  const select = $("#inference-select");
-  api("GET", "/api/user/settings").then((settings) => {
-    for (const profile of settings.profiles) {
-      select.append(el("option", { value: profile.id, text: `${profile.name || profile.baseUrl}${profile.model ? " · " + profile.model : ""}` }));
-    }
-    if (settings.activeProfileId) select.value = settings.activeProfileId;
-  }).catch(() => {});
-
-  let draft = null;   // the last answer of /api/tasks/schema
-  const editor = $("#schema-editor");
-  const steps = (current) => {
-    for (const li of document.querySelectorAll("#steps li")) {
-      const n = Number(li.dataset.step);
-      li.classList.toggle("current", n === current);
-      li.classList.toggle("done", n < current);
-    }
-  };
-
-  function describeBody() {
-    const data = Object.fromEntries(new FormData(form));
-    const body = {
-      title: data.title, totalRecords: Number(data.totalRecords), description: data.description,
-      instructions: data.instructions, datasetMode: data.datasetMode || null,
-    };
-    if (data.inference) { body.useExternalApi = true; body.profileId = data.inference; }
-    return body;
-  }
-
-  function editedSchema() {
-    const errors = $("#schema-errors");
-    clear(errors); errors.hidden = true;
-    try {
-      const parsed = JSON.parse(editor.value);
-      if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("the schema must be a JSON object");
-      return parsed;
-    } catch (err) {
-      errors.append(el("li", {}, el("code", { text: "/" }), `Not valid JSON: ${err.message}`));
-      errors.hidden = false;
-      return null;
-    }
-  }
-
-  function showSchemaErrors(err) {
-    const errors = $("#schema-errors");
-    clear(errors);
-    if (err.errors && err.errors.length) {
-      for (const item of err.errors) errors.append(el("li", {}, el("code", { text: item.path || "/" }), item.message || ""));
-      errors.hidden = false;
-      showError($("#schema-error"), err.message);
-    } else {
-      errors.hidden = true;
-      showError($("#schema-error"), err.message);
-    }
-  }
-
-  function renderSchema() {
-    editor.value = JSON.stringify(draft.schema, null, 2);
-    clear($("#schema-fields")).append(schemaTable(draft.schema));
-    const meta = [`drafted in ${fmtDuration(draft.schemaDurationMs)}`];
-    if (draft.failedAttempts) meta.push(`${draft.failedAttempts} failed attempt${draft.failedAttempts > 1 ? "s" : ""}`);
-    if (draft.schemaRefreshes) meta.push(`redrafted ${draft.schemaRefreshes}×`);
-    // what the model answered that was not a schema, and what the sanitizer had to type or drop
-    for (const refused of draft.refusedDrafts || []) meta.push(refused);
-    for (const warning of draft.warnings || []) meta.push(`check: ${warning}`);
-    $("#schema-meta").textContent = meta.join(" · ");
-    $("#schema-step").hidden = false;
-    $("#confirm-btn").textContent = `Confirm · generate ${num(describeBody().totalRecords)} records`;
-    showError($("#schema-error"), "");
-    clear($("#schema-errors")).hidden = true;
-  }
-
-  async function requestDraft(button, previous) {
-    showError($("#describe-error"), "");
-    form.querySelectorAll("[aria-invalid]").forEach((node) => node.removeAttribute("aria-invalid"));
-    const body = describeBody();
-    if (previous) body.previousDraftToken = previous;
-    await busy(button, async () => {
-      try {
-        draft = await api("POST", "/api/tasks/schema", body);
-        renderSchema(); steps(2);
-        $("#preview-step").hidden = true;
-        $("#schema-step").scrollIntoView({ behavior: "smooth", block: "start" });
-      } catch (err) {
-        const message = describeMessage(err.message);
-        showError($("#describe-error"), message);
-        if (previous) showError($("#schema-error"), message);
-      }
-    });
-  }
-
-  // "totalRecords must be at most 200" -> "Records must be at most 200" (the field's label
-  // on the page), and the field is marked and focused
-  function describeMessage(message) {
-    const text = message || "";
-    const field = Array.from(form.elements).find((node) => node.name && text.startsWith(`${node.name} `));
-    if (!field) return text;
-    field.setAttribute("aria-invalid", "true"); field.focus();
-    const label = field.closest("label");
-    const shown = label && label.firstChild ? label.firstChild.textContent.trim() : field.name;
-    return shown + text.slice(field.name.length);
-  }
-
-  form.addEventListener("submit", (event) => { event.preventDefault(); requestDraft($("#draft-btn"), null); });
-  $("#redraft-btn").addEventListener("click", () => requestDraft($("#redraft-btn"), draft && draft.draftToken));
-  editor.addEventListener("input", () => {
-    const parsed = (() => { try { return JSON.parse(editor.value); } catch (err) { return null; } })();
-    if (parsed) clear($("#schema-fields")).append(schemaTable(parsed));
-  });
-
-  $("#preview-btn").addEventListener("click", async (event) => {
-    const schema = editedSchema(); if (!schema || !draft) return;
-    showError($("#schema-error"), "");
-    await busy(event.currentTarget, async () => {
-      try {
-        const answer = await api("POST", "/api/tasks/preview", { draftToken: draft.draftToken, schema });
-        const box = clear($("#preview-records"));
-        for (const record of answer.records) {
-          box.append(el("div", { class: "preview" },
-            el("div", { class: "card-head" }, el("strong", { text: `Sample ${record.i + 1}` }),
-              el("span", { class: "state state-" + (record.ok ? "ok" : "failed"), text: record.ok ? "valid" : (record.reason || "failed") })),
-            record.error ? el("p", { class: "small form-error", text: record.error }) : null,
-            record.data !== undefined ? el("pre", { class: "code", text: JSON.stringify(record.data, null, 2) }) : null));
-        }
-        $("#preview-meta").textContent = `made in ${fmtDuration(answer.durationMs)}`;
-        $("#preview-step").hidden = false; steps(3);
-        $("#preview-step").scrollIntoView({ behavior: "smooth", block: "start" });
-      } catch (err) { showSchemaErrors(err); }
-    });
-  });
-
-  $("#confirm-btn").addEventListener("click", async (event) => {
-    const schema = editedSchema(); if (!schema || !draft) return;
-    showError($("#schema-error"), "");
-    await busy(event.currentTarget, async () => {
-      try {
-        steps(4);
-        const answer = await api("POST", "/api/tasks/confirm", { draftToken: draft.draftToken, schema });
-        location.href = "/jobs/" + encodeURIComponent(answer.jobId);
-      } catch (err) { showSchemaErrors(err); steps(3); }
-    });
-  });
-}
+/* ---------- new dataset: static/new-dataset.js (initNewDataset) ---------- */
 
 /* ---------- one job, live ---------- */
 function initJob() {
   const jobId = BOOT.jobId;
   const base = "/api/tasks/" + encodeURIComponent(jobId);
   let latest = null;
-  $("#job-id-label").textContent = jobId;
 
   function stat(name, value) { return el("div", {}, el("dt", { text: name }), el("dd", { text: value })); }
 
@@ -515,6 +365,7 @@ function initJob() {
     const ok = job.totalOk || 0, failed = job.totalFailed || 0, total = job.totalRecords || 0;
     const done = ok + failed;
     document.title = `${job.title || job.id} · DataGems`;
+    if (typeof jobPageActions === "function") jobPageActions(view);
     $("#job-title").textContent = job.title || job.id;
     const sub = [`Created ${fmtTime(job.createdAt)}`, `${job.peerCount || (job.peers || []).length} peer(s)`];
     if (BOOT.user && job.owner !== BOOT.user.username) sub.push(`owner ${job.owner}`);
@@ -858,6 +709,6 @@ function initAdmin() {
   load().catch((err) => toast(err.message, true));
 }
 
-const PAGES = { login: initLogin, register: initRegister, reset: initReset, jobs: initJobs, new: initNew, job: initJob, stats: initStats, settings: initSettings, admin: initAdmin };
+const PAGES = { login: initLogin, register: initRegister, reset: initReset, jobs: initJobs, new: () => initNewDataset(), job: initJob, stats: initStats, settings: initSettings, admin: initAdmin };
 initCommon();
 if (PAGES[BOOT.page]) PAGES[BOOT.page]();
