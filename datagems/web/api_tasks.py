@@ -466,7 +466,10 @@ async def preview(request: web.Request) -> web.Response:
     draft = _read_draft(request, body.draft_token, who)
     schema = _checked(body.json_schema) if body.json_schema is not None else draft["schema"]
     await asyncio.to_thread(request.app[LIMITERS].preview_user.hit, who.username)
-    spec = InferenceSpec.model_validate(draft.get("inference") or {})
+    # as the job would record it: a profile's temperature and max tokens under the job's own
+    spec = await asyncio.to_thread(
+        jobs.recorded_inference, request.app[SERVICES], draft.get("inference") or {}, who.username
+    )
     details = JobDetails(
         id="preview",
         owner=who.username,

@@ -15,13 +15,15 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from datagems.listing import MAX_PAGE_SIZE, PAGE_SIZE, STATUSES
-from datagems.web import api_auth, api_misc, api_tasks, api_user, openapi, pages
+from datagems.web import api_admin, api_auth, api_misc, api_tasks, api_user, openapi, pages
 from datagems.web.bodies import (
+    AccountCreateBody,
     AccountDeleteBody,
     ConfirmBody,
     ExtendBody,
     LoginBody,
     ModelsBody,
+    PasswordResetBody,
     PreviewBody,
     ProfileBody,
     ProfileDeleteBody,
@@ -301,6 +303,27 @@ ROUTES: tuple[Route, ...] = (
         "Delete an account (admins)",
         "admin",
         body=AccountDeleteBody,
+        errors=(400, 401, 403, 404),
+    ),
+    Route(
+        "POST",
+        "/api/admin/accounts",
+        api_admin.create_account,
+        "Create a user account without mail (admins): {username, email, password}, "
+        "the password shown once",
+        "admin",
+        body=AccountCreateBody,
+        status=201,
+        errors=(400, 401, 403, 409),
+    ),
+    Route(
+        "POST",
+        "/api/admin/accounts/password",
+        api_admin.reset_account_password,
+        "Give an account a new generated password (admins): {username, password}, shown "
+        "once; its sessions end",
+        "admin",
+        body=PasswordResetBody,
         errors=(400, 401, 403, 404),
     ),
     Route(
