@@ -29,7 +29,8 @@ def test_an_admin_creates_a_user_without_smtp_and_the_user_signs_in(live: LiveAp
     answer = made.json()
     assert answer["email"] == "carol@example.com" and answer["username"].startswith("carol_")
     carol = live.login(answer["username"], answer["password"])
-    assert carol.get("/api/auth/me").json() == {"username": answer["username"], "role": "user"}
+    me = carol.get("/api/auth/me").json()
+    assert (me["username"], me["role"]) == (answer["username"], "user")
     listed = admin.get("/api/admin/accounts").json()["accounts"]
     assert [a["username"] for a in listed if a["email"] == "carol@example.com"] == [
         answer["username"]
