@@ -102,7 +102,7 @@ function statusBadge(status) {
 const ACTIVE = (status) => status === "queued" || status === "running";
 
 function progressBar(ok, failed, total) {
-  const bar = el("div", { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": total, "aria-valuenow": ok + failed });
+  const bar = el("div", { class: "progress", role: "progressbar", "aria-label": "Records done", "aria-valuemin": 0, "aria-valuemax": total, "aria-valuenow": ok + failed });
   const pct = (n) => (total > 0 ? Math.min(100, (100 * n) / total) : 0) + "%";
   const okBar = el("span", { class: "bar-ok" }); okBar.style.width = pct(ok);
   const failedBar = el("span", { class: "bar-failed" }); failedBar.style.width = pct(failed);
