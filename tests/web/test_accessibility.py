@@ -205,3 +205,33 @@ def test_live_regions_are_narrow_on_every_page(
             wide[name] = found
     context.close()
     assert not wide
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "390px"])
+def test_a_drafted_schema_under_review_has_no_serious_violation(
+    browser: object,  # noqa: F811
+    site: tuple[LiveApp, dict[str, str]],
+    viewport: dict[str, int],
+) -> None:
+    """The new-dataset page in its second state (a schema to review), which no route shows
+    by itself."""
+    live, _ = site
+    context = browser.new_context(viewport=viewport)
+    context.add_init_script(COUNT_FETCHES)
+    page = context.new_page()
+    sign_in(page, live.url, "admin", ADMIN_PASSWORD)
+    page.goto(f"{live.url}/new")
+    page.fill("input[name=title]", "Bike shop orders")
+    page.fill("input[name=totalRecords]", "25")
+    page.fill("textarea[name=description]", "One order at a bike shop: model, size, price.")
+    page.fill("textarea[name=instructions]", "Sizes S, M, L. Prices in euros.")
+    page.click("#draft-btn")
+    page.wait_for_selector("#schema-step:not([hidden])")
+    page.wait_for_function(SETTLED)
+    problems = _violations(page) + _overflow(page, viewport["width"])
+    suffix = "" if viewport is DESKTOP else "-390px"
+    page.evaluate("window.scrollTo({top: 0, behavior: 'instant'})")  # the sticky bar on top
+    page.wait_for_function("() => window.scrollY === 0")
+    page.screenshot(path=str(SCREENSHOTS / f"new-schema{suffix}.png"), full_page=True)
+    context.close()
+    assert not problems
