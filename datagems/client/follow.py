@@ -136,6 +136,7 @@ def follow_job(
     poll_seconds: float = POLL_SECONDS,
     unreachable_after: float = UNREACHABLE_AFTER_SECONDS,
     use_events: bool = True,
+    done: Callable[[dict[str, Any]], bool] | None = None,
 ) -> dict[str, Any]:
     """Call ``on_update(payload)`` with each new view of the job until it has ended; returns
     the last view (``{job, peers, ...}``, read with ``GET /api/tasks/{id}``).
@@ -144,8 +145,10 @@ def follow_job(
     from then on; a dropped stream is reopened after one poll. ``ClientError`` for a
     refusal (401, 404...) or when the server stays unreachable for ``unreachable_after``;
     meanwhile ``on_unreachable(seconds)`` after each failed try, ``on_unreachable(None)``
-    when the server answers again.
+    when the server answers again. ``done(payload)`` tells when to stop (default: the job
+    has finished).
     """
+    done = done or (lambda payload: Snapshot.of(payload).finished)
     last_contact = time.monotonic()
     away = False
 
@@ -164,7 +167,7 @@ def follow_job(
                     if event.event == "job":
                         payload = orjson.loads(event.data)
                         on_update(payload)
-                        if Snapshot.of(payload).finished:
+                        if done(payload):
                             break
                     elif event.event == "end":
                         break
@@ -188,6 +191,6 @@ def follow_job(
         else:
             reached()
             on_update(payload)
-            if Snapshot.of(payload).finished:
+            if done(payload):
                 return payload
         time.sleep(poll_seconds)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -175,8 +176,12 @@ def check_count(count: int, account: dict[str, Any]) -> None:
         raise ClientError(f"--count must be at most {most} on this server", EXIT_USAGE)
 
 
-def follow_shown(client: ApiClient, job_id: str) -> dict[str, Any]:
-    """Follow the job with the progress display until it ends; its last view.
+def follow_shown(
+    client: ApiClient,
+    job_id: str,
+    done: Callable[[dict[str, Any]], bool] | None = None,
+) -> dict[str, Any]:
+    """Follow the job with the progress display until it ends (or ``done``); its last view.
 
     ``KeyboardInterrupt`` and ``ClientError`` end the progress line and propagate."""
     display = ProgressDisplay()
@@ -186,7 +191,12 @@ def follow_shown(client: ApiClient, job_id: str) -> dict[str, Any]:
 
     try:
         final = follow_job(
-            client, job_id, update, note=display.note, on_unreachable=display.unreachable
+            client,
+            job_id,
+            update,
+            note=display.note,
+            on_unreachable=display.unreachable,
+            done=done,
         )
     except BaseException:
         display.end_line()

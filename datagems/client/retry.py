@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from datagems.client.api import EXIT_OK, ApiClient
 from datagems.client.generate import export_format, follow_shown, human_size, print_closing
@@ -32,6 +34,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_job_arguments(parser)
 
 
+def round_ended(round_: Any) -> Callable[[dict[str, Any]], bool]:
+    """Has the job finished the retry round ``round_``? Not before its control shows the
+    round and every peer has caught up with it: a view from just before the round would
+    still read "finished"."""
+    wanted = round_ if isinstance(round_, int) else 0
+
+    def ended(payload: dict[str, Any]) -> bool:
+        control = payload.get("control") if isinstance(payload.get("control"), dict) else {}
+        peers = [p for p in payload.get("peers") or [] if isinstance(p, dict)]
+        return (
+            Snapshot.of(payload).finished
+            and (control.get("retryRound") or 0) >= wanted
+            # a peer of the original app writes no retryRound and never retries: not waited for
+            and all((peer.get("retryRound", wanted) or 0) >= wanted for peer in peers)
+        )
+
+    return ended
+
+
 def main(args: argparse.Namespace) -> int:
     def work(client: ApiClient, job_id: str) -> int:
         if args.out is not None:
@@ -43,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"view: {client.job_url(job_id)}", flush=True)
             return EXIT_OK
         started = time.monotonic()
-        final = follow_shown(client, job_id)
+        final = follow_shown(client, job_id, done=round_ended(round_))
         snap = Snapshot.of(final)
         line = summary_line(snap, job_id, time.monotonic() - started)
         if args.out is not None:
