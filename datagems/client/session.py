@@ -67,6 +67,8 @@ def signed_in_client(args: argparse.Namespace) -> ApiClient:
             client.account = client.me()  # a bad token fails here, before anything is drafted
             return client
         remembered = credentials.stored(client.base_url)
+        if remembered is not None and args.username not in (None, remembered.get("username")):
+            remembered = None  # --username asks for another account than the stored one
         if remembered is not None:
             client.set_token(remembered["token"])
             try:

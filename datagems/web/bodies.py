@@ -177,7 +177,7 @@ class ProfileBody(Body):
     path: OptionalText | None = None
     set_active: bool | None = None
     # the record calls' defaults (null clears one); a job's inferenceParams override them
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    temperature: float | None = Field(default=None, ge=0, le=2, strict=True)
     max_tokens: StrictInt | None = Field(default=None, ge=1, le=8192)
 
 
