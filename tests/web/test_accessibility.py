@@ -235,3 +235,24 @@ def test_a_drafted_schema_under_review_has_no_serious_violation(
     page.screenshot(path=str(SCREENSHOTS / f"new-schema{suffix}.png"), full_page=True)
     context.close()
     assert not problems
+
+
+@pytest.mark.parametrize("width", [500, 800, 861, 1024])
+def test_at_any_width_the_nav_shows_every_link_whole_or_is_a_menu(
+    browser: object,  # noqa: F811
+    site: tuple[LiveApp, dict[str, str]],
+    width: int,
+) -> None:
+    live, _ = site
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    page = context.new_page()
+    sign_in(page, live.url, "admin", ADMIN_PASSWORD)
+    if page.locator("#nav-toggle").is_visible():
+        page.click("#nav-toggle")
+    fits = page.evaluate(
+        "(() => { const n = document.querySelector('nav');"
+        " return n.scrollWidth <= n.clientWidth && [...n.querySelectorAll('a')].every("
+        " (a) => a.getBoundingClientRect().right <= innerWidth); })()"
+    )
+    context.close()
+    assert fits
