@@ -143,6 +143,7 @@ def recorded_inference(services: Services, given: dict[str, Any], owner: str) ->
             spec.base_url = spec.base_url or profile.base_url
             spec.path = spec.path or profile.path or "/chat/completions"
             spec.model = spec.model or profile.model
+            spec.parameters = profile.record_parameters(spec.parameters)
         return spec
     spec.use_external_api = False
     parts = urlsplit(services.gateway_url)  # no credentials, query or fragment

@@ -260,7 +260,13 @@ async def preview(request: web.Request) -> web.Response:
     draft = draft_edits.apply_changes(draft, body, max_records)
     schema = _checked(body.json_schema) if body.json_schema is not None else draft["schema"]
     await asyncio.to_thread(request.app[LIMITERS].preview_user.hit, who.username)
-    spec = InferenceSpec.model_validate(draft.get("inference") or {})
+    # as the job would record it: a profile's temperature and max tokens under the job's own
+    spec = await asyncio.to_thread(
+        lifecycle.recorded_inference,
+        request.app[SERVICES],
+        draft.get("inference") or {},
+        who.username,
+    )
     details = JobDetails(
         id="preview",
         owner=who.username,

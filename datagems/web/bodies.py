@@ -188,6 +188,9 @@ class ProfileBody(Body):
     model: OptionalText | None = None
     path: OptionalText | None = None
     set_active: bool | None = None
+    # the record calls' defaults (null clears one); a job's inferenceParams override them
+    temperature: float | None = Field(default=None, ge=0, le=2, strict=True)
+    max_tokens: StrictInt | None = Field(default=None, ge=1, le=8192)
 
 
 class ProfileDeleteBody(Body):
@@ -198,6 +201,18 @@ class ModelsBody(Body):
     profile_id: OptionalText | None = None
     base_url: UrlText | None = None
     api_key: KeyText | None = None
+
+
+class AccountCreateBody(Body):
+    """An account an administrator makes (no mail): the password is shown once."""
+
+    email: EmailText
+    name: _text(120)
+    country: _text(120, 0) = ""
+
+
+class PasswordResetBody(Body):
+    username: ShortText
 
 
 class AccountDeleteBody(Body):

@@ -56,7 +56,13 @@ def _safe_next(value: str | None) -> str:
 async def login_page(request: web.Request) -> web.StreamResponse:
     if request.get(CALLER):
         raise web.HTTPFound(_safe_next(request.query.get("next")))
-    return _render(request, "login.html", "login", next=_safe_next(request.query.get("next")))
+    return _render(
+        request,
+        "login.html",
+        "login",
+        next=_safe_next(request.query.get("next")),
+        mailReady=request.app[MAILER].configured,
+    )
 
 
 async def register_page(request: web.Request) -> web.StreamResponse:

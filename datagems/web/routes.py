@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from datagems.job.listing import MAX_PAGE_SIZE, PAGE_SIZE, SORTS, STATUSES
 from datagems.web import (
+    api_admin,
     api_auth,
     api_drafts,
     api_events,
@@ -28,11 +29,13 @@ from datagems.web import (
     pages,
 )
 from datagems.web.bodies import (
+    AccountCreateBody,
     AccountDeleteBody,
     ConfirmBody,
     ExtendBody,
     LoginBody,
     ModelsBody,
+    PasswordResetBody,
     PreviewBody,
     ProfileBody,
     ProfileDeleteBody,
@@ -361,6 +364,27 @@ ROUTES: tuple[Route, ...] = (
         "Delete an account (admins)",
         "admin",
         body=AccountDeleteBody,
+        errors=(400, 401, 403, 404),
+    ),
+    Route(
+        "POST",
+        "/api/admin/accounts",
+        api_admin.create_account,
+        "Create a user account without mail (admins): {username, email, password}, "
+        "the password shown once",
+        "admin",
+        body=AccountCreateBody,
+        status=201,
+        errors=(400, 401, 403, 409),
+    ),
+    Route(
+        "POST",
+        "/api/admin/accounts/password",
+        api_admin.reset_account_password,
+        "Give an account a new generated password (admins): {username, password}, shown "
+        "once; its sessions end",
+        "admin",
+        body=PasswordResetBody,
         errors=(400, 401, 403, 404),
     ),
     Route(

@@ -201,7 +201,7 @@ def test_jobs_prints_a_table_by_default(finished, url: str, token: str) -> None:
     assert run.code == 0, run.stderr
     header, *rows = run.stdout.splitlines()
     assert header.split() == ["id", "title", "status", "ok/failed/total", "created", "(UTC)"]
-    row = next(r for r in rows if r.startswith(job_id_of(finished[0])))
+    row = next(r for r in rows if r.startswith(job_id_of(finished[0])[:8] + " "))
     assert "succeeded" in row and "12/0/12" in row
 
 

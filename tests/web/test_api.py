@@ -63,7 +63,9 @@ def test_login_sets_an_httponly_lax_cookie_and_me_returns_the_user(live: LiveApp
         cookie = answer.headers["Set-Cookie"]
         assert "datagen_session=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
         assert "Path=/" in cookie and "Max-Age=604800" in cookie
-        assert client.get("/api/auth/me").json() == {"username": "alice", "role": "user"}
+        me = client.get("/api/auth/me").json()
+        assert (me["username"], me["role"]) == ("alice", "user")  # the original's shape
+        assert me["limits"] == {"maxRecordsPerJob": live.services.settings.max_records_per_job}
         client.post("/api/auth/logout")
         assert client.get("/api/auth/me").status_code == 401
 

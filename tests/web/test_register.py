@@ -352,4 +352,7 @@ def test_registration_without_mail_is_503_with_a_clear_message(live: LiveApp) ->
     assert answer.status_code == 503
     assert "e-mail delivery is not configured" in answer.json()["error"]
     page = httpx.get(f"{live.url}/register")
-    assert "Sign-up is unavailable here" in page.text
+    assert "Sign-up is off on this server" in page.text
+    assert 'id="register-form"' not in page.text  # no form that can only fail
+    login = httpx.get(f"{live.url}/login")
+    assert 'href="/register"' not in login.text and "Ask an administrator" in login.text

@@ -124,7 +124,7 @@ function rangesText(view, peer) {
 }
 
 function progressBar(ok, failed, total) {
-  const bar = el("div", { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": total, "aria-valuenow": ok + failed });
+  const bar = el("div", { class: "progress", role: "progressbar", "aria-label": "Records done", "aria-valuemin": 0, "aria-valuemax": total, "aria-valuenow": ok + failed });
   const pct = (n) => (total > 0 ? Math.min(100, (100 * n) / total) : 0) + "%";
   const okBar = el("span", { class: "bar-ok" }); okBar.style.width = pct(ok);
   const failedBar = el("span", { class: "bar-failed" }); failedBar.style.width = pct(failed);
@@ -191,6 +191,7 @@ function initLogin() {
 
 function initRegister() {
   const form = $("#register-form");
+  if (!form) return; // sign-up is off on this server
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     showError($("#register-error"), "");
@@ -611,6 +612,8 @@ function initSettings() {
       form.elements.model.value = profile.model || "";
       form.elements.apiKey.placeholder = profile.apiKeyMasked ? `${profile.apiKeyMasked} (unchanged)` : "sk-…";
       form.elements.setActive.checked = !!profile.active;
+      form.elements.temperature.value = profile.temperature ?? "";
+      form.elements.maxTokens.value = profile.maxTokens ?? "";
     }
     $("#profile-form-title").textContent = profile ? `Edit “${profile.name || profile.baseUrl}”` : "Add a profile";
   }
@@ -620,7 +623,9 @@ function initSettings() {
       tbody.append(el("tr", {},
         el("td", {}, el("strong", { text: profile.name || "—" }), profile.active ? el("span", { class: "badge", text: "active" }) : null),
         el("td", { class: "mono small", text: (profile.baseUrl || "") + (profile.path || "") }),
-        el("td", { text: profile.model || "—" }),
+        el("td", {}, profile.model || "—",
+          profile.temperature != null ? el("div", { class: "small muted", text: `temperature ${profile.temperature}` }) : null,
+          profile.maxTokens != null ? el("div", { class: "small muted", text: `max ${profile.maxTokens} tokens` }) : null),
         el("td", { class: "mono", text: profile.apiKeyMasked || "none" }),
         el("td", { class: "small", "data-structured-output": profile.structuredOutput || "",
           text: profile.structuredOutput ? `structured output: ${profile.structuredOutput}` : "learned at first use" }),
@@ -634,7 +639,15 @@ function initSettings() {
   }
   async function load() { try { render(await api("GET", "/api/user/settings")); } catch (err) { toast(err.message, true); } }
   async function save(body) {
-    try { render(await api("POST", "/api/user/settings", body)); toast("Saved"); fill(null); return true; }
+    const warning = $("#profile-warning");
+    try {
+      const answer = await api("POST", "/api/user/settings", body);
+      render(answer);
+      fill(null);
+      showError(warning, (answer.warnings || []).join(" "));
+      toast(answer.warnings ? "Saved, with a warning" : "Saved");
+      return true;
+    }
     catch (err) { showError($("#profile-error"), err.message); return false; }
   }
   async function remove(profile) {
@@ -649,6 +662,9 @@ function initSettings() {
     const body = { name: data.name, baseUrl: data.baseUrl, path: data.path || null, model: data.model, setActive: !!data.setActive };
     if (data.id) body.id = data.id;
     if (data.apiKey) body.apiKey = data.apiKey;
+    body.temperature = data.temperature === "" ? null : Number(data.temperature);
+    body.maxTokens = data.maxTokens === "" ? null : Number(data.maxTokens);
+    showError($("#profile-warning"), "");
     await busy(form.querySelector("button[type=submit]"), () => save(body));
   });
   $("#profile-reset").addEventListener("click", () => fill(null));
@@ -684,6 +700,17 @@ function initAdmin() {
         el("td", { class: "small", text: fmtTime(account.createdAt) }),
         el("td", { class: "num" }, self ? null : el("span", { class: "row-actions" },
           el("button", {
+            class: "btn btn-sm", type: "button", text: "Reset password",
+            title: "A new password, shown here once; its sessions end",
+            onclick: async () => {
+              if (!confirm(`Give “${account.username}” a new password? Its current password and sessions stop working.`)) return;
+              try {
+                const done = await api("POST", "/api/admin/accounts/password", { username: account.username });
+                showSecret(`New password of “${done.username}” (shown once):`, done.password);
+              } catch (err) { toast(err.message, true); }
+            },
+          }),
+          el("button", {
             class: "btn btn-sm btn-danger", type: "button", text: "Delete",
             title: "No one signs in as it again; its datasets and settings are kept, its name and address stay taken",
             onclick: async () => {
@@ -706,6 +733,34 @@ function initAdmin() {
           })))));
     }
   }
+  function showSecret(text, password) {
+    $("#account-secret-text").textContent = text;
+    $("#account-secret-password").textContent = password;
+    $("#account-secret").hidden = false;
+    $("#account-secret-copy").focus();
+  }
+  $("#account-secret-copy").addEventListener("click", async () => {
+    try { await navigator.clipboard.writeText($("#account-secret-password").textContent); toast("Copied"); }
+    catch (err) { toast("Select the password and copy it", true); }
+  });
+  $("#account-secret-hide").addEventListener("click", () => {
+    $("#account-secret").hidden = true;
+    $("#account-secret-password").textContent = "";
+  });
+  const create = $("#create-account-form");
+  create.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError($("#create-account-error"), "");
+    const data = Object.fromEntries(new FormData(create));
+    await busy(create.querySelector("button[type=submit]"), async () => {
+      try {
+        const made = await api("POST", "/api/admin/accounts", data);
+        create.reset();
+        showSecret(`Account “${made.username}” created for ${made.email}. Its password (shown once):`, made.password);
+        load();
+      } catch (err) { showError($("#create-account-error"), err.message); }
+    });
+  });
   load().catch((err) => toast(err.message, true));
 }
 
