@@ -17,9 +17,9 @@ import httpx
 import orjson
 import pytest
 
+from datagems.bench.procs import clean_env, datagems_command, wait_until
 from datagems.client.credentials import credentials_path
 from tests.fleet import ADMIN_PASSWORD, Fleet
-from tests.servers import base_env, datagems_command, wait_until
 
 pytestmark = pytest.mark.fleet
 DESCRIPTION = "A product of an online shop, with a name, a price and tags."
@@ -52,7 +52,7 @@ def mock(fleet: Fleet) -> Fleet:
 
 
 def env_of(home: Path, **more: str) -> dict[str, str]:
-    return base_env(XDG_CONFIG_HOME=str(home), DATAGEMS_TOKEN="", **more)
+    return clean_env(XDG_CONFIG_HOME=str(home), DATAGEMS_TOKEN="", **more)
 
 
 def cli(home: Path, *args: str, stdin: str | None = None, **env: str):

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from datagems.bench.procs import wait_until
 from datagems.store import keys
 from tests.fleet import ADMIN_PASSWORD, Fleet
-from tests.servers import ARTIFACTS, wait_until
+from tests.servers import ARTIFACTS
 from tests.web.harness import USER_PASSWORD, LiveApp, confirm, draft, finish_job
 from tests.web.test_browser import browser, sign_in  # noqa: F401 - the shared fixture
 

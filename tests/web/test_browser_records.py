@@ -17,8 +17,9 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
+from datagems.bench.procs import wait_until
 from tests.fleet import ADMIN_PASSWORD, Fleet
-from tests.servers import ARTIFACTS, wait_until
+from tests.servers import ARTIFACTS
 from tests.web.harness import draft
 from tests.web.test_browser import browser as _shared_browser  # noqa: F401 (the fixture)
 from tests.web.test_browser import sign_in

@@ -8,8 +8,8 @@ from __future__ import annotations
 import httpx
 import orjson
 
+from datagems.bench.procs import wait_until
 from datagems.models import InFlightRecord, ReplicaBeat, now_iso
-from tests.servers import wait_until
 from tests.web.harness import LiveApp, confirm, finish_job
 
 GOOD = {"subject": "Printer", "body": "It jams.", "priority": "low"}

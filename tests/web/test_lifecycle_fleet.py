@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from datagems.bench.procs import wait_until
 from datagems.errors import StoreRejected
 from datagems.store import keys
 from tests.fleet import ADMIN_PASSWORD, Fleet
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.fleet
 PEERS = ("a", "b")
