@@ -56,7 +56,7 @@ def finished_job(services: Services, job_id: str, failed: int = 1) -> str:
         state.result_cid = services.r1fs.add_file(line + b"\n", f"{job_id}_{peer}.jsonl")
         state.finished_at = now_iso()
         services.peers.put(job_id, state)
-    lifecycle.refresh(services, job_id)
+    lifecycle.finalize(services, job_id)
     return job_id
 
 

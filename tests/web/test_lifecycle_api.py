@@ -226,7 +226,7 @@ def test_the_list_sorts_by_title_and_oldest_first_across_pages(live: LiveApp) ->
             state.finished_at = state.started_at = base.created_at
             state.result_cid = live.services.r1fs.add_file(b"", "x.jsonl")
             live.services.peers.put(job_id, state)
-            jobs.refresh(live.services, job_id)
+            jobs.finalize(live.services, job_id)
         made.append(job_id)
 
     def every(**params: str) -> list[str]:
