@@ -193,7 +193,6 @@ def parse_peer_list(name: str, value: str) -> list[str]:
     return peers
 
 
-@dataclass(frozen=True, slots=True)
 def _threshold(env: _Env) -> float:
     """``DATAGEN_NEAR_DUPLICATE_THRESHOLD``: a similarity in (0, 1]."""
     value = env.float("DATAGEN_NEAR_DUPLICATE_THRESHOLD", default=0.8, minimum=0.0)
@@ -202,6 +201,7 @@ def _threshold(env: _Env) -> float:
     return value
 
 
+@dataclass(frozen=True, slots=True)
 class Settings:
     # storage
     data_dir: Path = Path(".datagems")

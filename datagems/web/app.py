@@ -21,6 +21,7 @@ from datagems.accounts.ratelimit import LoginLimits, WindowLimiter
 from datagems.accounts.registration import Registrar
 from datagems.accounts.users import Accounts
 from datagems.services import Services
+from datagems.web.api_report import REPORT_CACHE, ReportCache
 from datagems.web.auth import auth_middleware
 from datagems.web.cache import WebCache
 from datagems.web.keys import (
@@ -108,6 +109,7 @@ def create_app(services: Services) -> web.Application:
         services.cstore, settings.auth_hkey, settings.auth_secret.get_secret_value()
     )
     app[READ_CACHE] = WebCache(services, app[ACCOUNTS])
+    app[REPORT_CACHE] = ReportCache()  # the quality reports (issue 17)
     app[LOGIN_LIMITS] = LoginLimits(
         services.cstore,
         peer_id=settings.host_addr,

@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from datagems.listing import MAX_PAGE_SIZE, PAGE_SIZE, STATUSES
-from datagems.web import api_auth, api_misc, api_tasks, api_user, openapi, pages
+from datagems.web import api_auth, api_misc, api_report, api_tasks, api_user, openapi, pages
 from datagems.web.bodies import (
     AccountDeleteBody,
     ConfirmBody,
@@ -205,6 +205,29 @@ ROUTES: tuple[Route, ...] = (
         "Append additionalRecords records, split over the job's peers: {jobId, totalRecords}",
         "tasks",
         body=ExtendBody,
+        status=202,
+        errors=(400, 401, 404, 409, 429),
+    ),
+    # quality (issue 17): the report and resampling near-duplicates
+    Route(
+        "GET",
+        "/api/tasks/{id}/report",
+        api_report.task_report,
+        "The quality report (report.json): fields, variables, near-duplicates, failures, usage",
+        "tasks",
+        query=(
+            Param("threshold", "near-duplicate threshold in (0, 1] (default: the job's)"),
+            Param("download", "true: as an attachment"),
+        ),
+        errors=(400, 401, 404),
+    ),
+    Route(
+        "POST",
+        "/api/tasks/{id}/resample-near-duplicates",
+        api_report.resample_near_duplicates,
+        "Call again, once, the later member of each near-duplicate pair, within a budget",
+        "tasks",
+        body=api_report.ResampleBody,
         status=202,
         errors=(400, 401, 404, 409, 429),
     ),
