@@ -531,6 +531,8 @@ async def confirm(request: web.Request) -> web.Response:
     draft = _read_draft(request, body.draft_token, who)
     if body.json_schema is not None:
         draft["schema"] = _checked(body.json_schema)
+    if body.near_duplicate_threshold is not None:
+        draft["nearDuplicateThreshold"] = body.near_duplicate_threshold
     draft["inference"] = (await _inference_spec(request, body, draft.get("inference"))).wire()
     jti = draft.get("jti")
     if not jti:

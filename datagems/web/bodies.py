@@ -162,6 +162,8 @@ class PreviewBody(Body):
 class ConfirmBody(InferenceOverrides):
     draft_token: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    # quality (issue 17): this job's near-duplicate threshold (absent: the setting's)
+    near_duplicate_threshold: float | None = Field(default=None, gt=0.0, le=1.0)
 
 
 class ExtendBody(Body):
