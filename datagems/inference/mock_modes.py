@@ -17,8 +17,9 @@ faults (``POST /config`` with camelCase names, or ``start_mock(...)`` keywords):
 - ``seededAnswers``: the answer depends only on the request's seed and schema (the same
   seed gets the same answer, as on a real server), faults included;
 - ``hugeAnswerMb``: the answer is a JSON envelope of that many MB, streamed;
-- ``nearDuplicateRate``: the answer is an earlier answer to the same schema with one
-  character changed in its longest free-text string (a small model repeating itself:
+- ``nearDuplicateRate``: the answer is an earlier answer to the same schema, its text
+  the same, one number moved by one within its bounds (or, with no such number, one
+  character of its longest free-text string changed) (a small model repeating itself:
   10 of 23 records in one city, names echoing the title); ``GET /stats`` lists the
   planted pairs of record indices (``plantedPairs``);
 - one request at a time is ``maxConcurrency: 1`` (``maxOpen`` in the stats tells how many
@@ -164,10 +165,29 @@ class NearDuplicatePlanter:
             return None
         source_index, source = rng.choice(choices)
         record = copy.deepcopy(source)
-        _nudge_longest_text(record, schema)
+        if not _nudge_a_number(record, schema):
+            _nudge_longest_text(record, schema)
         if source_index is not None and index is not None and len(self.planted) < PLANTED_KEPT:
             self.planted.append([source_index, index])
         return record
+
+
+def _nudge_a_number(record: dict[str, Any], schema: dict[str, Any]) -> bool:
+    """Move one integer of the record by one, within its schema's bounds."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    props = props if isinstance(props, dict) else {}
+    for name, value in record.items():
+        spec = props.get(name)
+        if not isinstance(spec, dict) or isinstance(value, bool) or not isinstance(value, int):
+            continue
+        if any(k in spec for k in ("enum", "const", "multipleOf")):
+            continue
+        for moved in (value + 1, value - 1):
+            low, high = spec.get("minimum"), spec.get("maximum")
+            if (low is None or moved >= low) and (high is None or moved <= high):
+                record[name] = moved
+                return True
+    return False
 
 
 def _nudge_longest_text(record: dict[str, Any], schema: dict[str, Any]) -> None:

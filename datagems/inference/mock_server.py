@@ -260,6 +260,7 @@ class MockLLM:
 
     async def post_reset(self, request: web.Request) -> web.Response:
         self.reset_stats()
+        self.planter = mock_modes.NearDuplicatePlanter()  # its pairs count from here
         return _json(self.stats())
 
     async def post_config(self, request: web.Request) -> web.Response:
