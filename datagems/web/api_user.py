@@ -122,6 +122,9 @@ async def upsert_settings(request: web.Request) -> web.Response:
             profile.path = path if path.startswith("/") else "/" + path
         if new_key is not None:
             profile.api_key = new_key
+        for price in ("price_in_per_million", "price_out_per_million"):  # the report's cost
+            if price in body.model_fields_set:
+                setattr(profile, price, getattr(body, price))
         if not profile.name:
             profile.name = profile.base_url
     if body.set_active:

@@ -178,6 +178,9 @@ class ProfileBody(Body):
     model: OptionalText | None = None
     path: OptionalText | None = None
     set_active: bool | None = None
+    # quality (issue 17): prices per million tokens (given as null: cleared)
+    price_in_per_million: float | None = Field(default=None, ge=0.0, le=1_000_000.0)
+    price_out_per_million: float | None = Field(default=None, ge=0.0, le=1_000_000.0)
 
 
 class ProfileDeleteBody(Body):

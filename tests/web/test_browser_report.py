@@ -109,7 +109,10 @@ def test_a_finished_job_shows_its_quality_charts_without_any_outside_request(
     assert "Oslo" in city.text_content()
     review = page.locator('#report-fields [data-field="review"]')
     assert "length in characters" in review.text_content()
-    shown = "(name) => [...document.querySelectorAll('#report-fields figure')].some((f) => f.dataset.field === name && f.querySelector('figcaption strong').textContent === name)"
+    shown = (
+        "(name) => [...document.querySelectorAll('#report-fields figure')].some((f) =>"
+        " f.dataset.field === name && f.querySelector('figcaption strong').textContent === name)"
+    )
     assert page.evaluate(shown, IMG)  # a hostile field name is shown as text
     assert page.locator("img").count() == 0
 

@@ -773,6 +773,7 @@ function initSettings() {
       form.elements.model.value = profile.model || "";
       form.elements.apiKey.placeholder = profile.apiKeyMasked ? `${profile.apiKeyMasked} (unchanged)` : "sk-…";
       form.elements.setActive.checked = !!profile.active;
+      for (const price of ["priceInPerMillion", "priceOutPerMillion"]) form.elements[price].value = profile[price] ?? "";
     }
     $("#profile-form-title").textContent = profile ? `Edit “${profile.name || profile.baseUrl}”` : "Add a profile";
   }
@@ -811,6 +812,7 @@ function initSettings() {
     const body = { name: data.name, baseUrl: data.baseUrl, path: data.path || null, model: data.model, setActive: !!data.setActive };
     if (data.id) body.id = data.id;
     if (data.apiKey) body.apiKey = data.apiKey;
+    for (const price of ["priceInPerMillion", "priceOutPerMillion"]) body[price] = data[price] === "" ? null : Number(data[price]);
     await busy(form.querySelector("button[type=submit]"), () => save(body));
   });
   $("#profile-reset").addEventListener("click", () => fill(null));
