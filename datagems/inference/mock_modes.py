@@ -17,16 +17,13 @@ faults (``POST /config`` with camelCase names, or ``start_mock(...)`` keywords):
 - ``seededAnswers``: the answer depends only on the request's seed and schema (the same
   seed gets the same answer, as on a real server), faults included;
 - ``hugeAnswerMb``: the answer is a JSON envelope of that many MB, streamed;
-<<<<<<< HEAD
 - ``nearDuplicateRate``: the answer is an earlier answer to the same schema, its text
   the same, one number moved by one within its bounds (or, with no such number, one
   character of its longest free-text string changed) (a small model repeating itself:
   10 of 23 records in one city, names echoing the title); ``GET /stats`` lists the
   planted pairs of record indices (``plantedPairs``);
-=======
 - ``paused``: the server stops answering; calls wait, unanswered, until it is unpaused
   (a stalled server; tests use it to keep jobs running while they look);
->>>>>>> main
 - one request at a time is ``maxConcurrency: 1`` (``maxOpen`` in the stats tells how many
   calls were queued at once).
 """

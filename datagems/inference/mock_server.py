@@ -22,14 +22,9 @@ JSON text, so the hot path is parse -> generate -> serialize.
 
 Behaviours of real servers (``refuseJsonSchema``, ``echoSchemaRate``, ``exampleDraft``,
 ``runawayRate`` + ``tokenLatencyMs``, ``copyOnRepair``, ``controlCharsRate``,
-<<<<<<< HEAD
-``seededAnswers``, ``hugeAnswerMb``, ``nearDuplicateRate``) are modes described in
-``mock_modes``; ``GET /requests`` lists what the last requests asked (seed, form,
-``max_tokens``, parameters).
-=======
-``seededAnswers``, ``hugeAnswerMb``, ``paused``) are modes described in ``mock_modes``; ``GET
-/requests`` lists what the last requests asked (seed, form, ``max_tokens``, parameters).
->>>>>>> main
+``seededAnswers``, ``hugeAnswerMb``, ``paused``, ``nearDuplicateRate``) are modes
+described in ``mock_modes``; ``GET /requests`` lists what the last requests asked (seed,
+form, ``max_tokens``, parameters).
 
 Faults (each an independent probability per request, checked in this order):
 ``rate_limit_rate`` (gateway: 200 ``result.status: rate_limited``; OpenAI: 429),
