@@ -443,6 +443,19 @@ def _variable_section(spec: dict[str, Any], values: list[Any]) -> dict[str, Any]
     return out
 
 
+def variable_section(spec: dict[str, Any], values: list[Any]) -> dict[str, Any]:
+    """One variable's section; a declaration this report cannot read says so instead."""
+    try:
+        return _variable_section(spec, values)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+        return {
+            "name": spec.get("name"),
+            "kind": spec.get("kind"),
+            "records": len(values),
+            "error": f"the declaration could not be read: {type(exc).__name__}",
+        }
+
+
 # --------------------------------------------------------------------------- the report
 
 
@@ -503,7 +516,7 @@ class ReportBuilder:
             },
             "fields": [stats.summary(self.ok) for stats in self.fields.values()],
             "variables": [
-                _variable_section(spec, self.drawn[str(spec["name"])]) for spec in self.variables
+                variable_section(spec, self.drawn[str(spec["name"])]) for spec in self.variables
             ],
             "nearDuplicates": self.near.summary(self.ok),
             "failures": {"failed": self.failed, "reasons": dict(self.reasons.most_common())},

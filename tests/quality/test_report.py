@@ -166,3 +166,10 @@ def test_cost_is_given_only_when_the_profile_has_prices() -> None:
     usage = usage_of(peers, (0.5, 2.0))
     assert usage["tokensIn"] == 2_000_000 and usage["tokensOut"] == 1_000_000
     assert usage["cost"]["total"] == 3.0
+
+
+def test_a_variable_declaration_the_report_cannot_read_is_named_not_fatal() -> None:
+    broken = {"name": "size", "kind": "number", "max": 4}  # no min
+    entries = [{"i": 0, "ok": True, "data": {"name": "x"}, "vars": {"size": 2}}]
+    (section,) = build(entries, [broken])["variables"]
+    assert section["name"] == "size" and "could not be read" in section["error"]
