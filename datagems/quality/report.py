@@ -561,8 +561,8 @@ def job_report(
     services: Any, view: Any, details: Any, *, threshold: float | None = None
 ) -> dict[str, Any]:
     """The report of a job as its slices (and, while it runs, its latest records) say."""
-    from datagems.export import merged_entries
-    from datagems.jobs import result_cids
+    from datagems.job.export import merged_entries
+    from datagems.job.state import result_cids
     from datagems.models import TERMINAL_STATUSES, now_iso
 
     job = view.job

@@ -1,6 +1,6 @@
 """Resample near-duplicates: call again, once, the later member of near-duplicate pairs.
 
-A resample is a job command (``datagems.commands``, kind ``resample``) like a retry:
+A resample is a job command (``datagems.job.commands``, kind ``resample``) like a retry:
 the replica that takes the request finds the pairs (the report's near-duplicates) and
 writes the later members to the job inbox; the job's command owner, the only writer of
 its command log, decides: of those records, the ones never resampled before, in index

@@ -21,17 +21,18 @@ import orjson
 from aiohttp import web
 from pydantic import Field
 
-from datagems import commands
 from datagems.errors import BadRequest, Conflict
-from datagems.jobs import result_cids
+from datagems.job import commands
+from datagems.job.state import result_cids
 from datagems.models import TERMINAL_STATUSES
 from datagems.quality import resample
 from datagems.quality.report import job_report
 from datagems.web import limits
-from datagems.web.api_tasks import _decided, job_details, owned_job, owned_view
+from datagems.web.api_jobs import _decided
 from datagems.web.auth import caller
 from datagems.web.bodies import Body, read_body
 from datagems.web.keys import SERVICES
+from datagems.web.presenters import job_details, owned_job, owned_view
 
 logger = logging.getLogger(__name__)
 LIVE_SECONDS = 3.0

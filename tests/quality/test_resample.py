@@ -1,5 +1,5 @@
 """Resampling near-duplicates through the command owner over the embedded store
-(``datagems.commands`` + ``datagems.quality.resample``), the tests playing the peers:
+(``datagems.job.commands`` + ``datagems.quality.resample``), the tests playing the peers:
 whatever the interleaving of requests and owner turns, a record is listed by at most one
 resample round, every round within its budget, and a resample round retries no failed
 record."""
@@ -14,11 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datagems import commands, jobs
 from datagems.errors import Conflict
+from datagems.job import commands
+from datagems.job import lifecycle as jobs
+from datagems.job.results import ResultFile
 from datagems.models import Range, now_iso
 from datagems.quality import resample
-from datagems.results import ResultFile
 from datagems.services import Services
 from datagems.settings import Settings
 from tests.actors.jobkit import PERSON_SCHEMA
