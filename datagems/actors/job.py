@@ -227,7 +227,8 @@ class JobActor(Actor):
         done = self.results.resume(self.ranges)
         self.retry_due = resample.retry_round_of(commands)  # a resample round retries none
         self.retried = set(done.to_retry(self.retry_due))
-        self.resampling = resample.due(commands, self.ranges, done.resampled)
+        due = resample.due(commands, self.ranges, done.resampled)
+        self.resampling = {i: r for i, r in due.items() if done.ok.get(i)}  # ok ones only
         return done
 
     def _plan(self, done: ResumeState) -> None:
