@@ -226,8 +226,10 @@ ROUTES: tuple[Route, ...] = (
         "The quality report (report.json): fields, variables, near-duplicates, failures, usage",
         "tasks",
         query=(
-            Param("threshold", "near-duplicate threshold in (0, 1] (default: the job's)"),
-            Param("download", "true: as an attachment"),
+            Param(
+                "threshold", "near-duplicate threshold in (0, 1] (default: the job's)", "number"
+            ),
+            Param("download", "true: as an attachment", enum=("true", "false")),
         ),
         errors=(400, 401, 404),
     ),
