@@ -322,6 +322,23 @@ class InferenceProfile(WireModel):
     # what the provider charges, per million tokens (ours: the quality report's cost)
     price_in_per_million: float | None = None
     price_out_per_million: float | None = None
+    # ours (issue 16): the record calls' defaults; a job's own inferenceParams win
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+    def record_parameters(self, given: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A job's ``inferenceParams`` over this profile's defaults (the job's own win,
+        in either spelling of max tokens)."""
+        merged: dict[str, Any] = {}
+        if self.temperature is not None:
+            merged["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            merged["max_tokens"] = self.max_tokens
+        given = dict(given or {})
+        if "maxTokens" in given or "max_tokens" in given:
+            merged.pop("max_tokens", None)
+        merged.update(given)
+        return merged or None
 
 
 class UserSettings(WireModel):

@@ -34,16 +34,16 @@ from datagems.actors.messages import (
     PaceChanged,
     RangeFailed,
     RecordDone,
-    RecordOutcome,
     RecordsStarted,
     SliceUploaded,
     Tick,
     WriterRestarted,
 )
-from datagems.actors.pace import LatencyPacer
+from datagems.actors.pace import LatencyPacer, LoopLag
 from datagems.actors.record import CallLoop, RecordJob, run_record
 from datagems.errors import BadRequest, DatagemsError, NotFound, StoreError
 from datagems.inference import Provider
+from datagems.inference.pipeline import RecordOutcome
 from datagems.job.results import ResultFile, ResumeState
 from datagems.job.seen import SeenRecords
 from datagems.job.state import cancel_applies, coverage, peer_ranges
@@ -159,6 +159,8 @@ class JobActor(Actor):
         self.work: RecordJob | None = None
         self.pace = LatencyPacer(services.settings.max_in_flight_per_job)  # set at start
         self.pace_shown = -1
+        self.lag = LoopLag()  # the call loop's lag, measured while this job runs
+        self._lag_ticker: concurrent.futures.Future[None] | None = None
         self._ticker: Ticker | None = None
 
     # -- life --------------------------------------------------------------------------
@@ -243,14 +245,11 @@ class JobActor(Actor):
         """The provider (one connection pool) and what every record of the job shares.
         Returns why the work cannot start (its inference profile is gone, its URL refused,
         its schema unusable), if so: no record is started then."""
-        from datagems.inference.constrain import constrained_schema
-        from datagems.inference.generation import sampling_for
+        from datagems.inference.pipeline import record_calls
         from datagems.job.lifecycle import provider_for
-        from datagems.schema.check import field_order
-        from datagems.schema.validate import compile_validator
 
         cannot_start: DatagemsError | None = None
-        validator: Any = None
+        calls: Any = None
         try:
             self.provider = provider_for(
                 self.services,
@@ -258,30 +257,25 @@ class JobActor(Actor):
                 job.owner,
                 max_connections=min(self.settings.max_in_flight_per_job, self.slots.capacity),
             )
-            validator = compile_validator(details.json_schema)
+            calls = record_calls(
+                details,
+                self.provider,
+                job_id=self.job_id,
+                total=job.total_records,
+                attempts=self.settings.attempts_per_record,
+                max_tokens=self.settings.record_max_tokens,
+                round_=self.version[1],
+            )
         except (NotFound, BadRequest) as exc:
             cannot_start = exc
         self.pace = self._pacer(details)
         self.work = RecordJob(
-            job_id=self.job_id,
+            calls=calls,  # None: nothing starts
             owner=self.owner,
-            details=details,
-            validator=validator,
-            fields=field_order(details.json_schema),
-            total=job.total_records,
-            attempts=self.settings.attempts_per_record,
-            provider=self.provider,  # type: ignore[arg-type]  # None: nothing starts
             pacer=self.slots,
             job=self.actor_ref,
             writer=self.writer,
-            sampling=sampling_for(
-                details.json_schema,
-                details.inference.parameters,
-                self.settings.record_max_tokens,
-            ),
             pace=self.pace,
-            round=self.version[1],
-            constrained=constrained_schema(details.json_schema),
         )
         logger.info(
             "job %s: working %s, %d to call (%d failed ones again)",
@@ -338,16 +332,22 @@ class JobActor(Actor):
         from datagems.actors.pace import SLOW_START
 
         cap = self.settings.max_in_flight_per_job
+        if self._lag_ticker is None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing will run
+                self._lag_ticker = self.calls.submit(self.lag.run())
         known = getattr(getattr(self.provider, "negotiation", None), "known_in_flight", None)
         if known:
-            return LatencyPacer(cap, known, why="starting where the last job on it ended")
+            why = "starting where the last job on it ended"
+            return LatencyPacer(cap, known, why=why, lag=self.lag)
         if details.inference.use_external_api:
-            return LatencyPacer(cap, SLOW_START)
-        return LatencyPacer(cap)
+            return LatencyPacer(cap, SLOW_START, lag=self.lag)
+        return LatencyPacer(cap, lag=self.lag)
 
     def cleanup(self) -> None:
         if self._ticker:
             self._ticker.stop()
+        if self._lag_ticker is not None:
+            self._lag_ticker.cancel()
         negotiation = getattr(self.provider, "negotiation", None)
         if negotiation is not None and self.pace.observed:
             negotiation.remember_in_flight(self.pace.allowed)

@@ -44,7 +44,7 @@ from datagems.errors import (
     RateLimited,
     ServiceUnavailable,
 )
-from datagems.job import caps, index, lifecycle
+from datagems.job import caps, index, lifecycle, removal
 from datagems.job.state import JobView
 from datagems.models import (
     CommandDecision,
@@ -60,7 +60,7 @@ from datagems.quality import resample
 from datagems.services import Services
 
 logger = logging.getLogger(__name__)
-KINDS = ("retry", "extend", "resample")
+KINDS = ("retry", "extend", "delete", "resample")
 DECIDED_GRACE_SECONDS = 2.0  # after the wait (at most half of it): a late decision lands
 DECISIONS_KEPT_SECONDS = 3600.0  # decisions older than this leave the log
 WAIT_POLL_SECONDS = 0.1
@@ -154,6 +154,9 @@ def _decide(
             me,
             ServiceUnavailable("the job's replicas did not answer in time; nothing was changed"),
         )
+    if command.kind == "delete":  # carried out by ``apply_pending`` (``datagems.job.removal``)
+        refused = removal.refusal(services, view)
+        return _refusal(command, me, refused) if refused else _decision(command, me, 202)
     if command.kind == "retry":
         if job.status not in ("succeeded", "failed"):
             return _refusal(
@@ -265,11 +268,14 @@ def apply_pending(services: Services, job_id: str, pending: list[JobCommand]) ->
     log = services.commands.get(job_id)
     view = lifecycle.load_job(services, job_id)
     decided = 0
-    applied = False
+    applied = deleted = False
     done: list[JobCommand] = []
     for command in sorted(pending, key=lambda c: (c.requested_at, c.id)):
         if command.id in log.decisions:
             done.append(command)
+            continue
+        if view is None and command.kind == "delete":
+            done.append(command)  # already gone: its request sees it so; no log for it
             continue
         if view is None:
             decision: CommandDecision | None = _refusal(command, me, NotFound("job not found"))
@@ -277,6 +283,8 @@ def apply_pending(services: Services, job_id: str, pending: list[JobCommand]) ->
             decision = _decide(services, view, log, command, me)
         if decision is None:
             break  # this one and the later ones wait for the next turn, in order
+        if decision.applied and command.kind == "delete":
+            deleted, view = True, None  # the later commands find no job
         done.append(command)
         log.decisions[command.id] = decision
         decided += 1
@@ -289,7 +297,9 @@ def apply_pending(services: Services, job_id: str, pending: list[JobCommand]) ->
             "applied" if decision.applied else f"refused {decision.status}",
             decision.error or f"round {log.retry_round}, {len(log.extensions)} extensions",
         )
-    if decided:
+    if deleted:  # its log goes with it: the requests wait for the job to be gone
+        removal.remove(services, job_id)
+    elif decided:
         if applied and view is not None:  # in the open-jobs index before it opens again
             index.open_job(services, view.job)
         _prune(log)

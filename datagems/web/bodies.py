@@ -144,6 +144,7 @@ class SchemaBody(InferenceOverrides):
     instructions: Instructions
     dataset_mode: bool | OptionalText | None = None  # the original's form sends a boolean
     previous_draft_token: Annotated[str, StringConstraints(max_length=20000)] | None = None
+    feedback: _text(2000, 0, multiline=True) | None = None  # what to change in a redraft
 
     @field_validator("total_records")
     @classmethod
@@ -154,12 +155,23 @@ class SchemaBody(InferenceOverrides):
         return value
 
 
-class PreviewBody(Body):
+class DraftChanges(Body):
+    """The form's fields changed since the draft (author helper): the confirm and the
+    preview use them over the draft's (``datagems.web.draft_edits``)."""
+
+    title: Title | None = None
+    total_records: StrictInt | None = None
+    description: Description | None = None
+    instructions: Instructions | None = None
+    dataset_mode: bool | OptionalText | None = None
+
+
+class PreviewBody(DraftChanges):
     draft_token: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
 
 
-class ConfirmBody(InferenceOverrides):
+class ConfirmBody(InferenceOverrides, DraftChanges):
     draft_token: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
     # quality (issue 17): this job's near-duplicate threshold (absent: the setting's)
@@ -181,6 +193,9 @@ class ProfileBody(Body):
     # quality (issue 17): prices per million tokens (given as null: cleared)
     price_in_per_million: float | None = Field(default=None, ge=0.0, le=1_000_000.0)
     price_out_per_million: float | None = Field(default=None, ge=0.0, le=1_000_000.0)
+    # the record calls' defaults (null clears one); a job's inferenceParams override them
+    temperature: float | None = Field(default=None, ge=0, le=2, strict=True)
+    max_tokens: StrictInt | None = Field(default=None, ge=1, le=8192)
 
 
 class ProfileDeleteBody(Body):
@@ -191,6 +206,18 @@ class ModelsBody(Body):
     profile_id: OptionalText | None = None
     base_url: UrlText | None = None
     api_key: KeyText | None = None
+
+
+class AccountCreateBody(Body):
+    """An account an administrator makes (no mail): the password is shown once."""
+
+    email: EmailText
+    name: _text(120)
+    country: _text(120, 0) = ""
+
+
+class PasswordResetBody(Body):
+    username: ShortText
 
 
 class AccountDeleteBody(Body):
