@@ -23,8 +23,8 @@ import orjson
 import pytest
 
 from datagems.accounts.users import Accounts
+from datagems.bench.procs import wait_until
 from tests.fleet import AUTH_PEPPER, Fleet
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.fleet
 RECORDS = 60

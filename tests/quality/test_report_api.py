@@ -110,7 +110,7 @@ def test_a_finished_report_is_built_once_and_a_running_one_shows_its_latest_reco
         report = bob.get(f"/api/tasks/{job_id}/report").json()
         return report if report["status"] == "succeeded" else None
 
-    from tests.servers import wait_until
+    from datagems.bench.procs import wait_until
 
     done = wait_until(finished, timeout=30, what="the finished report")
     assert done["records"]["ok"] == 4 and not done["partial"]

@@ -69,7 +69,7 @@ def catch_up(services: Services, job_id: str, failed: int = 0) -> None:
         state.result_cid, state.finished_at = f"cid-{peer}-{log.retry_round}", now_iso()
         state.retry_round = log.retry_round
         services.peers.put(job_id, state)
-    jobs.refresh(services, job_id)
+    jobs.finalize(services, job_id)
 
 
 def request(services: Services, job_id: str, indices: list[int], budget: int = 0):
