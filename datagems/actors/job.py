@@ -57,6 +57,7 @@ from datagems.models import (
     Range,
     Takeover,
 )
+from datagems.quality import resample
 from datagems.services import Services
 
 if TYPE_CHECKING:
@@ -137,6 +138,9 @@ class JobActor(Actor):
         self.calls = calls
         self.in_flight: dict[int, concurrent.futures.Future[None]] = {}
         self.pending: list[int] = []  # indices still to start, popped from the end
+        self.retry_due = 0  # the latest round that retries failed records
+        self.retried: set[int] = set()
+        self.resampling: dict[int, int] = {}  # near-duplicates to call again -> their round
         self.seen = SeenRecords()
         # the range's counts: from the local file at (re)open, then one per outcome (a
         # record due for a retry this round counts neither until its new outcome)
@@ -223,7 +227,10 @@ class JobActor(Actor):
         elif self.takeover and mine is not None and self.owner in mine.takeovers:
             self.seeded_from = mine.takeovers[self.owner].seeded_from
         done = self.results.resume(self.ranges)
-        self.retried = set(done.to_retry(commands.retry_round))
+        self.retry_due = resample.retry_round_of(commands)  # a resample round retries none
+        self.retried = set(done.to_retry(self.retry_due))
+        due = resample.due(commands, self.ranges, done.resampled)
+        self.resampling = {i: r for i, r in due.items() if done.ok.get(i)}  # ok ones only
         return done
 
     def _plan(self, done: ResumeState) -> None:
@@ -231,6 +238,7 @@ class JobActor(Actor):
         retries of failed ones."""
         todo = [i for r in self.ranges for i in range(r.start, r.end) if i not in done.ok]
         todo += self.retried
+        todo += self.resampling  # ok records found near-duplicates, called once again
         self.pending = sorted(set(todo), reverse=True)
 
     def _connect(self, job: JobBase, details: JobDetails) -> DatagemsError | None:
@@ -287,7 +295,7 @@ class JobActor(Actor):
             owner_range=self.owner_range,
             ranges=self.ranges,
             done=done,
-            retry_round=self.version[1],
+            retry_round=self.retry_due,
             seeded_from=self.seeded_from,
         )
         counts: PeerState | Takeover = takeover or state
@@ -465,14 +473,17 @@ class JobActor(Actor):
         entry: dict[str, Any] = {"i": outcome.i, "ok": outcome.ok}
         if self.version[1]:
             entry["round"] = self.version[1]
+        resampled = self.resampling.pop(outcome.i, None)
+        if resampled is not None:  # an ok record called again: it stays counted as ok
+            entry["resampled"] = resampled
         duplicate = False
         if outcome.ok:
             entry["data"] = outcome.data
             duplicate = self.seen.add(outcome.data)
-            self.ok_count += 1
+            self.ok_count += resampled is None
         else:
             entry.update(error=outcome.error, reason=outcome.reason)
-            self.failed_count += 1
+            self.failed_count += resampled is None
         if outcome.attempts > 1:
             entry["attempts"] = outcome.attempts
         if outcome.tries and (not outcome.ok or outcome.attempts > 1):
@@ -498,8 +509,9 @@ class JobActor(Actor):
         them again once the cause is fixed. Then the slice is uploaded as usual."""
         message = f"{CANNOT_START}: {error.message}"
         logger.warning("job %s: the range of %s cannot start: %s", self.job_id, self.owner, error)
-        indices = sorted(self.pending)
-        self.pending.clear()
+        indices = sorted(i for i in self.pending if i not in self.resampling)
+        self.pending.clear()  # near-duplicates due for a resample stay as they are
+        self.resampling.clear()
         extra = {"round": self.version[1]} if self.version[1] else {}
         assert self.results is not None
         self.results.append_many(

@@ -112,6 +112,7 @@ def _new_base(services: Services, *, owner: str, draft: dict[str, Any], job_id: 
         schema_generated_at=draft.get("schemaGeneratedAt"),
         schema_duration_ms=draft.get("schemaDurationMs") or 0,
         schema_refreshes=draft.get("schemaRefreshes") or 0,
+        near_duplicate_threshold=draft.get("nearDuplicateThreshold"),
     )
     cid = services.details.put(details)
     return JobBase(

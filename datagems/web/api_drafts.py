@@ -336,6 +336,8 @@ async def confirm(request: web.Request) -> web.Response:
     draft = draft_edits.apply_changes(draft, body, services.settings.max_records_per_job)
     if body.json_schema is not None:
         draft["schema"] = _checked(body.json_schema)
+    if body.near_duplicate_threshold is not None:
+        draft["nearDuplicateThreshold"] = body.near_duplicate_threshold
     draft["inference"] = (await _inference_spec(request, body, draft.get("inference"))).wire()
     jti = draft.get("jti")
     if not jti:

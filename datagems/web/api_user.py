@@ -109,7 +109,8 @@ async def upsert_settings(request: web.Request) -> web.Response:
         body.set_active
         and profile is not None
         and not any((body.name, body.base_url, body.api_key, body.model, body.path))
-        and not body.model_fields_set & {"temperature", "max_tokens"}
+        and not body.model_fields_set
+        & {"temperature", "max_tokens", "price_in_per_million", "price_out_per_million"}
     )
     warnings: list[str] = []
     if body.id and profile is None:
@@ -140,6 +141,9 @@ async def upsert_settings(request: web.Request) -> web.Response:
             profile.path = path if path.startswith("/") else "/" + path
         if new_key is not None:
             profile.api_key = new_key
+        for price in ("price_in_per_million", "price_out_per_million"):  # the report's cost
+            if price in body.model_fields_set:
+                setattr(profile, price, getattr(body, price))
         if "temperature" in body.model_fields_set:
             profile.temperature = body.temperature
         if "max_tokens" in body.model_fields_set:

@@ -174,6 +174,8 @@ class PreviewBody(DraftChanges):
 class ConfirmBody(InferenceOverrides, DraftChanges):
     draft_token: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    # quality (issue 17): this job's near-duplicate threshold (absent: the setting's)
+    near_duplicate_threshold: float | None = Field(default=None, gt=0.0, le=1.0)
 
 
 class ExtendBody(Body):
@@ -188,6 +190,9 @@ class ProfileBody(Body):
     model: OptionalText | None = None
     path: OptionalText | None = None
     set_active: bool | None = None
+    # quality (issue 17): prices per million tokens (given as null: cleared)
+    price_in_per_million: float | None = Field(default=None, ge=0.0, le=1_000_000.0)
+    price_out_per_million: float | None = Field(default=None, ge=0.0, le=1_000_000.0)
     # the record calls' defaults (null clears one); a job's inferenceParams override them
     temperature: float | None = Field(default=None, ge=0, le=2, strict=True)
     max_tokens: StrictInt | None = Field(default=None, ge=1, le=8192)

@@ -612,6 +612,7 @@ function initSettings() {
       form.elements.model.value = profile.model || "";
       form.elements.apiKey.placeholder = profile.apiKeyMasked ? `${profile.apiKeyMasked} (unchanged)` : "sk-…";
       form.elements.setActive.checked = !!profile.active;
+      for (const price of ["priceInPerMillion", "priceOutPerMillion"]) form.elements[price].value = profile[price] ?? "";
       form.elements.temperature.value = profile.temperature ?? "";
       form.elements.maxTokens.value = profile.maxTokens ?? "";
     }
@@ -662,6 +663,7 @@ function initSettings() {
     const body = { name: data.name, baseUrl: data.baseUrl, path: data.path || null, model: data.model, setActive: !!data.setActive };
     if (data.id) body.id = data.id;
     if (data.apiKey) body.apiKey = data.apiKey;
+    for (const price of ["priceInPerMillion", "priceOutPerMillion"]) body[price] = data[price] === "" ? null : Number(data[price]);
     body.temperature = data.temperature === "" ? null : Number(data.temperature);
     body.maxTokens = data.maxTokens === "" ? null : Number(data.maxTokens);
     showError($("#profile-warning"), "");
