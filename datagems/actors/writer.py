@@ -24,6 +24,7 @@ ranges again with counts re-derived from their local result files (``WriterResta
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import time
 from collections import deque
@@ -60,6 +61,15 @@ logger = logging.getLogger(__name__)
 RECENT_KEPT = 20
 RECENT_DATA_BYTES = 1024
 MAX_BACKOFF_SECONDS = 30.0
+USAGE_COUNTERS = (  # PeerState fields this writer adds to as records end
+    "failure_reasons",
+    "retries",
+    "duplicates",
+    "tokens_in",
+    "tokens_out",
+    "latency_ms_total",
+    "abandoned_calls",
+)
 BASE_SECONDS = 2.0  # the job base at most this often (the original's page reads every 10 s)
 
 
@@ -206,9 +216,13 @@ class CStoreWriter(Actor):
                 state=message.state.model_copy(deep=True)
             )
         elif message.takeover is None:  # own range (re)opened: keep takeovers we hold
-            takeovers = tracked.state.takeovers
+            kept = tracked.state
             tracked.state = message.state.model_copy(deep=True)
-            tracked.state.takeovers.update(takeovers)
+            tracked.state.takeovers.update(kept.takeovers)
+            # and the usage only this writer counts: the job actor read the stored state,
+            # which can be behind this writer (a range reopened before a write landed)
+            for name in USAGE_COUNTERS:
+                setattr(tracked.state, name, copy.deepcopy(getattr(kept, name)))
         if message.takeover is not None:
             takeover = message.takeover.model_copy(deep=True)
             takeover.started_at = takeover.started_at or now_iso()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from datagems.actors.writer import _Tracked
 from datagems.models import PeerState
 
@@ -38,3 +40,32 @@ def test_after_a_failed_write_the_next_outcome_asks_again() -> None:
     job.flush_asked = False  # the flush is handled, but the store refused the write
     assert finish(job, 1) == [1]  # still K or more unwritten: ask at once, not K later
     assert job.dirty
+
+
+def test_a_range_reopened_from_a_stale_store_keeps_the_usage_the_writer_counted() -> None:
+    """A job actor restarted before the writer's last write landed reads the stored state:
+    its counts come from the result file, but the usage only the writer counts (failure
+    reasons, tokens, retries...) must stay the writer's, or a reason is lost."""
+    from types import SimpleNamespace
+
+    from datagems.actors.messages import JobOpened
+    from datagems.actors.writer import CStoreWriter
+
+    writes: list[str] = []
+    writer: Any = SimpleNamespace(
+        tracked={}, peer="c", _write=lambda job_id, force=False: writes.append(job_id)
+    )
+    stored = PeerState(peer_id="c", assigned=2)  # what the store held before the failure
+    CStoreWriter._opened(writer, JobOpened(job_id="j", state=stored))
+    counted = writer.tracked["j"].state
+    counted.generated_failed = 2
+    counted.failure_reasons = {"cannot_start": 2}
+    counted.tokens_out, counted.retries = 40, 1
+
+    reopened = stored.model_copy(update={"generated_failed": 2})  # counts from the file
+    CStoreWriter._opened(writer, JobOpened(job_id="j", state=reopened))
+    state = writer.tracked["j"].state
+    assert state.generated_failed == 2
+    assert state.failure_reasons == {"cannot_start": 2}
+    assert (state.tokens_out, state.retries) == (40, 1)
+    assert writes == ["j", "j"]
