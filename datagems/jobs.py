@@ -100,6 +100,8 @@ def _new_base(services: Services, *, owner: str, draft: dict[str, Any], job_id: 
     now = now_iso()
     total = int(draft["totalRecords"])
     peers = list(services.settings.chainstore_peers)
+    conditioned = bool(draft.get("variables") or draft.get("seedData"))
+    peers, left_out = _peers_for_conditioning(services, peers) if conditioned else (peers, [])
     details = JobDetails(
         id=job_id,
         owner=owner,
@@ -114,6 +116,10 @@ def _new_base(services: Services, *, owner: str, draft: dict[str, Any], job_id: 
         schema_generated_at=draft.get("schemaGeneratedAt"),
         schema_duration_ms=draft.get("schemaDurationMs") or 0,
         schema_refreshes=draft.get("schemaRefreshes") or 0,
+        seed=draft.get("seed"),
+        variables=draft.get("variables") or None,
+        seed_data=draft.get("seedData") or None,
+        original_peers_left_out=left_out or None,
     )
     cid = services.details.put(details)
     return JobBase(
@@ -132,6 +138,17 @@ def _new_base(services: Services, *, owner: str, draft: dict[str, Any], job_id: 
         schema_refreshes=details.schema_refreshes,
         updated_at=now,
     )
+
+
+def _peers_for_conditioning(services: Services, peers: list[str]) -> tuple[list[str], list[str]]:
+    """A job with per-record variables or seed data goes to the replicas of ours only (those
+    seen in ``datagen:replicas``; the original app would ignore both), when it has any:
+    the peers kept, and those of the original left out (the job page names them)."""
+    beats = services.replicas.all()
+    ours = [p for p in peers if p in beats]
+    if not ours or ours == peers:
+        return peers, []
+    return ours, [p for p in peers if p not in ours]
 
 
 def recorded_inference(services: Services, given: dict[str, Any], owner: str) -> InferenceSpec:

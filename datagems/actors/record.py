@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from datagems.inference import Provider
     from datagems.inference.generation import Sampling
     from datagems.models import JobDetails
+    from datagems.quality.conditioning import Conditioning
     from datagems.schema_tools import RecordValidator
 
 logger = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ class RecordJob:
     pace: LatencyPacer | None = None  # the job's in-flight level, following latency
     round: int = 0  # the job's retry round: fresh seeds in each
     constrained: dict[str, Any] | None = None  # the schema sent for constrained decoding
+    conditioning: Conditioning | None = None  # the job's variables and seed rows (quality)
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -178,7 +180,11 @@ async def generate(work: RecordJob, index: int) -> RecordOutcome:
     from datagems.schema_tools import in_field_order
 
     base = prompts.record_messages(
-        details=work.details, index=index, total=work.total, round_=work.round
+        details=work.details,
+        index=index,
+        total=work.total,
+        round_=work.round,
+        conditioning=work.conditioning,
     )
     messages = base
     record_seed = prompts.record_seed(work.job_id, index, work.round)

@@ -52,6 +52,7 @@ from datagems.models import (
     dataset_mode_flag,
     now_iso,
 )
+from datagems.quality.variables import proposed_variables
 from datagems.schema_tools import (
     check_schema,
     compile_validator,
@@ -59,7 +60,7 @@ from datagems.schema_tools import (
     sanitize_schema,
 )
 from datagems.ssrf import check_public_url
-from datagems.web import limits
+from datagems.web import api_quality, limits
 from datagems.web.auth import Caller, caller, session_secret
 from datagems.web.bodies import (
     ConfirmBody,
@@ -141,10 +142,15 @@ class DraftRefused(SchemaInvalid):
 
 
 def _draft_once(
-    provider: Any, messages: list[dict[str, str]], spec: InferenceSpec, warnings: list[str]
+    provider: Any,
+    messages: list[dict[str, str]],
+    spec: InferenceSpec,
+    warnings: list[str],
+    proposed: list[dict[str, Any]] | None = None,
 ) -> dict:
     """One draft call; ``DraftRefused`` when the answer is not a schema (an example record,
-    a bare map, a fragment): it is never turned into one."""
+    a bare map, a fragment): it is never turned into one. The variables it proposes go to
+    ``proposed`` (each invalid one dropped with a warning)."""
     completion = provider.complete(
         messages,
         schema=None,
@@ -152,11 +158,14 @@ def _draft_once(
         max_tokens=DRAFT_MAX_TOKENS,
     )
     raw = extract_json(completion.text)
+    proposals = api_quality.take_proposals(raw)
     problem = draft_problem(raw)
     if problem is not None:
         raise DraftRefused(problem)
     schema = sanitize_schema(raw, warnings)
     check_schema(schema)
+    if proposed is not None:
+        proposed[:] = proposed_variables(proposals, warnings)
     return schema
 
 
@@ -327,7 +336,8 @@ def view_payload(
             peers.append({**state.wire(), "usage": peer_usage(state), "kind": kind})
     return {
         "originalPeers": originals,
-        "notes": mixed_fleet_notes(view, originals),
+        "notes": mixed_fleet_notes(view, originals)
+        + api_quality.conditioning_notes(details, originals),
         "job": view.job.wire(),
         "peers": peers,
         "details": details.wire() if details else None,
@@ -370,12 +380,15 @@ async def draft_schema(request: web.Request) -> web.Response:
     last_error: DatagemsError | None = None
     refused: list[str] = []
     warnings: list[str] = []
+    proposed: list[dict[str, Any]] = []
     question = messages
     try:
         for _attempt in range(DRAFT_ATTEMPTS):
             try:
                 warnings.clear()
-                schema = await asyncio.to_thread(_draft_once, provider, messages, spec, warnings)
+                schema = await asyncio.to_thread(
+                    _draft_once, provider, messages, spec, warnings, proposed
+                )
                 break
             except (InferenceError, SchemaInvalid) as exc:
                 failed += 1
@@ -419,6 +432,8 @@ async def draft_schema(request: web.Request) -> web.Response:
     }
     if refused:  # ours, only when there is something to say
         answer["refusedDrafts"] = refused
+    if proposed:  # ours: per-record variables the user may keep at confirm
+        answer["variables"] = proposed
     if warnings:
         answer["warnings"] = list(warnings)
     return web.json_response(answer)
@@ -532,6 +547,7 @@ async def confirm(request: web.Request) -> web.Response:
     if body.json_schema is not None:
         draft["schema"] = _checked(body.json_schema)
     draft["inference"] = (await _inference_spec(request, body, draft.get("inference"))).wire()
+    draft.update(await asyncio.to_thread(api_quality.confirmed_fields, services, body))
     jti = draft.get("jti")
     if not jti:
         raise BadRequest(INVALID_DRAFT)

@@ -13,7 +13,7 @@ validation context (``{"max_records": N}``).
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from aiohttp import web
@@ -159,9 +159,21 @@ class PreviewBody(Body):
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
 
 
+class SeedChoice(Body):
+    """An uploaded seed file (``POST /api/seeds``) and how records use its rows (ours)."""
+
+    cid: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    mode: Literal["in_order", "sampled", "without_replacement"] = "in_order"
+
+
 class ConfirmBody(InferenceOverrides):
     draft_token: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    # ours (datagems.quality): the per-record variables kept from the draft's proposals
+    # (checked by ``quality.variables``), their draws' seed, and a seed file to condition on
+    variables: list[Any] | None = Field(default=None, max_length=20)
+    seed: Annotated[StrictInt, Field(ge=0, le=2**53)] | None = None
+    seed_data: SeedChoice | None = None
 
 
 class ExtendBody(Body):

@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from datagems.listing import MAX_PAGE_SIZE, PAGE_SIZE, STATUSES
-from datagems.web import api_auth, api_misc, api_tasks, api_user, openapi, pages
+from datagems.web import api_auth, api_misc, api_quality, api_tasks, api_user, openapi, pages
 from datagems.web.bodies import (
     AccountDeleteBody,
     ConfirmBody,
@@ -155,6 +155,15 @@ ROUTES: tuple[Route, ...] = (
         "tasks",
         body=ConfirmBody,
         errors=(400, 401, 429),
+    ),
+    Route(
+        "POST",
+        "/api/seeds",
+        api_quality.upload_seed,
+        "Upload a seed file (CSV or JSONL, raw body): its rows go to R1FS; {cid, rows, columns}",
+        "tasks",
+        query=(Param("filename", "the file's name: .csv or .jsonl tells its kind"),),
+        errors=(400, 401, 413),
     ),
     Route(
         "GET",
