@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from datagems.quality.proposals import DRAFT_ASK
+
 if TYPE_CHECKING:
     from datagems.models import JobDetails
     from datagems.quality.conditioning import Conditioning
@@ -138,7 +140,7 @@ def schema_draft_messages(
         lines.append(f"Dataset mode: {dataset_mode}.")
     lines.append("Answer with the JSON Schema of ONE record only.")
     return [
-        {"role": "system", "content": DRAFT_SYSTEM},
+        {"role": "system", "content": f"{DRAFT_SYSTEM} {DRAFT_ASK}"},
         {"role": "user", "content": "\n".join(lines)},
     ]
 

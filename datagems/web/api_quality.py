@@ -20,12 +20,12 @@ from datagems.models import JobDetails
 from datagems.quality import seeds
 from datagems.quality import variables as vars_
 from datagems.quality.conditioning import has_conditioning
+from datagems.quality.proposals import PROPOSALS_KEY
 from datagems.web.auth import caller
 from datagems.web.bodies import ConfirmBody
 from datagems.web.keys import SERVICES
 
 logger = logging.getLogger(__name__)
-PROPOSALS_KEY = "x-variables"  # where a drafted schema carries its proposed variables
 
 
 async def _bounded_body(request: web.Request, limit: int) -> bytes:

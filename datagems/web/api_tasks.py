@@ -772,10 +772,13 @@ async def export_task(request: web.Request) -> web.StreamResponse:
     if fmt not in export.FORMATS:
         raise BadRequest(f"format must be one of {', '.join(export.FORMATS)}")
     partial = request.query.get("partial", "").lower() in ("1", "true", "yes")
+    with_vars = request.query.get("vars", "").lower() in ("1", "true", "yes")
     chunks = await _within(
         request,
         stall,
-        functools.partial(export.export_chunks, services, view.job.id, fmt, partial=partial),
+        functools.partial(
+            export.export_chunks, services, view.job.id, fmt, partial=partial, with_vars=with_vars
+        ),
     )
     stalled = False
     try:

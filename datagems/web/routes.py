@@ -235,7 +235,11 @@ ROUTES: tuple[Route, ...] = (
         api_tasks.export_task,
         "The merged dataset as a download",
         "tasks",
-        query=(FORMAT, PARTIAL),
+        query=(
+            FORMAT,
+            PARTIAL,
+            Param("vars", "true: each record with its variables' values (_vars, _seedRow)"),
+        ),
         kind="file",
         errors=(400, 401, 404, 409),
     ),
