@@ -125,6 +125,7 @@ def test_the_record_prompt_carries_one_line_per_variable_and_the_same_in_a_retry
 def test_a_job_without_variables_has_no_conditioning() -> None:
     details = JobDetails(id="job-2", owner="alice", json_schema={"type": "object"})
     assert Conditioning.of(details) is None
-    assert "Use these values" not in prompts.record_messages(
-        details=details, index=0, total=1
-    )[-1]["content"]
+    assert (
+        "Use these values"
+        not in prompts.record_messages(details=details, index=0, total=1)[-1]["content"]
+    )

@@ -1,0 +1,114 @@
+"""Variables and seed files over the API: the draft proposes variables, the confirm keeps
+the valid ones (400 naming a bad one), a seed file is checked line by line at upload."""
+
+from __future__ import annotations
+
+import orjson
+
+from tests.web.harness import LiveApp, draft
+
+BIKES = {
+    "title": "Bike shop customers",
+    "description": "A customer of a bike shop: name, city, age and the bike they bought.",
+    "instructions": "Realistic customers.",
+}
+CITY = {"name": "city", "kind": "category", "values": ["Lyon", "Pune"], "weights": [3, 1]}
+
+
+def test_the_draft_proposes_variables_beside_the_schema(live: LiveApp) -> None:
+    client = live.login("alice")
+    answer = draft(client, **BIKES)
+    proposed = {v["name"]: v for v in answer["variables"]}
+    assert proposed, answer
+    assert "x-variables" not in answer["schema"]  # taken out of the schema
+    assert all(
+        v["kind"] in ("category", "number", "date", "person", "subset") for v in proposed.values()
+    )
+
+
+def test_a_confirm_keeps_the_variables_and_their_seed_in_the_job_details(live: LiveApp) -> None:
+    client = live.login("alice")
+    drafted = draft(client, **BIKES)
+    answer = client.post(
+        "/api/tasks/confirm",
+        json={"draftToken": drafted["draftToken"], "variables": [CITY], "seed": 1234},
+    )
+    assert answer.status_code == 200, answer.text
+    view = client.get(f"/api/tasks/{answer.json()['jobId']}").json()
+    assert view["details"]["variables"] == [CITY]
+    assert view["details"]["seed"] == 1234
+
+
+def test_a_confirm_with_an_invalid_variable_is_refused_naming_it(live: LiveApp) -> None:
+    client = live.login("alice")
+    drafted = draft(client, **BIKES)
+    bad = {"name": "age", "kind": "number", "min": 90, "max": 18}
+    answer = client.post(
+        "/api/tasks/confirm", json={"draftToken": drafted["draftToken"], "variables": [CITY, bad]}
+    )
+    assert answer.status_code == 400
+    assert "variable 'age': min (90) is above max (18)" in answer.json()["error"]
+    # the draft was not used: fixed, it confirms
+    fixed = client.post(
+        "/api/tasks/confirm", json={"draftToken": drafted["draftToken"], "variables": [CITY]}
+    )
+    assert fixed.status_code == 200, fixed.text
+
+
+def test_a_seed_file_is_stored_and_a_confirm_refers_to_it(live: LiveApp) -> None:
+    client = live.login("alice")
+    body = b"".join(orjson.dumps({"n": n, "word": f"w{n}"}) + b"\n" for n in range(500))
+    uploaded = client.post("/api/seeds?filename=rows.jsonl", content=body)
+    assert uploaded.status_code == 200, uploaded.text
+    seed = uploaded.json()
+    assert seed["rows"] == 500 and seed["columns"] == ["n", "word"]
+    drafted = draft(client, **BIKES)
+    answer = client.post(
+        "/api/tasks/confirm",
+        json={
+            "draftToken": drafted["draftToken"],
+            "seedData": {"cid": seed["cid"], "mode": "without_replacement"},
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    details = client.get(f"/api/tasks/{answer.json()['jobId']}").json()["details"]
+    assert details["seedData"] == {
+        "cid": seed["cid"],
+        "mode": "without_replacement",
+        "rows": 500,
+        "columns": ["n", "word"],
+    }
+
+
+def test_a_malformed_seed_file_is_refused_with_the_line_number(live: LiveApp) -> None:
+    client = live.login("alice")
+    answer = client.post("/api/seeds?filename=people.csv", content=b"name,age\nAda,36\nAlan\n")
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "line 3: 1 values for 2 columns"
+    answer = client.post("/api/seeds?filename=rows.jsonl", content=b'{"a": 1}\n{"a": \n')
+    assert answer.status_code == 400
+    assert answer.json()["error"].startswith("line 2: not valid JSON")
+
+
+def test_a_seed_file_over_the_bound_is_refused(live: LiveApp) -> None:
+    client = live.login("alice")
+    limit = live.services.settings.seed_max_bytes
+    answer = client.post("/api/seeds?filename=big.csv", content=b"a\n" + b"x\n" * limit)
+    assert answer.status_code == 413
+    assert str(limit) in answer.json()["error"]
+
+
+def test_a_confirm_naming_no_seed_file_is_refused(live: LiveApp) -> None:
+    client = live.login("alice")
+    drafted = draft(client, **BIKES)
+    answer = client.post(
+        "/api/tasks/confirm",
+        json={"draftToken": drafted["draftToken"], "seedData": {"cid": "QmNothingHere"}},
+    )
+    assert answer.status_code == 400
+    assert "no seed file" in answer.json()["error"]
+
+
+def test_seed_upload_needs_a_session(live: LiveApp) -> None:
+    answer = live.client().post("/api/seeds?filename=a.csv", content=b"a\n1\n")
+    assert answer.status_code == 401
