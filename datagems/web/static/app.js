@@ -415,6 +415,7 @@ function initNew() {
       try {
         draft = await api("POST", "/api/tasks/schema", body);
         renderSchema(); steps(2);
+        document.dispatchEvent(new CustomEvent("datagems:draft", { detail: draft }));  // variables.js
         $("#preview-step").hidden = true;
         $("#schema-step").scrollIntoView({ behavior: "smooth", block: "start" });
       } catch (err) {
@@ -471,7 +472,8 @@ function initNew() {
     await busy(event.currentTarget, async () => {
       try {
         steps(4);
-        const answer = await api("POST", "/api/tasks/confirm", { draftToken: draft.draftToken, schema });
+        const extra = window.DatagemsVariables ? window.DatagemsVariables.confirmFields() : {};  // variables.js
+        const answer = await api("POST", "/api/tasks/confirm", { draftToken: draft.draftToken, schema, ...extra });
         location.href = "/jobs/" + encodeURIComponent(answer.jobId);
       } catch (err) { showSchemaErrors(err); steps(3); }
     });
