@@ -4,7 +4,9 @@
 - **Active records**: the records still to make in the user's running jobs, plus the new
   work, at most ``DATAGEN_MAX_ACTIVE_RECORDS_PER_USER``.
 - **Task creation**: at most ``DATAGEN_TASK_MAX_PER_WINDOW`` jobs created per user in any
-  ``DATAGEN_TASK_RATE_WINDOW_SECONDS`` (the jobs' ``createdAt``).
+  ``DATAGEN_TASK_RATE_WINDOW_SECONDS`` (the jobs' ``createdAt``): the open jobs plus the
+  closes the open-jobs index keeps at least that long (``job_index.closes_kept_seconds``),
+  so a confirm costs the user's recent jobs, not history.
 
 There is no counter to get wrong: every count is read from the jobs (status and totals
 derived from the peer states), plus the commands waiting in the inbox to reopen one. CStore
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from datagems import jobs
+from datagems import job_index, jobs
 from datagems.errors import RateLimited
 from datagems.models import JobBase, parse_iso
 from datagems.services import Services
@@ -116,15 +118,28 @@ def check_window(
     window = float(settings.task_window_seconds)
     admitted: list[float] = []
     pending = 0
-    for job in services.jobs.all().values():
-        if job.owner != owner or job.id == job_id:
-            continue
-        stamp = parse_iso(job.created_at)
+
+    def in_window(created_at: str | None) -> datetime | None:
+        stamp = parse_iso(created_at)
         if stamp is None or (now - stamp).total_seconds() >= window:
+            return None
+        return stamp
+
+    # the open jobs first, then the closes: a close is recorded before its open entry goes
+    opened = {j.id: j for j in jobs.open_jobs(services, owner) if j.id != job_id}
+    for job in opened.values():
+        stamp = in_window(job.created_at)
+        if stamp is None:
             continue
         if job.status == "queued" and not services.peers.all(job.id):
             pending += 1
         else:
+            admitted.append(stamp.timestamp())
+    for closed_id, entry in job_index.closed_entries(services).items():
+        if entry.owner != owner or closed_id == job_id or closed_id in opened:
+            continue
+        stamp = in_window(entry.created_at)
+        if stamp is not None:
             admitted.append(stamp.timestamp())
     limit = settings.task_max_per_window
     if len(admitted) + 1 > limit:

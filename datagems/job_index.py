@@ -274,14 +274,33 @@ def rebuild(services: Services, reason: str = "") -> IndexMeta:
     return meta
 
 
+def closes_kept_seconds(services: Services) -> float:
+    """How long a close is kept: ``CLOSED_KEPT_SECONDS``, or the per-user creation window
+    when longer, so the jobs a user created in the window are the open ones plus the kept
+    closes (``caps.check_window``) without reading history."""
+    return max(CLOSED_KEPT_SECONDS, float(services.settings.task_window_seconds))
+
+
+def closed_entries(services: Services) -> dict[str, ClosedJob]:
+    """The kept closes: job id -> entry (read *after* the open entries, as a close is
+    recorded before its open entry goes)."""
+    found = {}
+    for job_id, stored in services.index.closed_raw().items():
+        entry = services.index.parse_closed(job_id, stored)
+        if entry is not None:
+            found[job_id] = entry
+    return found
+
+
 def forget_old_closes(services: Services) -> int:
-    """Drop the closes kept longer than ``CLOSED_KEPT_SECONDS``; returns how many."""
+    """Drop the closes kept longer than ``closes_kept_seconds``; returns how many."""
     dropped = 0
     now = datetime.now(UTC)
+    kept = closes_kept_seconds(services)
     for job_id, stored in services.index.closed_raw().items():
         entry = services.index.parse_closed(job_id, stored)
         age = age_seconds(entry.closed_at if entry else None, now)
-        if age is None or age >= CLOSED_KEPT_SECONDS:
+        if age is None or age >= kept:
             services.index.drop_closed(job_id)
             dropped += 1
     return dropped

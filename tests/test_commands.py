@@ -225,6 +225,31 @@ def test_the_creation_window_counts_each_job_once_whoever_confirmed_it(
         caps.check_window(services, "alice")
 
 
+def test_the_creation_window_reads_the_recent_jobs_not_history(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = [confirm(services), confirm(services)]
+    for job_id in made:
+        finish(services, job_id)
+        jobs.refresh(services, job_id)  # final base written: out of the open-jobs index
+    assert set(job_index.closed_entries(services)) == set(made)
+
+    def no_history(*_args: object) -> None:
+        raise AssertionError("a confirm read every job ever made")
+
+    monkeypatch.setattr(services.jobs, "all", no_history)
+    monkeypatch.setattr(services.jobs, "scan_raw", no_history)
+    jobs.create_job(  # the third of three: the two closed jobs still count
+        services,
+        owner="alice",
+        job_id="third",
+        draft={"title": "People", "totalRecords": 4, "schema": PERSON_SCHEMA},
+        admit=lambda job: caps.check_window(services, "alice", job_id=job.id),
+    )
+    with pytest.raises(RateLimited, match="at most 3 per 3600 s per user"):
+        caps.check_window(services, "alice")
+
+
 def test_a_refused_admission_leaves_no_job_behind(services: Services) -> None:
     confirm(services)
     confirm(services)

@@ -238,6 +238,9 @@ def test_old_closes_are_forgotten(services: Services, monkeypatch: pytest.Monkey
     jobs.refresh(services, job_id)
     assert job_index.forget_old_closes(services) == 0
     monkeypatch.setattr(job_index, "CLOSED_KEPT_SECONDS", 0.0)
+    # kept while the owner's creation window still counts the job (caps.check_window)
+    assert job_index.forget_old_closes(services) == 0
+    services.settings = services.settings.replace(task_window_seconds=0)
     assert job_index.forget_old_closes(services) == 1
     assert services.index.closed_raw() == {}
 

@@ -17,6 +17,8 @@ faults (``POST /config`` with camelCase names, or ``start_mock(...)`` keywords):
 - ``seededAnswers``: the answer depends only on the request's seed and schema (the same
   seed gets the same answer, as on a real server), faults included;
 - ``hugeAnswerMb``: the answer is a JSON envelope of that many MB, streamed;
+- ``paused``: the server stops answering; calls wait, unanswered, until it is unpaused
+  (a stalled server; tests use it to keep jobs running while they look);
 - one request at a time is ``maxConcurrency: 1`` (``maxOpen`` in the stats tells how many
   calls were queued at once).
 """

@@ -22,7 +22,7 @@ JSON text, so the hot path is parse -> generate -> serialize.
 
 Behaviours of real servers (``refuseJsonSchema``, ``echoSchemaRate``, ``exampleDraft``,
 ``runawayRate`` + ``tokenLatencyMs``, ``copyOnRepair``, ``controlCharsRate``,
-``seededAnswers``, ``hugeAnswerMb``) are modes described in ``mock_modes``; ``GET
+``seededAnswers``, ``hugeAnswerMb``, ``paused``) are modes described in ``mock_modes``; ``GET
 /requests`` lists what the last requests asked (seed, form, ``max_tokens``, parameters).
 
 Faults (each an independent probability per request, checked in this order):
@@ -95,6 +95,7 @@ class MockConfig:
     control_chars_rate: float = 0.0
     seeded_answers: bool = False
     huge_answer_mb: float = 0.0
+    paused: bool = False  # a server that stops answering: calls wait until it resumes
 
     def check(self) -> None:
         for name in (
@@ -125,7 +126,7 @@ def _camel(name: str) -> str:
 
 CONFIG_NAMES = {_camel(f.name): f.name for f in fields(MockConfig) if f.name != "token"}
 BOOL_SETTINGS = frozenset(
-    {"refuse_json_schema", "example_draft", "copy_on_repair", "seeded_answers"}
+    {"refuse_json_schema", "example_draft", "copy_on_repair", "seeded_answers", "paused"}
 )
 REQUESTS_KEPT = 2000
 
@@ -150,6 +151,9 @@ class MockLLM:
         self.counter = 0
         self.factories: dict[bytes, RecordFactory] = {}
         self._semaphore = self._make_semaphore()
+        self._resumed = asyncio.Event()  # set while not paused
+        if not self.config.paused:
+            self._resumed.set()
         self.reset_stats()
 
     def _make_semaphore(self) -> asyncio.Semaphore | None:
@@ -230,6 +234,10 @@ class MockLLM:
             self.counter = 0
         if concurrency_changed:
             self._semaphore = self._make_semaphore()
+        if new.paused:
+            self._resumed.clear()
+        else:
+            self._resumed.set()
 
     # -- the app
 
@@ -369,6 +377,8 @@ class MockLLM:
             if refused is not None:
                 self.modes["refused"] += 1
                 return refused
+            await self._resumed.wait()
+            config = self.config
             delay = config.latency_ms + (
                 config.jitter_ms * self.rng.random() if config.jitter_ms else 0.0
             )

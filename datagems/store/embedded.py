@@ -43,6 +43,18 @@ def _unpack(value: str, is_text: int) -> Any:
     return value if is_text else orjson.loads(value)
 
 
+class _Connection:
+    """One thread's connection and the lock it holds while using it: ``close`` takes that
+    lock before closing, so a store closed while a worker thread still writes (a replica
+    stopping) waits for the write instead of freeing the connection under it."""
+
+    __slots__ = ("db", "lock")
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.lock = threading.RLock()
+
+
 class SqliteCStore(CStore):
     """CStore backed by one SQLite file; also the store behind the devnode."""
 
@@ -51,45 +63,49 @@ class SqliteCStore(CStore):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._timeout = busy_timeout_seconds
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[_Connection] = []
         self._lock = threading.Lock()
         try:
-            self._connection().executescript(_SCHEMA)
+            self._connection().db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"embedded store at {self.path}: {exc}") from exc
 
-    def _connection(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
+    def _connection(self) -> _Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
             db = sqlite3.connect(
                 self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
             )
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
+            connection = self._local.connection = _Connection(db)
             with self._lock:
-                self._all.append(db)
-        return db
+                self._all.append(connection)
+        return connection
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        connection = self._connection()
+        db = connection.db
+        with connection.lock:
             try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"embedded store at {self.path}: {exc}") from exc
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:  # a closed store's connection included
+                raise StoreUnavailable(f"embedded store at {self.path}: {exc}") from exc
 
     def _read(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        try:
-            return self._connection().execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"embedded store at {self.path}: {exc}") from exc
+        connection = self._connection()
+        with connection.lock:
+            try:
+                return connection.db.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"embedded store at {self.path}: {exc}") from exc
 
     def get_raw(self, key: str) -> Any:
         rows = self._read("SELECT value, is_text FROM kv WHERE key = ?", (key,))
@@ -144,8 +160,9 @@ class SqliteCStore(CStore):
 
     def close(self) -> None:
         with self._lock:
-            for db in self._all:
-                db.close()
+            for connection in self._all:
+                with connection.lock:  # a write in progress on another thread ends first
+                    connection.db.close()
             self._all.clear()
         self._local = threading.local()
 

@@ -252,3 +252,25 @@ def test_the_runner_exposes_the_mock_state():
             await runner.cleanup()
 
     asyncio.run(main())
+
+
+def test_a_paused_mock_answers_nothing_until_it_is_resumed():
+    async def check(session: aiohttp.ClientSession, url: str) -> None:
+        body = {"messages": MESSAGES, "response_format": {"type": "json_object", "schema": SCHEMA}}
+        call = asyncio.ensure_future(post(session, f"{url}/create_chat_completion", body))
+
+        async def reached_the_server() -> None:
+            while True:
+                async with session.get(f"{url}/stats") as response:
+                    if (await response.json())["inFlight"] >= 1:
+                        return
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(reached_the_server(), timeout=10)
+        assert not call.done()  # held: a paused server does not answer
+        status, _ = await post(session, f"{url}/config", {"paused": False})
+        assert status == 200
+        status, answer = await asyncio.wait_for(call, timeout=10)
+        assert status == 200 and "result" in answer
+
+    run(check, paused=True)

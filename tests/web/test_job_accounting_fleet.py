@@ -243,7 +243,10 @@ def test_nine_concurrent_confirms_through_three_replicas_never_pass_a_cap_of_thr
 ) -> None:
     lea = user(fleet, "lea")
     tokens = [draft(lea[PEERS[k % 3]], 2) for k in range(9)]
-    fleet.llm_config(latencyMs=2000)  # the admitted jobs stay running meanwhile
+    # no call is answered meanwhile: the admitted jobs stay running for the whole burst (with
+    # a latency instead, a job admitted first could finish while a backed-off confirm waits,
+    # and that confirm would then be rightly admitted as a fourth)
+    fleet.llm_config(paused=True)
     try:
         answers = at_once(
             [
@@ -262,7 +265,7 @@ def test_nine_concurrent_confirms_through_three_replicas_never_pass_a_cap_of_thr
         listed = lea["b"].get("/api/tasks").json()["jobs"]
         assert sorted(j["id"] for j in listed) == sorted(made)  # no refused job left behind
     finally:
-        fleet.llm_config(latencyMs=0)
+        fleet.llm_config(paused=False)
     for job_id in made:
         settled(lea["c"], job_id)
 
