@@ -17,12 +17,12 @@ from aiohttp import web
 
 from datagems.errors import BadRequest, DatagemsError, PayloadTooLarge
 from datagems.models import JobDetails
-from datagems.quality import seeds
+from datagems.quality import conditioning, seeds
 from datagems.quality import variables as vars_
-from datagems.quality.conditioning import has_conditioning
+from datagems.quality.conditioning import Conditioning, has_conditioning
 from datagems.quality.proposals import PROPOSALS_KEY
 from datagems.web.auth import caller
-from datagems.web.bodies import ConfirmBody
+from datagems.web.bodies import Conditioned
 from datagems.web.keys import SERVICES
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def take_proposals(raw: Any) -> Any:
     return None
 
 
-def confirmed_fields(services: Any, body: ConfirmBody) -> dict[str, Any]:
+def confirmed_fields(services: Any, body: Conditioned) -> dict[str, Any]:
     """What a confirm adds to the job's draft: the variables kept (each checked, 400
     naming the bad one), the seed, and the seed file's reference with its row count."""
     fields: dict[str, Any] = {}
@@ -89,6 +89,26 @@ def confirmed_fields(services: Any, body: ConfirmBody) -> dict[str, Any]:
             columns=seeds.columns_of(rows),
         ).model_dump(exclude_none=True)
     return fields
+
+
+def preview_conditioning(
+    services: Any, body: Conditioned, details: JobDetails, job_id: str
+) -> Conditioning | None:
+    """The conditioning of a preview: the body's variables and seed file, drawn as for the
+    job the draft would start (its id gives the seed), so the samples show the values
+    records 0, 1, 2 of that job get."""
+    fields = confirmed_fields(services, body)
+    if not fields:
+        return None
+    fields.setdefault("seed", vars_.job_seed(job_id))
+    shaped = details.model_copy(
+        update={
+            "variables": fields.get("variables"),
+            "seed_data": fields.get("seedData"),
+            "seed": fields["seed"],
+        }
+    )
+    return conditioning.load(shaped, services.r1fs, services.r1fs_secret)
 
 
 def conditioning_notes(details: JobDetails | None, originals: list[str]) -> list[str]:

@@ -440,12 +440,19 @@ async def draft_schema(request: web.Request) -> web.Response:
 
 
 def _preview_one(
-    provider: Any, details: JobDetails, validator: Any, index: int, total: int
+    provider: Any,
+    details: JobDetails,
+    validator: Any,
+    index: int,
+    total: int,
+    conditioning: Any = None,
 ) -> dict[str, Any]:
     from datagems.inference.constrain import constrained_schema
     from datagems.inference.generation import sampling_for
 
-    messages = prompts.record_messages(details=details, index=index, total=total)
+    messages = prompts.record_messages(
+        details=details, index=index, total=total, conditioning=conditioning
+    )
     sampling = sampling_for(details.json_schema, details.inference.parameters, RECORD_MAX_TOKENS)
     started = time.perf_counter()
     try:
@@ -460,6 +467,7 @@ def _preview_one(
         data = extract_json(completion.text)
     except InferenceError as exc:
         return {"i": index, "ok": False, "reason": exc.reason, "error": exc.message}
+
     latency = round((time.perf_counter() - started) * 1000, 1)
     errors = validator.errors(data)
     if errors:
@@ -494,18 +502,29 @@ async def preview(request: web.Request) -> web.Response:
         total_records=int(draft.get("totalRecords") or PREVIEW_RECORDS),
     )
     validator = compile_validator(schema)
+    conditioning = await asyncio.to_thread(  # the variables' values of the job's first records
+        api_quality.preview_conditioning,
+        request.app[SERVICES],
+        body,
+        details,
+        job_id_for_draft(str(draft.get("jti", ""))),
+    )
     provider = await asyncio.to_thread(_provider, request, spec, who.username)
     started = time.perf_counter()
     total = max(PREVIEW_RECORDS, details.total_records or 0)
     try:
         records = await asyncio.gather(
             *(
-                asyncio.to_thread(_preview_one, provider, details, validator, i, total)
+                asyncio.to_thread(
+                    _preview_one, provider, details, validator, i, total, conditioning
+                )
                 for i in range(PREVIEW_RECORDS)
             )
         )
     finally:
         await asyncio.to_thread(provider.close)
+    for record in records if conditioning is not None else ():
+        record.update(conditioning.entry(record["i"]))
     state = request.app[STATE]
     state.preview_calls += 1
     state.preview_records_ok += sum(1 for r in records if r["ok"])

@@ -154,11 +154,6 @@ class SchemaBody(InferenceOverrides):
         return value
 
 
-class PreviewBody(Body):
-    draft_token: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
-    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
-
-
 class SeedChoice(Body):
     """An uploaded seed file (``POST /api/seeds``) and how records use its rows (ours)."""
 
@@ -166,14 +161,23 @@ class SeedChoice(Body):
     mode: Literal["in_order", "sampled", "without_replacement"] = "in_order"
 
 
-class ConfirmBody(InferenceOverrides):
-    draft_token: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
-    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
-    # ours (datagems.quality): the per-record variables kept from the draft's proposals
-    # (checked by ``quality.variables``), their draws' seed, and a seed file to condition on
+class Conditioned(Body):
+    """Ours (datagems.quality): the per-record variables kept from the draft's proposals
+    (checked by ``quality.variables``), their draws' seed, and a seed file to condition on."""
+
     variables: list[Any] | None = Field(default=None, max_length=20)
     seed: Annotated[StrictInt, Field(ge=0, le=2**53)] | None = None
     seed_data: SeedChoice | None = None
+
+
+class PreviewBody(Conditioned):
+    draft_token: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+
+
+class ConfirmBody(InferenceOverrides, Conditioned):
+    draft_token: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
 
 
 class ExtendBody(Body):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datagems.quality import seeds
 
@@ -54,3 +56,24 @@ def test_in_order_and_sampled_rows() -> None:
     sampled = Counter(seeds.row_for("sampled", 1, i, 3) for i in range(300))
     assert set(sampled) == {0, 1, 2}
     assert seeds.row_for("sampled", 1, 17, 3) == seeds.row_for("sampled", 1, 17, 3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**53),
+    rows=st.integers(1, 400),
+    passes=st.integers(1, 3),
+    order=st.randoms(use_true_random=False),
+)
+def test_without_replacement_each_row_is_used_once_per_pass_whoever_makes_which_record(
+    seed: int, rows: int, passes: int, order
+) -> None:
+    """Records made in any order, some twice (a takeover, a resume), by any peer: merged
+    by index, every pass of ``rows`` records uses every row exactly once."""
+    total = rows * passes
+    made = list(range(total)) + order.sample(range(total), k=min(total, 25))  # redone ones
+    order.shuffle(made)
+    by_index = {i: seeds.row_for("without_replacement", seed, i, rows) for i in made}
+    for start in range(0, total, rows):
+        used = [by_index[i] for i in range(start, start + rows)]
+        assert sorted(used) == list(range(rows))

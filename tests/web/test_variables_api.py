@@ -112,3 +112,23 @@ def test_a_confirm_naming_no_seed_file_is_refused(live: LiveApp) -> None:
 def test_seed_upload_needs_a_session(live: LiveApp) -> None:
     answer = live.client().post("/api/seeds?filename=a.csv", content=b"a\n1\n")
     assert answer.status_code == 401
+
+
+def test_a_preview_shows_the_values_the_jobs_first_records_will_get(live: LiveApp) -> None:
+    from datagems.quality import variables as v
+
+    client = live.login("alice")
+    drafted = draft(client, **BIKES)
+    previewed = client.post(
+        "/api/tasks/preview", json={"draftToken": drafted["draftToken"], "variables": [CITY]}
+    )
+    assert previewed.status_code == 200, previewed.text
+    samples = previewed.json()["records"]
+    confirmed = client.post(
+        "/api/tasks/confirm", json={"draftToken": drafted["draftToken"], "variables": [CITY]}
+    )
+    job_id = confirmed.json()["jobId"]
+    (city,) = v.parse_variables([CITY])
+    seed = v.job_seed(job_id)
+    assert [s["vars"] for s in samples] == [{"city": v.draw(city, seed, i)} for i in range(3)]
+    assert all(s["data"]["city"] == s["vars"]["city"] for s in samples if s["ok"])

@@ -450,13 +450,15 @@ function initNew() {
     showError($("#schema-error"), "");
     await busy(event.currentTarget, async () => {
       try {
-        const answer = await api("POST", "/api/tasks/preview", { draftToken: draft.draftToken, schema });
+        const extra = window.DatagemsVariables ? window.DatagemsVariables.confirmFields() : {};  // variables.js
+        const answer = await api("POST", "/api/tasks/preview", { draftToken: draft.draftToken, schema, ...extra });
         const box = clear($("#preview-records"));
         for (const record of answer.records) {
           box.append(el("div", { class: "preview" },
             el("div", { class: "card-head" }, el("strong", { text: `Sample ${record.i + 1}` }),
               el("span", { class: "state state-" + (record.ok ? "ok" : "failed"), text: record.ok ? "valid" : (record.reason || "failed") })),
             record.error ? el("p", { class: "small form-error", text: record.error }) : null,
+            record.vars ? el("p", { class: "small muted preview-vars", text: "given: " + Object.entries(record.vars).map(([k, v]) => `${k} = ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ") }) : null,
             record.data !== undefined ? el("pre", { class: "code", text: JSON.stringify(record.data, null, 2) }) : null));
         }
         $("#preview-meta").textContent = `made in ${fmtDuration(answer.durationMs)}`;
