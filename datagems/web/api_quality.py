@@ -3,13 +3,17 @@ upload, what a draft proposes, what a confirm keeps, and what the job page says 
 
 ``POST /api/seeds`` reads a CSV or JSONL file (raw body, bounded by
 ``DATAGEN_SEED_MAX_BYTES``; ``?filename=`` tells its kind), checks every line (400 naming
-the first bad one), stores its rows in R1FS and answers ``{cid, rows, columns}``; a
-confirm refers to it as ``seedData: {cid, mode}``.
+the first bad one), stores its rows in R1FS and answers ``{cid, token, rows, columns}``; a
+confirm refers to it as ``seedData: {cid, token, mode}``. The token binds the CID to the
+uploader (an HMAC under the session secret): a confirm cannot condition a job on a file
+it did not upload (a result slice of another user's job, say, whose CID it learnt).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 from typing import Any
 
@@ -21,7 +25,7 @@ from datagems.quality import conditioning, seeds
 from datagems.quality import variables as vars_
 from datagems.quality.conditioning import Conditioning, has_conditioning
 from datagems.quality.proposals import PROPOSALS_KEY
-from datagems.web.auth import caller
+from datagems.web.auth import caller, session_secret
 from datagems.web.bodies import Conditioned
 from datagems.web.keys import SERVICES
 
@@ -52,9 +56,22 @@ async def upload_seed(request: web.Request) -> web.Response:
     )
     logger.info("%s uploaded a seed file of %d rows (%s)", who.username, len(rows), cid)
     columns = seeds.columns_of(rows)
+    token = seed_token(session_secret(request), who.username, cid)
     return web.json_response(
-        {"cid": cid, "rows": len(rows), "columns": columns, "filename": filename or None}
+        {
+            "cid": cid,
+            "token": token,
+            "rows": len(rows),
+            "columns": columns,
+            "filename": filename or None,
+        }
     )
+
+
+def seed_token(secret: str, username: str, cid: str) -> str:
+    """Proof that ``username`` uploaded the seed file ``cid`` (on any replica)."""
+    mac = hmac.new(secret.encode(), f"seed-file:{username}:{cid}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:40]
 
 
 def take_proposals(raw: Any) -> Any:
@@ -64,9 +81,12 @@ def take_proposals(raw: Any) -> Any:
     return None
 
 
-def confirmed_fields(services: Any, body: Conditioned) -> dict[str, Any]:
+def confirmed_fields(
+    services: Any, body: Conditioned, *, username: str, secret: str
+) -> dict[str, Any]:
     """What a confirm adds to the job's draft: the variables kept (each checked, 400
-    naming the bad one), the seed, and the seed file's reference with its row count."""
+    naming the bad one), the seed, and the seed file's reference with its row count (the
+    file one ``username`` uploaded: its token checked under ``secret``)."""
     fields: dict[str, Any] = {}
     if body.variables:
         try:
@@ -76,6 +96,9 @@ def confirmed_fields(services: Any, body: Conditioned) -> dict[str, Any]:
     if body.seed is not None:
         fields["seed"] = body.seed
     if body.seed_data is not None:
+        expected = seed_token(secret, username, body.seed_data.cid)
+        if not hmac.compare_digest(expected, body.seed_data.token):
+            raise BadRequest("seedData: not a seed file you uploaded (cid and token differ)")
         try:
             rows = seeds.load_rows(services.r1fs, body.seed_data.cid, secret=services.r1fs_secret)
         except (DatagemsError, ValueError) as exc:  # not there, or not a seed file of ours
@@ -92,12 +115,12 @@ def confirmed_fields(services: Any, body: Conditioned) -> dict[str, Any]:
 
 
 def preview_conditioning(
-    services: Any, body: Conditioned, details: JobDetails, job_id: str
+    services: Any, body: Conditioned, details: JobDetails, job_id: str, *, secret: str
 ) -> Conditioning | None:
     """The conditioning of a preview: the body's variables and seed file, drawn as for the
     job the draft would start (its id gives the seed), so the samples show the values
     records 0, 1, 2 of that job get."""
-    fields = confirmed_fields(services, body)
+    fields = confirmed_fields(services, body, username=details.owner, secret=secret)
     if not fields:
         return None
     fields.setdefault("seed", vars_.job_seed(job_id))

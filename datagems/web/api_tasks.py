@@ -508,6 +508,7 @@ async def preview(request: web.Request) -> web.Response:
         body,
         details,
         job_id_for_draft(str(draft.get("jti", ""))),
+        secret=session_secret(request),
     )
     provider = await asyncio.to_thread(_provider, request, spec, who.username)
     started = time.perf_counter()
@@ -566,7 +567,17 @@ async def confirm(request: web.Request) -> web.Response:
     if body.json_schema is not None:
         draft["schema"] = _checked(body.json_schema)
     draft["inference"] = (await _inference_spec(request, body, draft.get("inference"))).wire()
-    draft.update(await asyncio.to_thread(api_quality.confirmed_fields, services, body))
+    draft.update(
+        await asyncio.to_thread(
+            functools.partial(
+                api_quality.confirmed_fields,
+                services,
+                body,
+                username=who.username,
+                secret=session_secret(request),
+            )
+        )
+    )
     jti = draft.get("jti")
     if not jti:
         raise BadRequest(INVALID_DRAFT)

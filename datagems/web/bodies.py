@@ -158,6 +158,7 @@ class SeedChoice(Body):
     """An uploaded seed file (``POST /api/seeds``) and how records use its rows (ours)."""
 
     cid: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    token: Annotated[str, StringConstraints(min_length=1, max_length=200)]  # the upload's
     mode: Literal["in_order", "sampled", "without_replacement"] = "in_order"
 
 

@@ -67,7 +67,11 @@ def test_a_seed_file_is_stored_and_a_confirm_refers_to_it(live: LiveApp) -> None
         "/api/tasks/confirm",
         json={
             "draftToken": drafted["draftToken"],
-            "seedData": {"cid": seed["cid"], "mode": "without_replacement"},
+            "seedData": {
+                "cid": seed["cid"],
+                "token": seed["token"],
+                "mode": "without_replacement",
+            },
         },
     )
     assert answer.status_code == 200, answer.text
@@ -98,15 +102,22 @@ def test_a_seed_file_over_the_bound_is_refused(live: LiveApp) -> None:
     assert str(limit) in answer.json()["error"]
 
 
-def test_a_confirm_naming_no_seed_file_is_refused(live: LiveApp) -> None:
-    client = live.login("alice")
-    drafted = draft(client, **BIKES)
-    answer = client.post(
-        "/api/tasks/confirm",
-        json={"draftToken": drafted["draftToken"], "seedData": {"cid": "QmNothingHere"}},
-    )
-    assert answer.status_code == 400
-    assert "no seed file" in answer.json()["error"]
+def test_a_confirm_naming_a_file_the_user_did_not_upload_is_refused(live: LiveApp) -> None:
+    bob = live.login("bob")
+    uploaded = bob.post("/api/seeds?filename=a.csv", content=b"a\n1\n").json()
+    alice = live.login("alice")
+    drafted = draft(alice, **BIKES)
+    for seed_data in (
+        {"cid": uploaded["cid"], "token": uploaded["token"]},  # bob's token: not alice's
+        {"cid": uploaded["cid"], "token": "0" * 40},
+        {"cid": "QmNothingHere", "token": "0" * 40},
+    ):
+        answer = alice.post(
+            "/api/tasks/confirm",
+            json={"draftToken": drafted["draftToken"], "seedData": seed_data},
+        )
+        assert answer.status_code == 400
+        assert "not a seed file you uploaded" in answer.json()["error"]
 
 
 def test_seed_upload_needs_a_session(live: LiveApp) -> None:

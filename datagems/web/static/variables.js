@@ -144,7 +144,7 @@ function initVariablesEditor() {
     confirmFields() {
       const fields = {};
       if (rows.length) fields.variables = rows.map(clean);
-      if (seed) fields.seedData = { cid: seed.cid, mode: $("#seed-mode").value };
+      if (seed) fields.seedData = { cid: seed.cid, token: seed.token, mode: $("#seed-mode").value };
       return fields;
     },
   };
