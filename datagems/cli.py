@@ -17,7 +17,7 @@ from datagems.errors import DatagemsError
 COMMANDS = {
     "replica": ("datagems.replica", "run one replica (web app + workers) for one peer id"),
     "devnode": ("datagems.devnode", "serve the CStore and R1FS APIs of an edge node on loopback"),
-    "mock-llm": ("datagems.inference.mock_server", "serve a mock LLM gateway on loopback"),
+    "mock-llm": ("datagems.mock.server", "serve a mock LLM gateway on loopback"),
     "bench": (
         "datagems.bench",
         "measure throughput, writes, memory, export and API latency against the machine's limit",

@@ -337,7 +337,7 @@ class UserSettings(WireModel):
 class JobCommand(WireModel):
     """``datagen:job-inbox`` field value (ours): one request to change a job (retry its
     failed records, add records), under a unique id. Written once by the replica that took
-    the request; decided and removed by the job's command owner (``datagems.commands``)."""
+    the request; decided and removed by the job's command owner (``datagems.job.commands``)."""
 
     id: str
     job_id: str
@@ -396,7 +396,7 @@ class OpenJob(WireModel):
 
 class ClosedJob(WireModel):
     """``datagen:closed-jobs`` field value (ours): a job whose final base was written lately
-    (kept ``job_index.CLOSED_KEPT_SECONDS``), so a read cache can place it in a listing."""
+    (kept ``datagems.job.index.CLOSED_KEPT_SECONDS``), so a read cache can place it in a listing."""
 
     owner: str = ""
     title: str = ""

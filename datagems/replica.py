@@ -76,7 +76,7 @@ async def serve(settings: Settings) -> None:
     mock_runner = None
     gateway_url = settings.inference_base_url
     if gateway_url is None:
-        from datagems.inference.mock_server import start_mock
+        from datagems.mock.server import start_mock
 
         mock_runner, gateway_url = await start_mock("127.0.0.1", 0, latency_ms=400, jitter_ms=300)
         logger.info("built-in mock inference gateway at %s", gateway_url)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from datagems.schema_tools import RecordValidator
+from datagems.schema.validate import RecordValidator
 from datagems.settings import Settings
 
 

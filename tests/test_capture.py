@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from datagems.accounts.passwords import verify_password
 from datagems.accounts.users import Accounts
+from datagems.job.results import ResultFile
 from datagems.models import (
     ErrorEntry,
     FleetMetrics,
@@ -25,7 +26,6 @@ from datagems.models import (
     UserIndexEntry,
     UserSettings,
 )
-from datagems.results import ResultFile
 from datagems.store.base import decode_value
 from datagems.store.embedded import SqliteCStore
 from datagems.store.repos import UsersRepo, unreadable_reason

@@ -21,9 +21,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from datagems import jobs
 from datagems.accounts.users import Accounts, canonical_username
 from datagems.errors import NotFound
+from datagems.job import lifecycle
 from datagems.models import TERMINAL_STATUSES
 from datagems.services import Services
 
@@ -56,7 +56,7 @@ def delete_account(
     for job_id in set(owned) | set(services.user_jobs.ids(name)):
         job = owned.get(job_id)
         if job is not None and job.status not in TERMINAL_STATUSES:
-            jobs.request_cancel(services, job_id, by)
+            lifecycle.request_cancel(services, job_id, by)
             cancelled += 1
             continue
         services.jobs.delete(job_id)

@@ -42,10 +42,11 @@ from datagems.actors.messages import (
 )
 from datagems.actors.pace import LatencyPacer
 from datagems.actors.record import CallLoop, RecordJob, run_record
-from datagems.duplicates import SeenRecords
 from datagems.errors import BadRequest, DatagemsError, NotFound, StoreError
 from datagems.inference import Provider
-from datagems.jobs import cancel_applies, coverage, peer_ranges
+from datagems.job.results import ResultFile, ResumeState
+from datagems.job.seen import SeenRecords
+from datagems.job.state import cancel_applies, coverage, peer_ranges
 from datagems.models import (
     TERMINAL_STATUSES,
     CancelRequest,
@@ -56,7 +57,6 @@ from datagems.models import (
     Range,
     Takeover,
 )
-from datagems.results import ResultFile, ResumeState
 from datagems.services import Services
 
 if TYPE_CHECKING:
@@ -239,8 +239,9 @@ class JobActor(Actor):
         its schema unusable), if so: no record is started then."""
         from datagems.inference.constrain import constrained_schema
         from datagems.inference.generation import sampling_for
-        from datagems.jobs import provider_for
-        from datagems.schema_tools import compile_validator, field_order
+        from datagems.job.lifecycle import provider_for
+        from datagems.schema.check import field_order
+        from datagems.schema.validate import compile_validator
 
         cannot_start: DatagemsError | None = None
         validator: Any = None

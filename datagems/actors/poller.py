@@ -1,6 +1,6 @@
 """Poller: every ``DATAGEN_JOB_POLL_SECONDS``, finds the work this peer should do.
 
-It reads the open-jobs index (``datagems.job_index``), never every job: per poll one
+It reads the open-jobs index (``datagems.job.index``), never every job: per poll one
 ``get`` of the original's mark (``datagen:metrics``: the cheap check that the original
 DataGems wrote a job), one ``hgetall`` of the index, and per open job its base; per open
 job of this peer also its peer states, cancel request and commands, and the replica
@@ -11,9 +11,9 @@ closes kept too long. It asks the supervisor to start a job actor (the superviso
 the per-replica cap) and forwards cancel requests. It never waits on another actor.
 
 Every ``DATAGEN_COMMAND_POLL_SECONDS`` it also decides the job commands waiting in the
-inbox for the jobs this replica owns (``datagems.commands``).
+inbox for the jobs this replica owns (``datagems.job.commands``).
 
-Takeover (``datagems.liveness``): a peer of the job whose range has no uploaded slice and
+Takeover (``datagems.job.liveness``): a peer of the job whose range has no uploaded slice and
 that is dead — a replica of ours silent (state and heartbeat) for
 ``DATAGEN_PEER_LEASE_SECONDS``, a peer of the original app silent in every job for its own,
 longer lease — or a peer of the original app whose range is behind the job's commands, has
@@ -33,24 +33,20 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from datagems import job_index
 from datagems.actors.base import Actor, Ticker
 from datagems.actors.messages import ApplyCommands, CancelJob, ChildFailed, StartJob, Tick
-from datagems.commands import apply_owned
 from datagems.errors import StoreError
-from datagems.jobs import (
-    Coverage,
-    add_metrics,
-    cancel_applies,
-    coverage,
-    fleet_metrics,
+from datagems.job import index
+from datagems.job.commands import apply_owned
+from datagems.job.lifecycle import (
     open_jobs,
     still_open,
     stored_metrics,
     stored_metrics_of,
     sync_metrics,
 )
-from datagems.liveness import Fleet, PeerActivity, needs_taker, taker_for
+from datagems.job.liveness import Fleet, PeerActivity, needs_taker, taker_for
+from datagems.job.state import Coverage, add_metrics, cancel_applies, coverage, fleet_metrics
 from datagems.models import FleetMetrics, JobBase, OpenJob, parse_iso
 from datagems.services import Services
 
@@ -174,16 +170,16 @@ class Poller(Actor):
         stored = services.jobs.get_raw(job_id)
         if stored is None:
             opened = parse_iso(entry.opened_at)
-            if opened is None or (now - opened).total_seconds() >= job_index.MISSING_GRACE_SECONDS:
+            if opened is None or (now - opened).total_seconds() >= index.MISSING_GRACE_SECONDS:
                 services.index.drop_open(job_id)
                 logger.warning("job %s is in the open-jobs index but was never written", job_id)
             return None
-        found = job_index.peek(job_id, stored)
+        found = index.peek(job_id, stored)
         if found is None:
             self._unreadable(job_id)
             return None
         if found.final and still_open(services, job_id) is None:
-            job_index.close_job(services, found)
+            index.close_job(services, found)
             return None
         if self.peer not in found.peers:
             return None  # the job's own peers work it (and close it)
@@ -216,25 +212,25 @@ class Poller(Actor):
 
     def keep_index(self) -> None:
         """Rebuild the open-jobs index at the first poll (whatever a crash left, it is
-        repaired at the next start) and when it is stale (``job_index``): the check reads
+        repaired at the next start) and when it is stale (``datagems.job.index``): the check reads
         one key per poll, the meta only when the original's mark moved or the periodic
         check is due."""
         services = self.services
         reconcile = services.settings.index_reconcile_seconds
-        mark = job_index.mark_of(self._stored_metrics)
+        mark = index.mark_of(self._stored_metrics)
         now = time.monotonic()
         if not self.indexed or mark != self.mark or now >= self.check_at:
             meta = services.index.meta()
-            reason = job_index.stale_because(meta, mark, reconcile)
+            reason = index.stale_because(meta, mark, reconcile)
             if reason or not self.indexed:
-                meta = job_index.rebuild(services, reason or "this replica started")
+                meta = index.rebuild(services, reason or "this replica started")
                 self.rebuilds += 1
             self.mark, self.indexed = mark, True
-            age = job_index.age_seconds(meta.built_at if meta else None) or 0.0
+            age = index.age_seconds(meta.built_at if meta else None) or 0.0
             self.check_at = now + max(1.0, reconcile * (1 + self.jitter) - age)
         if now >= self.forget_at:
-            job_index.forget_old_closes(services)
-            self.forget_at = now + job_index.CLOSED_KEPT_SECONDS / 6
+            index.forget_old_closes(services)
+            self.forget_at = now + index.CLOSED_KEPT_SECONDS / 6
 
     def _see_finished(self, job: JobBase, now: datetime) -> None:
         """A job finished within the original peers' lease: the last writes of its peers
@@ -273,7 +269,7 @@ class Poller(Actor):
         written = sync_metrics(services, truth)
         self._synced = services.metrics.get_raw() if written else before
         if written is not None:
-            self.mark = job_index.claim_mark(services, self._synced)
+            self.mark = index.claim_mark(services, self._synced)
 
     def _keep_history(self, index_raw: dict[str, Any], closed_raw: dict[str, Any]) -> bool:
         """The finished jobs' part of the metrics, up to date; whether it changed. A job is

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from datagems.inference.generation import Sampling
     from datagems.models import JobDetails
     from datagems.quality.conditioning import Conditioning
-    from datagems.schema_tools import RecordValidator
+    from datagems.schema.validate import RecordValidator
 
 logger = logging.getLogger(__name__)
 BACKOFF_BASE_SECONDS = 0.25
@@ -177,7 +177,7 @@ def _looks_like_schema(data: Any, schema: dict[str, Any]) -> bool:
 async def generate(work: RecordJob, index: int) -> RecordOutcome:
     """The calls of one record, by the per-record rules above."""
     from datagems.inference import extract_json, prompts
-    from datagems.schema_tools import in_field_order
+    from datagems.schema.check import in_field_order
 
     base = prompts.record_messages(
         details=work.details,

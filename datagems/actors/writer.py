@@ -10,10 +10,10 @@ takeover, the dead peers' ranges it finishes (under ``takeovers``) — and write
   heartbeat (``lastUpdateAt``) would otherwise grow older than a third of the lease;
 - when a range opens, when a slice is uploaded (then it finalizes the job), and on stop.
 After the write of a range opening and of every K records it refreshes the job's stored
-base (status, totals) like the original app does (``jobs.refresh_totals``, at most every
+base (status, totals) like the original app does (``lifecycle.refresh_totals``, at most every
 ``BASE_SECONDS``: a replica of ours makes records much faster than the original); after a taken
 over range is uploaded it shows it finished in its owner's state too, for the original
-app (``jobs.complete_for_owner``).
+app (``lifecycle.complete_for_owner``).
 It also writes this replica's heartbeat (``datagen:replicas``) every third of the lease.
 A failed write keeps the state dirty and is retried with backoff on later ticks: the
 latest state is never lost, and a record's critical path never waits for CStore.
@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pykka
 
-from datagems import jobs
 from datagems.actors.base import Actor, Ticker
 from datagems.actors.messages import (
     ChildFailed,
@@ -50,6 +49,7 @@ from datagems.actors.messages import (
     Tick,
 )
 from datagems.errors import StoreError
+from datagems.job import lifecycle
 from datagems.models import InFlightRecord, PeerState, RecentRecord, ReplicaBeat, now_iso
 from datagems.services import Services
 
@@ -372,13 +372,13 @@ class CStoreWriter(Actor):
                 owner, previous = tracked.complete[0]
                 took = tracked.state.takeovers.get(owner)
                 if took is not None:
-                    jobs.complete_for_owner(self.services, job_id, self.peer, took, previous)
+                    lifecycle.complete_for_owner(self.services, job_id, self.peer, took, previous)
                 tracked.complete.pop(0)
             if tracked.finalize:
                 tracked.finalize = tracked.refresh_base = False
-                jobs.refresh(self.services, job_id)
+                lifecycle.refresh(self.services, job_id)
             elif tracked.refresh_base and time.monotonic() - tracked.base_refreshed >= BASE_SECONDS:
                 tracked.refresh_base, tracked.base_refreshed = False, time.monotonic()
-                jobs.refresh_totals(self.services, job_id)
+                lifecycle.refresh_totals(self.services, job_id)
         except StoreError as exc:
             logger.warning("job %s: base or owners' states not written yet (%s)", job_id, exc)

@@ -27,7 +27,8 @@ import psutil
 from datagems.bench import real_model, real_model_vars
 from datagems.bench.procs import Deadline, Timeout
 from datagems.bench.report import machine, markdown, text_table, write_section
-from datagems.bench.scenarios import SCENARIOS, Context, Scenario, Sizes
+from datagems.bench.scenarios import SCENARIOS
+from datagems.bench.scenarios.base import Context, Scenario, Sizes
 
 # Scenarios run only when named with --only (they need more than this package: a model).
 OPT_IN = {

@@ -18,7 +18,7 @@ import time
 import orjson
 import psutil
 
-from datagems.export import export_chunks
+from datagems.job.export import export_chunks
 from datagems.services import Services
 from datagems.settings import Settings
 

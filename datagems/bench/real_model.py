@@ -33,13 +33,15 @@ import httpx
 import orjson
 from aiohttp import ClientSession, ClientTimeout, web
 
-from datagems import commands, export, jobs
 from datagems.bench import llm_server
 from datagems.bench.procs import Deadline, Proc, Stack, free_port, wait_until
-from datagems.bench.scenarios import OWNER, Context, Scenario, open_services, wait_finished
+from datagems.bench.scenarios.base import OWNER, Context, Scenario
+from datagems.bench.scenarios.probes import open_services, wait_finished
 from datagems.inference import prompts
 from datagems.inference.constrain import constrained_schema
 from datagems.inference.generation import sampling_for
+from datagems.job import commands, export, lifecycle
+from datagems.job.state import JobView
 from datagems.models import TERMINAL_STATUSES, InferenceProfile, JobDetails, UserSettings
 
 KEY = "llm"
@@ -297,7 +299,7 @@ def _measure(sc: Scenario, services: Any, proxy: UsageProxy, n: int, deadline: D
         "totalRecords": n,
         "inference": {"useExternalApi": True, "profileId": PROFILE_ID},
     }
-    jobs.create_job(services, owner=OWNER, job_id=job_id, draft=draft)
+    lifecycle.create_job(services, owner=OWNER, job_id=job_id, draft=draft)
     started = time.perf_counter()
     view = wait_finished(services, job_id, deadline, interval=0.5)
     seconds = time.perf_counter() - started
@@ -317,7 +319,7 @@ def _measure(sc: Scenario, services: Any, proxy: UsageProxy, n: int, deadline: D
         )
 
         def round_done() -> Any:
-            again = jobs.load_job(services, job_id)
+            again = lifecycle.load_job(services, job_id)
             return (
                 again
                 if again
@@ -334,7 +336,7 @@ def _measure(sc: Scenario, services: Any, proxy: UsageProxy, n: int, deadline: D
     _report(sc, n, entries, usage, job_calls, round_calls, single_ms, seconds, retried, recovered)
 
 
-def _usage(view: jobs.JobView) -> dict[str, Any]:
+def _usage(view: JobView) -> dict[str, Any]:
     peers = view.peers.values()
     return {
         "tokensIn": sum(p.tokens_in for p in peers),

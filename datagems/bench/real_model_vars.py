@@ -15,11 +15,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from datagems import export, jobs
 from datagems.bench import llm_server
 from datagems.bench.procs import Deadline, Proc, Stack, free_port
 from datagems.bench.real_model import PROFILE_ID, UsageProxy
-from datagems.bench.scenarios import OWNER, Context, Scenario, open_services, wait_finished
+from datagems.bench.scenarios.base import OWNER, Context, Scenario
+from datagems.bench.scenarios.probes import open_services, wait_finished
+from datagems.job import export, lifecycle
 from datagems.models import InferenceProfile, UserSettings
 
 KEY = "llm-vars"
@@ -122,7 +123,7 @@ def _job(
         "totalRecords": n,
         "inference": {"useExternalApi": True, "profileId": PROFILE_ID},
     }
-    jobs.create_job(services, owner=OWNER, job_id=job_id, draft=draft)
+    lifecycle.create_job(services, owner=OWNER, job_id=job_id, draft=draft)
     wait_finished(services, job_id, deadline, interval=0.5)
     ok = [e for e in export.merged_entries(services, job_id) if e.get("ok")]
     cities = Counter(str(e["data"].get("city", "")).strip().lower() for e in ok)

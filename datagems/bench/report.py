@@ -10,7 +10,7 @@ from typing import Any
 
 import psutil
 
-from datagems.bench.scenarios import Metric, Scenario
+from datagems.bench.scenarios.base import Metric, Scenario
 
 START = "<!-- bench:start -->"
 END = "<!-- bench:end -->"

@@ -1,4 +1,4 @@
-"""Inference: the providers (Ratio1 gateway, OpenAI-compatible), prompts and the mock gateway.
+"""Inference: the providers (Ratio1 gateway, OpenAI-compatible), prompts, structured output.
 
 The engine builds one provider per job and awaits ``acomplete`` on its call loop; the web
 layer calls ``complete`` (drafts, previews) from a worker thread;

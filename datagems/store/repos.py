@@ -387,7 +387,7 @@ class CommandsRepo:
 
 
 class JobIndexRepo:
-    """The open-jobs index (ours, see ``datagems.job_index``): ``datagen:open-jobs`` (job id
+    """The open-jobs index (ours, see ``datagems.job.index``): ``datagen:open-jobs`` (job id
     -> a job that can still need work), ``datagen:closed-jobs`` (job id -> closed lately)
     and ``datagen:open-jobs-meta`` (the last rebuild)."""
 
@@ -448,7 +448,7 @@ class MetricsRepo:
 class InboxRepo:
     """``datagen:job-inbox`` (ours): command id -> a request to change a job. A field is
     written once by the replica that took the request and removed by the job's command
-    owner once it has recorded its decision (``datagems.commands``)."""
+    owner once it has recorded its decision (``datagems.job.commands``)."""
 
     def __init__(self, cstore: CStore) -> None:
         self.cstore = cstore

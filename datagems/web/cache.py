@@ -10,11 +10,11 @@ history: the jobs are read through the open-jobs index and a bounded head per li
 
 What is kept:
 
-- the open jobs (``datagems.job_index``): the index, each open job's stored base and
+- the open jobs (``datagems.job.index``): the index, each open job's stored base and
   view (peer states, cancel request, commands, derived totals), built again only when one
   of those texts changed; the recent closes (``datagen:closed-jobs``) and the original's
   mark. Fresh for ``READ_TTL_SECONDS``.
-- per listing (owner and filters), a head (``datagems.listing.Head``): the newest
+- per listing (owner and filters), a head (``datagems.job.listing.Head``): the newest
   ``listing.HEAD_ROWS`` rows of its source, patched with every close seen since it was
   read, read again in the background after ``HEAD_REFRESH_SECONDS`` or when the original
   wrote jobs, and before answering after ``HEAD_MAX_AGE_SECONDS`` (closes are kept longer
@@ -63,11 +63,12 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
-from datagems import job_index, jobs, listing
 from datagems.accounts.tokens import Session, SessionRevocations, read_session
 from datagems.accounts.users import Account, Accounts
 from datagems.errors import DatagemsError, Unauthorized
-from datagems.listing import Head, Query, Row
+from datagems.job import index, lifecycle, listing
+from datagems.job.listing import Head, Query, Row
+from datagems.job.state import JobView, reads_cancel, settled
 from datagems.models import TERMINAL_STATUSES, ClosedJob, JobBase, JobDetails, ReplicaBeat
 from datagems.services import Services
 from datagems.store.base import decode_value
@@ -96,8 +97,8 @@ DEEP_KEPT = 32  # pages further down than a head
 LIST_WIRE_TTL_SECONDS = 5.0  # a listed finished job's base is read again at most this often
 DEEP_TTL_SECONDS = 30.0
 METRICS_TTL_SECONDS = 10.0  # the fleet's metrics read every job: at most this often
-HEAD_REFRESH_SECONDS = job_index.CLOSED_KEPT_SECONDS / 4
-HEAD_MAX_AGE_SECONDS = job_index.CLOSED_KEPT_SECONDS / 2
+HEAD_REFRESH_SECONDS = index.CLOSED_KEPT_SECONDS / 4
+HEAD_MAX_AGE_SECONDS = index.CLOSED_KEPT_SECONDS / 2
 DETAILS_KEPT = 256
 ACCOUNTS_KEPT = 4096
 SESSIONS_KEPT = 4096
@@ -109,7 +110,7 @@ _NOTHING: Any = object()
 class CachedView:
     """One job's view with the stored texts it was built from (``None``: absent)."""
 
-    view: jobs.JobView
+    view: JobView
     base_raw: Any
     peers_raw: dict[str, Any]
     cancel_raw: Any
@@ -121,7 +122,7 @@ class CachedView:
 
 @dataclass(eq=False)
 class JobsSnapshot:
-    """The open jobs as read once (``job_index``), with what a listing needs of them."""
+    """The open jobs as read once (``datagems.job.index``), with what a listing needs of them."""
 
     raw: dict[str, Any]  # open job id -> its stored base text
     bases: dict[str, JobBase | None]  # the same, parsed (None: it does not parse)
@@ -196,7 +197,7 @@ def build_view(
     previous: CachedView | None,
 ) -> CachedView:
     """A job's view from stored texts: ``previous`` itself when no text changed, else
-    derived again (``jobs.view_of``, which writes a finished base back), parsing only the
+    derived again (``lifecycle.view_of``, which writes a finished base back), parsing only the
     texts that changed."""
     if (
         previous is not None
@@ -229,11 +230,11 @@ def build_view(
         commands = previous.view.commands
     else:
         commands = services.commands.parse_raw(base.id, commands_raw)
-    view = jobs.view_of(services, base, peers, cancel, commands)
+    view = lifecycle.view_of(services, base, peers, cancel, commands)
     final = (
         base.status in TERMINAL_STATUSES
         and view.job.status in TERMINAL_STATUSES
-        and jobs.settled(view.job, peers, commands)
+        and settled(view.job, peers, commands)
     )
     found = details.of(view.job, previous)
     return CachedView(view, base_raw, dict(peers_raw), cancel_raw, commands_raw, final, found)
@@ -249,7 +250,7 @@ def load_view(
     """One job's view: its peer states, cancel request and commands read from the store,
     its details from R1FS unless kept."""
     peers_raw = services.peers.all_raw(base.id)
-    cancel_raw = services.cancels.get_raw(base.id) if jobs.reads_cancel(base) else None
+    cancel_raw = services.cancels.get_raw(base.id) if reads_cancel(base) else None
     commands_raw = services.commands.get_raw(base.id)
     return build_view(
         services, details, base, base_raw, peers_raw, cancel_raw, commands_raw, previous
@@ -353,7 +354,7 @@ def foreign_mark(services: Services) -> tuple[str | None, str | None]:
     the original's mark when no replica of ours has accounted for it yet (a rebuild, or a
     write of ours claimed), and when the index was last rebuilt. Our own writes to
     ``datagen:metrics`` are claimed, so they do not move it."""
-    mark = job_index.original_mark(services)
+    mark = index.original_mark(services)
     meta = services.index.meta()
     accounted = meta.original_mark if meta is not None else None
     return (mark if mark != accounted else None, meta.built_at if meta is not None else None)
@@ -501,7 +502,7 @@ class WebCache:
         return orjson.dumps({"jobs": shown, "nextCursor": cursor})
 
     async def metrics(self) -> dict[str, Any]:
-        """The fleet's metrics (``jobs.metrics``: one streamed pass over every job), read at
+        """The fleet's metrics (``lifecycle.metrics``: one streamed pass over every job), read at
         most every ``METRICS_TTL_SECONDS`` however many pages and scrapers ask."""
         kept = self._metrics
         if kept is not None and time.monotonic() - kept[0] < METRICS_TTL_SECONDS:
@@ -511,7 +512,7 @@ class WebCache:
             async def read() -> dict[str, Any]:
                 started, epoch = time.monotonic(), self._jobs_epoch.value
                 try:
-                    found = await asyncio.to_thread(jobs.metrics, self.services)
+                    found = await asyncio.to_thread(lifecycle.metrics, self.services)
                 finally:
                     self._metrics_flight = None
                 if epoch == self._jobs_epoch.value:  # no local write since the read began
@@ -524,7 +525,7 @@ class WebCache:
         return await asyncio.shield(self._metrics_flight)
 
     async def job_view(self, job_id: str) -> CachedView | None:
-        """The job as ``jobs.load_job`` would answer it, or ``None`` when there is none."""
+        """The job as ``lifecycle.load_job`` would answer it, or ``None`` when there is none."""
         snapshot = await self._jobs()
         read_at = math.inf
         if job_id in snapshot.raw:

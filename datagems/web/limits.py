@@ -1,4 +1,4 @@
-"""Per-user limits on starting work, as the web layer applies them (``datagems.caps``
+"""Per-user limits on starting work, as the web layer applies them (``datagems.job.caps``
 counts them from the job records).
 
 - **Task creation** (``POST /api/tasks/confirm``): at most ``DATAGEN_TASK_MAX_PER_WINDOW``
@@ -8,7 +8,7 @@ counts them from the job records).
   work, at most ``DATAGEN_MAX_ACTIVE_RECORDS_PER_USER``.
 
 The caps apply to confirming a job and to what reopens one (retry failed records, extend:
-the job's command owner checks them, ``datagems.commands``). Drafting a schema is not
+the job's command owner checks them, ``datagems.job.commands``). Drafting a schema is not
 counted (a user may redraft several times per job; the preview has its own limiter).
 Admins are exempt when ``DATAGEN_ADMIN_LIMITS_EXEMPT`` is true (the default). Every
 refusal is a 429 with ``Retry-After`` and a message saying which limit.
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 
-from datagems import caps
+from datagems.job import caps
 from datagems.models import JobBase
 from datagems.services import Services
 from datagems.web.auth import Caller

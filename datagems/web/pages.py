@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 import aiohttp_jinja2
 from aiohttp import web
 
-from datagems.web.api_tasks import owned_view
 from datagems.web.auth import CALLER, caller, require_admin
 from datagems.web.keys import MAILER, SERVICES
+from datagems.web.presenters import owned_view
 
 
 def _boot(request: web.Request, **extra: Any) -> dict[str, Any]:

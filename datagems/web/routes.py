@@ -14,8 +14,18 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import BaseModel
 
-from datagems.listing import MAX_PAGE_SIZE, PAGE_SIZE, STATUSES
-from datagems.web import api_auth, api_misc, api_quality, api_tasks, api_user, openapi, pages
+from datagems.job.listing import MAX_PAGE_SIZE, PAGE_SIZE, STATUSES
+from datagems.web import (
+    api_auth,
+    api_drafts,
+    api_events,
+    api_jobs,
+    api_misc,
+    api_quality,
+    api_user,
+    openapi,
+    pages,
+)
 from datagems.web.bodies import (
     AccountDeleteBody,
     ConfirmBody,
@@ -132,7 +142,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/api/tasks/schema",
-        api_tasks.draft_schema,
+        api_drafts.draft_schema,
         "Draft a JSON Schema for one record (one LLM call, up to 3 attempts)",
         "tasks",
         body=SchemaBody,
@@ -141,7 +151,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/api/tasks/preview",
-        api_tasks.preview,
+        api_drafts.preview,
         "Three sample records with the drafted or edited schema (not part of any job)",
         "tasks",
         body=PreviewBody,
@@ -150,7 +160,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/api/tasks/confirm",
-        api_tasks.confirm,
+        api_drafts.confirm,
         "Confirm a draft: start the job (per-user limits: 429 with Retry-After)",
         "tasks",
         body=ConfirmBody,
@@ -168,7 +178,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/api/tasks",
-        api_tasks.list_tasks,
+        api_jobs.list_tasks,
         "One page of the caller's jobs, newest first: {jobs, nextCursor}",
         "tasks",
         query=(
@@ -184,7 +194,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/api/tasks/{id}",
-        api_tasks.get_task,
+        api_jobs.get_task,
         "One job: base, peer states, details",
         "tasks",
         errors=JOB_ID_ERRORS,
@@ -192,7 +202,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/api/tasks/{id}/cancel",
-        api_tasks.cancel_task,
+        api_jobs.cancel_task,
         "Ask every peer to stop the job",
         "tasks",
         status=202,
@@ -201,7 +211,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/api/tasks/{id}/retry-failed",
-        api_tasks.retry_failed,
+        api_jobs.retry_failed,
         "Call again, once, every record of a finished job that failed: {jobId, retryRound}",
         "tasks",
         status=202,
@@ -210,7 +220,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/api/tasks/{id}/extend",
-        api_tasks.extend_task,
+        api_jobs.extend_task,
         "Append additionalRecords records, split over the job's peers: {jobId, totalRecords}",
         "tasks",
         body=ExtendBody,
@@ -220,7 +230,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/api/tasks/{id}/records",
-        api_tasks.task_records,
+        api_jobs.task_records,
         "A page of records with their live state, attempt and failure reason",
         "tasks",
         query=(
@@ -232,7 +242,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/api/tasks/{id}/export",
-        api_tasks.export_task,
+        api_jobs.export_task,
         "The merged dataset as a download",
         "tasks",
         query=(
@@ -246,7 +256,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/api/tasks/{id}/events",
-        api_tasks.task_events,
+        api_events.task_events,
         "Server-sent events: the job view whenever it changes",
         "tasks",
         kind="sse",

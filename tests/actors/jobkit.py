@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from datagems import commands, export, jobs
+from datagems.job import commands, export, lifecycle
 from datagems.models import CommandDecision
 from datagems.services import Services
 from datagems.settings import Settings
@@ -43,7 +43,7 @@ def fleet_services(fleet: Fleet) -> Services:
 
 def confirm_job(services: Services, total: int, schema: dict[str, Any] | None = None) -> str:
     job_id = str(uuid.uuid4())
-    jobs.create_job(
+    lifecycle.create_job(
         services,
         owner="alice",
         job_id=job_id,
@@ -60,7 +60,7 @@ def confirm_job(services: Services, total: int, schema: dict[str, Any] | None = 
 
 def wait_for_status(services: Services, job_id: str, statuses: set[str], timeout: float = 90):
     def done() -> Any:
-        view = jobs.load_job(services, job_id)
+        view = lifecycle.load_job(services, job_id)
         return view if view and view.job.status in statuses else None
 
     return wait_until(done, timeout=timeout, interval=0.2, what=f"job {job_id} in {statuses}")

@@ -46,9 +46,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from datagems import commands, export, jobs
 from datagems.actors.engine import Engine
-from datagems.inference.mock_server import MOCK_KEY, MockLLM, start_mock
+from datagems.job import commands, export, lifecycle
+from datagems.job.state import coverage, settled
+from datagems.mock.server import MOCK_KEY, MockLLM, start_mock
 from datagems.models import CommandDecision, JobCommand, parse_iso
 from datagems.services import Services
 from datagems.settings import Settings
@@ -182,7 +183,7 @@ class Accounting(RuleBasedStateMachine):
         draft = {"title": "People", "totalRecords": total, "schema": PERSON_SCHEMA}
         if broken:  # its profile was deleted between the draft and the confirm
             draft["inference"] = {"useExternalApi": True, "profileId": "deleted"}
-        jobs.create_job(services, owner="alice", job_id=job_id, draft=draft)
+        lifecycle.create_job(services, owner="alice", job_id=job_id, draft=draft)
         self.steps.append(f"confirm {job_id} {total} records{' (broken)' * broken}")
         self.expected[job_id] = Expected(initial=total, broken=broken)
         return job_id
@@ -242,9 +243,9 @@ class Accounting(RuleBasedStateMachine):
     def cancel(self, job_id: str, via: int) -> None:
         running = self.running()
         services = self.services[running[via % len(running)]]
-        view = jobs.load_job(services, job_id)
+        view = lifecycle.load_job(services, job_id)
         assert view is not None
-        jobs.request_cancel(services, job_id, "alice")
+        lifecycle.request_cancel(services, job_id, "alice")
         self.steps.append(f"cancel {job_id} ({view.job.status})")
         if view.job.status not in ("succeeded", "failed", "cancelled"):
             self.expected[job_id].cancelled = True
@@ -297,13 +298,13 @@ class Accounting(RuleBasedStateMachine):
     def _quiet(self, job_id: str) -> bool:
         """Cancelled (a peer that is down uploads what it did when it is back), or
         finished with every range uploaded as far as the job's commands go."""
-        view = jobs.load_job(self.reader, job_id)
+        view = lifecycle.load_job(self.reader, job_id)
         assert view is not None
         if view.job.status == "cancelled":
             return True
         if view.job.status not in ("succeeded", "failed"):
             return False
-        return jobs.settled(view.job, view.peers, view.commands)
+        return settled(view.job, view.peers, view.commands)
 
     def _wait_quiet(self, job_ids: list[str]) -> None:
         try:
@@ -325,9 +326,9 @@ class Accounting(RuleBasedStateMachine):
 
         self._wait_quiet(list(self.expected))
         for job_id, expected in self.expected.items():
-            view = jobs.load_job(self.reader, job_id)
+            view = lifecycle.load_job(self.reader, job_id)
             assert view is not None
-            covered = jobs.coverage(view.job, view.peers, view.commands)
+            covered = coverage(view.job, view.peers, view.commands)
             if view.job.status == "cancelled":
                 assert expected.cancelled, f"job {job_id} cancelled without a cancel"
                 continue
@@ -341,7 +342,7 @@ class Accounting(RuleBasedStateMachine):
 
     def _story(self, job_id: str) -> str:
         """What the store says of a job, for a failure's message."""
-        view = jobs.load_job(self.reader, job_id)
+        view = lifecycle.load_job(self.reader, job_id)
         assert view is not None
         lines = [f"job {job_id}: {view.job.status}, {view.job.total_records} records"]
         log = view.commands
@@ -364,9 +365,9 @@ class Accounting(RuleBasedStateMachine):
     @invariant()
     def counts_never_pass_assigned(self) -> None:
         for job_id in self.expected:
-            view = jobs.load_job(self.reader, job_id)
+            view = lifecycle.load_job(self.reader, job_id)
             assert view is not None
-            for c in jobs.coverage(view.job, view.peers, view.commands).values():
+            for c in coverage(view.job, view.peers, view.commands).values():
                 assert c.ok + c.failed <= c.assigned, (job_id, c)
             for state in view.peers.values():
                 assert state.generated_ok + state.generated_failed <= state.assigned
@@ -390,7 +391,7 @@ class Accounting(RuleBasedStateMachine):
                 start = added.end
                 ends.append(added.end)
             assert sorted(d.total_records for d in applied if d.kind == "extend") == ends
-            view = jobs.load_job(self.reader, job_id)
+            view = lifecycle.load_job(self.reader, job_id)
             assert view is not None and view.job.total_records == start
 
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import pykka
 import pytest
 
-from datagems import jobs
 from datagems.actors.engine import Engine
 from datagems.actors.job import JobActor
 from datagems.actors.messages import RecordDone
 from datagems.actors.poller import Poller
 from datagems.actors.supervisor import Supervisor
 from datagems.actors.writer import CStoreWriter
-from datagems.inference.mock_server import start_mock
+from datagems.job import lifecycle
+from datagems.mock.server import start_mock
 from datagems.models import PeerState
 from datagems.services import Services
 from datagems.settings import Settings
@@ -65,7 +65,7 @@ def test_every_actor_answers_ping(engine: Engine, services: Services) -> None:
     for actor_class in (Supervisor, Poller, CStoreWriter, JobActor):
         for ref in pykka.ActorRegistry.get_by_class(actor_class):
             assert ref.proxy().ping().get(timeout=5) == "pong"
-    jobs.request_cancel(services, job_id, "alice")
+    lifecycle.request_cancel(services, job_id, "alice")
 
 
 def test_a_job_actor_that_fails_is_restarted_after_a_backoff(
@@ -83,7 +83,7 @@ def test_a_job_actor_that_fails_is_restarted_after_a_backoff(
     services.jobs.put(job)
 
     view = wait_until(
-        lambda: (v := jobs.load_job(services, job_id)) and v.job.status == "succeeded" and v,
+        lambda: (v := lifecycle.load_job(services, job_id)) and v.job.status == "succeeded" and v,
         timeout=30,
         what="the job to succeed after the restart",
     )
@@ -104,7 +104,7 @@ def test_stopping_the_engine_flushes_progress_and_a_new_engine_resumes(
     engine = Engine(services).start()
     try:
         wait_until(
-            lambda: jobs.load_job(services, job_id).job.status == "succeeded",
+            lambda: lifecycle.load_job(services, job_id).job.status == "succeeded",
             timeout=60,
             what="the resumed job to succeed",
         )
@@ -167,7 +167,9 @@ def test_a_writer_that_dies_mid_job_is_restarted_and_no_progress_is_lost_or_coun
             what="progress written by the new writer mid-job",
         )
         view = wait_until(
-            lambda: (v := jobs.load_job(services, job_id)) and v.job.status == "succeeded" and v,
+            lambda: (
+                (v := lifecycle.load_job(services, job_id)) and v.job.status == "succeeded" and v
+            ),
             timeout=60,
             what="the job to succeed after the writer's restart",
         )

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
-from datagems import jobs
+from datagems.job import lifecycle
 from tests.actors.jobkit import (
     PERSON_SCHEMA,
     all_slice_lines,
@@ -123,7 +123,7 @@ def test_cancel_stops_every_replica_and_keeps_done_records_exportable(tmp_path: 
             timeout=60,
             what="every peer at 10 records",
         )
-        jobs.request_cancel(services, job_id, "alice")
+        lifecycle.request_cancel(services, job_id, "alice")
 
         wait_until(
             lambda: all(

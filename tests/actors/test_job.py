@@ -4,8 +4,8 @@ was restarted, directly (no actor, no store): counts come from the local result 
 from __future__ import annotations
 
 from datagems.actors.job import opened_state
+from datagems.job.results import ResumeState
 from datagems.models import PeerState, Range, Takeover
-from datagems.results import ResumeState
 
 RANGES = [Range(start=0, end=10), Range(start=20, end=25)]
 

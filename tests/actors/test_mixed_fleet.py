@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from datagems import jobs
+from datagems.job import lifecycle
 from datagems.services import Services
 from tests import capture
 from tests.actors.jobkit import confirm_job, exported_entries, fleet_services
@@ -142,7 +142,7 @@ def test_a_job_confirmed_the_original_way_is_finished_by_both_kinds_of_peer(
         base = stored_base(fleet, job_id)
         assert (base["totalOk"], base["totalFailed"], base["totalGenerated"]) == (20, 0, 20)
         assert original_view_done(fleet, job_id)
-        view = jobs.load_job(services, job_id)
+        view = lifecycle.load_job(services, job_id)
         assert view is not None and view.job.status == "succeeded"
         assert not view.peers["py"].takeovers and not view.peers["ts"].completed_by
         entries = exported_entries(services, job_id)
@@ -169,7 +169,9 @@ def test_a_job_confirmed_the_original_way_is_finished_by_both_kinds_of_peer(
                 "lastJobAt": max(j[k] for j in stored for k in ("createdAt", "jobStartedAt")),
             }
             assert truth["totalJobs"] == 1 and truth["totalRecordsGenerated"] == 20
-            assert client.get("/api/metrics").json()["metrics"] == truth == jobs.metrics(services)
+            assert (
+                client.get("/api/metrics").json()["metrics"] == truth == lifecycle.metrics(services)
+            )
         # the original's key, which it updated by read-modify-write, says the same
         wait_until(lambda: fleet.cstore.get("datagen:metrics") == truth, timeout=30)
 
@@ -193,7 +195,7 @@ def test_a_slow_peer_of_the_original_app_is_never_taken_over(tmp_path: Path) -> 
                 timeout=90,
             )
         for job_id in (first, second):
-            view = jobs.load_job(services, job_id)
+            view = lifecycle.load_job(services, job_id)
             assert view is not None and not view.peers["py"].takeovers
             assert not view.peers["ts"].completed_by
         started = next(s for s in ts.state_writes(second) if "startedAt" in s)["startedAt"]
@@ -247,7 +249,7 @@ def test_a_peer_of_the_original_app_back_during_its_takeover_loses_no_record(
         wait_until(lambda: stored_state(fleet, job_id, "ts").get("lastUpdateAt"), timeout=30)
         ts.kill()
         wait_until(
-            lambda: "ts" in (jobs.load_job(services, job_id).peers["py"].takeovers),
+            lambda: "ts" in (lifecycle.load_job(services, job_id).peers["py"].takeovers),
             timeout=30,
             what="py taking over ts",
         )
@@ -281,7 +283,7 @@ def test_retry_and_extend_in_a_mixed_fleet_are_done_by_the_replicas_at_once(
             assert answer.status_code == 202, answer.text
 
             def retried() -> bool:
-                view = jobs.load_job(services, job_id)
+                view = lifecycle.load_job(services, job_id)
                 return (
                     view is not None
                     and view.job.status == "succeeded"
@@ -297,7 +299,7 @@ def test_retry_and_extend_in_a_mixed_fleet_are_done_by_the_replicas_at_once(
             assert answer.status_code == 202, answer.text
 
             def extended() -> bool:
-                view = jobs.load_job(services, job_id)
+                view = lifecycle.load_job(services, job_id)
                 return (
                     view is not None and view.job.status == "succeeded" and view.job.total_ok == 26
                 )
@@ -335,7 +337,7 @@ def test_a_cancel_stops_the_replicas_and_the_page_says_the_original_peer_goes_on
         state = stored_state(fleet, job_id, "ts")
         assert state["generatedOk"] + state["generatedFailed"] == 20
         assert stored_state(fleet, job_id, "py")["generatedOk"] < 20
-        view = jobs.load_job(services, job_id)
+        view = lifecycle.load_job(services, job_id)
         assert view is not None and view.job.status == "cancelled"
         done = exported_entries(services, job_id, partial=True)
         assert {e["i"] for e in done} >= set(range(20))  # every record it made is kept

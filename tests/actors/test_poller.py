@@ -1,6 +1,6 @@
 """The poller. The takeover decision, directly: who is dead, and who takes its range (no
 process); every peer here is a replica of ours (it has written a heartbeat); peers of the
-original app, which never do, are in ``tests/test_liveness.py``. And, with real processes
+original app, which never do, are in ``tests/job/test_liveness.py``. And, with real processes
 (devnode, mock gateway, replica), its work from the open-jobs index: a job the original
 DataGems writes straight into ``datagen:jobs`` is still found and worked, and a crash
 between a job's write and its index entry is repaired when the replica starts again."""
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from datagems import commands, job_index, jobs
 from datagems.bench.original import confirm_as_original
-from datagems.liveness import Fleet, PeerActivity, needs_taker
-from datagems.liveness import taker_for as ring_taker
+from datagems.job import commands, index, lifecycle
+from datagems.job.liveness import Fleet, PeerActivity, needs_taker
+from datagems.job.liveness import taker_for as ring_taker
 from datagems.models import TERMINAL_STATUSES, JobBase, PeerState, Range, ReplicaBeat, Takeover
 from datagems.store import keys
 from tests.actors.jobkit import (
@@ -144,12 +144,12 @@ def test_a_job_the_original_writes_straight_into_the_store_is_found_and_worked(
             schema=PERSON_SCHEMA,
             gateway_url=fleet.llm_url,
         )
-        assert job_id not in job_index.open_entries(services)  # the original never indexes
+        assert job_id not in index.open_entries(services)  # the original never indexes
         view = wait_for_status(services, job_id, {"succeeded"})
         assert view.job.total_ok == 4
         assert [entry["i"] for entry in exported_entries(services, job_id)] == [0, 1, 2, 3]
         wait_until(
-            lambda: job_id not in job_index.open_entries(services),
+            lambda: job_id not in index.open_entries(services),
             what="the finished job to leave the index",
         )
 
@@ -169,16 +169,16 @@ def test_a_crash_between_a_jobs_write_and_its_index_entry_is_repaired_at_the_nex
         missing = confirm_job(services, 3)
         services.cstore.hset_raw(keys.OPEN_JOBS, missing, None)
         # a replica that wrote a final base and died before taking its entry out
-        job_index.open_job(services, services.jobs.get(finished))
-        assert set(job_index.open_entries(services)) == {finished}
+        index.open_job(services, services.jobs.get(finished))
+        assert set(index.open_entries(services)) == {finished}
         fleet.start_replicas()
         view = wait_for_status(services, missing, {"succeeded"})
         assert view.job.total_ok == 3
         wait_until(
-            lambda: not job_index.open_entries(services),
+            lambda: not index.open_entries(services),
             what="the index to hold no finished job",
         )
-        assert jobs.load_job(services, finished).job.status in TERMINAL_STATUSES
+        assert lifecycle.load_job(services, finished).job.status in TERMINAL_STATUSES
 
 
 @pytest.mark.fleet
@@ -198,12 +198,12 @@ def test_the_originals_metrics_key_follows_the_jobs_without_a_rebuild_for_our_wr
             wait_for_status(services, job_id, {"succeeded", "failed"})
 
         def synced() -> bool:
-            return services.metrics.get() == jobs.metrics_of(services)
+            return services.metrics.get() == lifecycle.metrics_of(services)
 
         wait_until(synced, what="datagen:metrics to say what the jobs say", timeout=60)
         built = services.index.meta().built_at
         failed = next(
-            (j for j in [before, *made] if jobs.load_job(services, j).job.total_failed), None
+            (j for j in [before, *made] if lifecycle.load_job(services, j).job.total_failed), None
         )
         if failed is not None:  # reopen an older job: its finished count leaves the history
             command = commands.new_command("retry", failed, "alice", via="test", exempt=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from datagems import jobs
+from datagems.job import lifecycle
 from datagems.models import InferenceProfile, UserSettings
 from tests.actors.jobkit import PERSON_SCHEMA, fleet_services, wait_for_status
 from tests.fleet import Fleet
@@ -62,7 +62,7 @@ def test_a_150_mb_provider_answer_keeps_the_replica_small_and_fails_provider_err
         }
         pid = fleet.replicas["a"].process.proc.pid
         with PeakRss(pid) as rss:
-            jobs.create_job(services, owner="alice", job_id=job_id, draft=draft)
+            lifecycle.create_job(services, owner="alice", job_id=job_id, draft=draft)
             view = wait_for_status(services, job_id, {"failed", "succeeded"}, timeout=120)
         assert fleet.llm_stats()["modes"]["huge"] >= 3
     assert view.job.status == "failed" and view.job.total_failed == 3

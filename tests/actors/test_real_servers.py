@@ -1,7 +1,7 @@
 """Jobs against the mock gateway in the behaviours of real model servers (issue 14).
 
 The engine runs in-process over the embedded store; the mock gateway runs on a loop thread
-and is switched into the modes seen on a real server (``datagems.inference.mock_modes``).
+and is switched into the modes seen on a real server (``datagems.mock.modes``).
 """
 
 from __future__ import annotations
@@ -16,17 +16,14 @@ from typing import Any
 
 import pytest
 
-from datagems import export, jobs
 from datagems.actors.engine import Engine
 from datagems.inference import OpenAIProvider, prompts
-from datagems.inference.capabilities import (
-    OPENAI_FORMS,
-    CapabilitiesRepo,
-    Capability,
-    endpoint_key,
-)
+from datagems.inference.capabilities import OPENAI_FORMS, CapabilitiesRepo, Capability, endpoint_key
 from datagems.inference.generation import max_tokens_for
-from datagems.inference.mock_server import MOCK_KEY, MockLLM, start_mock
+from datagems.job import lifecycle
+from datagems.job.records import records_page
+from datagems.job.state import JobView
+from datagems.mock.server import MOCK_KEY, MockLLM, start_mock
 from datagems.models import InferenceProfile, UserSettings
 from datagems.services import Services
 from datagems.settings import Settings
@@ -117,7 +114,7 @@ def start_job(
     if params is not None:
         inference["parameters"] = params
     job_id = str(uuid.uuid4())
-    jobs.create_job(
+    lifecycle.create_job(
         services,
         owner="alice",
         job_id=job_id,
@@ -133,7 +130,7 @@ def start_job(
     return job_id
 
 
-def finished(services: Services, job_id: str, timeout: float = 90) -> jobs.JobView:
+def finished(services: Services, job_id: str, timeout: float = 90) -> JobView:
     return wait_for_status(services, job_id, {"succeeded", "failed"}, timeout=timeout)
 
 
@@ -273,7 +270,7 @@ def test_a_fresh_sample_recovers_what_a_copy_the_answer_repair_does_not(
     assert not any(r["assistantTurn"] for r in gateway.requests())
     actions = {t["do"] for e in entries for t in e.get("tries", [])}
     assert "feedback" in actions
-    page = export.records_page(services, job_id, offset=0, limit=30)
+    page = records_page(services, job_id, offset=0, limit=30)
     assert any(r.get("tries") for r in page["records"])  # what each attempt did, shown
 
     # the old repair (the rejected answer echoed) gets the same answer back from this server

@@ -21,6 +21,7 @@ import httpx
 import orjson
 import pytest
 
+from datagems.job import lifecycle
 from tests.fleet import ADMIN_PASSWORD, Fleet
 from tests.servers import base_env, datagems_command, wait_until
 
@@ -382,7 +383,6 @@ def test_jobs_pages_through_every_job_and_filters_them(
 ) -> None:
     import uuid
 
-    from datagems import jobs
     from tests.actors.jobkit import fleet_services
 
     services = fleet_services(fleet)
@@ -390,7 +390,7 @@ def test_jobs_pages_through_every_job_and_filters_them(
     for n in range(5):
         job_id = str(uuid.uuid4())
         draft = {"title": f"Paged {n}", "totalRecords": 1, "schema": {"type": "object"}}
-        jobs.create_job(services, owner="admin", job_id=job_id, draft=draft)
+        lifecycle.create_job(services, owner="admin", job_id=job_id, draft=draft)
         made.add(job_id)
     first = cli(
         "jobs", "--json", "--limit", "2", "--search", "paged", "--url", url, "--token", token

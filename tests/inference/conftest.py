@@ -17,7 +17,7 @@ QUIET = {
     "schemaViolationRate": 0,
     "rateLimitRate": 0,
     "maxConcurrency": 0,
-    # behaviours of real servers (mock_modes)
+    # behaviours of real servers (datagems.mock.modes)
     "refuseJsonSchema": False,
     "echoSchemaRate": 0,
     "exampleDraft": False,

@@ -20,7 +20,7 @@ from datagems.inference import (
     extract_json,
     list_models,
 )
-from datagems.schema_tools import compile_validator
+from datagems.schema.validate import compile_validator
 from tests.inference.conftest import MockLLMProcess
 from tests.servers import free_port
 

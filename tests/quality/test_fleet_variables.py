@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from datagems import export, jobs
+from datagems.job import export, lifecycle
 from datagems.quality import seeds
 from datagems.quality import variables as v
 from datagems.services import Services
@@ -49,7 +49,7 @@ MIXED = [
 
 def confirm(services: Services, total: int, **draft: Any) -> str:
     job_id = str(uuid.uuid4())
-    jobs.create_job(
+    lifecycle.create_job(
         services,
         owner="alice",
         job_id=job_id,

@@ -18,7 +18,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from datagems.accounts.users import Accounts
-from datagems.inference.mock_server import start_mock
+from datagems.mock.server import start_mock
 from datagems.services import Services
 from datagems.settings import Settings
 from datagems.web.app import create_app

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from datagems.job import lifecycle, listing
 from tests.fleet import ADMIN_PASSWORD, Fleet
 from tests.servers import ARTIFACTS
 from tests.web.harness import USER_PASSWORD, LiveApp, draft, finish_job
@@ -273,15 +274,13 @@ def test_the_dashboard_pages_through_the_jobs_and_filters_them(
 
     from playwright.sync_api import expect
 
-    from datagems import jobs, listing
-
     app = LiveApp(tmp_path).start()
     try:
         made = []
         for n in range(listing.PAGE_SIZE + 7):
             job_id = str(uuid.uuid4())
             draft_ = {"title": f"Batch {n:02d}", "totalRecords": 1, "schema": {"type": "object"}}
-            jobs.create_job(app.services, owner="alice", job_id=job_id, draft=draft_)
+            lifecycle.create_job(app.services, owner="alice", job_id=job_id, draft=draft_)
             made.append(job_id)
         context = browser.new_context()
         page = context.new_page()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import httpx
 
-from datagems import commands, jobs
+from datagems.job import commands, lifecycle
 from datagems.models import CancelRequest, now_iso
 from datagems.web.cache import READ_TTL_SECONDS
 from tests.fleet import ADMIN_PASSWORD
@@ -115,7 +115,7 @@ def test_a_finished_job_reopened_by_another_replica_shows_within_the_ttl(live: L
     alice = live.login("alice")
     job_id = confirm(alice, totalRecords=3)
     finish_job(live, job_id, [GOOD, None, GOOD])
-    jobs.refresh(live.services, job_id)  # the peer finalizes the stored base
+    lifecycle.refresh(live.services, job_id)  # the peer finalizes the stored base
     assert live.services.jobs.get(job_id).status == "succeeded"
     assert viewed(alice, job_id)["job"]["status"] == "succeeded"  # finished: kept as it is
     retry = commands.new_command("retry", job_id, "alice", via="b")  # taken by replica b
@@ -139,7 +139,7 @@ def test_a_finished_job_rewritten_elsewhere_and_still_finished_shows_within_the_
     alice = live.login("alice")
     job_id = confirm(alice, totalRecords=2, title="Before")
     finish_job(live, job_id, [GOOD, GOOD])
-    jobs.refresh(live.services, job_id)
+    lifecycle.refresh(live.services, job_id)
     assert viewed(alice, job_id)["job"]["title"] == "Before"  # finished: kept as it is
     job = live.services.jobs.get(job_id)
     job.title = "After"  # another writer (the original DataGems) rewrites the base
@@ -156,7 +156,7 @@ def test_a_finished_job_rewritten_elsewhere_and_still_finished_shows_within_the_
 def test_a_job_created_by_another_replica_shows_within_the_ttl(live: LiveApp) -> None:
     alice = live.login("alice")
     listed(alice)
-    job = jobs.create_job(
+    job = lifecycle.create_job(
         live.services,
         owner="alice",
         draft={"title": "Elsewhere", "totalRecords": 2, "schema": {"type": "object"}},

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from datagems.inference.mock_server import MOCK_KEY
+from datagems.mock.server import MOCK_KEY
 from tests.web.harness import LiveApp
 
 BODY = {

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from datagems.inference.mock_server import MOCK_KEY
+from datagems.mock.server import MOCK_KEY
 from tests.web.harness import USER_PASSWORD, LiveApp, draft
 
 

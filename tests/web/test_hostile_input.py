@@ -21,7 +21,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from datagems.schema_tools import MAX_SCHEMA_BYTES
+from datagems.schema.check import MAX_SCHEMA_BYTES
 from datagems.web.routes import ROUTES
 from tests.fleet import ADMIN_PASSWORD, TEST_SECRETS
 from tests.servers import free_port

@@ -13,8 +13,8 @@ import httpx
 import orjson
 import pytest
 
-from datagems import jobs, listing
 from datagems.bench.original import confirm_as_original
+from datagems.job import lifecycle, listing
 from datagems.store import keys
 from tests.fleet import ADMIN_PASSWORD
 from tests.web.harness import LiveApp, eventually
@@ -32,7 +32,7 @@ def live(tmp_path: Path) -> Iterator[LiveApp]:
 
 def make_job(live: LiveApp, owner: str, title: str, *, finished: bool = True) -> str:
     job_id = str(uuid.uuid4())
-    jobs.create_job(live.services, owner=owner, job_id=job_id, draft={**DRAFT, "title": title})
+    lifecycle.create_job(live.services, owner=owner, job_id=job_id, draft={**DRAFT, "title": title})
     if finished:
         finish(live, job_id)
     return job_id
@@ -46,7 +46,7 @@ def finish(live: LiveApp, job_id: str) -> None:
     state.started_at = state.finished_at = state.last_update_at = "2026-11-30T10:00:00.000Z"
     state.result_cid = services.r1fs.add_file(b"", f"{job_id}.jsonl")
     services.peers.put(job_id, state)
-    jobs.refresh(services, job_id)
+    lifecycle.refresh(services, job_id)
 
 
 def page(client: httpx.Client, **params: str | int) -> dict:
