@@ -142,4 +142,5 @@ def test_a_preview_shows_the_values_the_jobs_first_records_will_get(live: LiveAp
     (city,) = v.parse_variables([CITY])
     seed = v.job_seed(job_id)
     assert [s["vars"] for s in samples] == [{"city": v.draw(city, seed, i)} for i in range(3)]
-    assert all(s["data"]["city"] == s["vars"]["city"] for s in samples if s["ok"])
+    # a drafted city field (the mock drafts one for most bike-shop drafts) follows its value
+    assert all(s["data"]["city"] == s["vars"]["city"] for s in samples if "city" in s["data"])
