@@ -142,7 +142,7 @@ def test_draws_are_the_same_across_a_kill_a_takeover_and_a_resume(tmp_path: Path
         details = services.details.get(job.job_details_cid or "")
         assert details.original_peers_left_out == ["ts"]
         url = fleet.replicas["a"].url
-        with httpx.Client(base_url=url, headers={"Origin": url}, timeout=10) as client:
+        with httpx.Client(base_url=url, headers={"Origin": url}, timeout=60) as client:
             login = {"username": "admin", "password": ADMIN_PASSWORD}
             client.post("/api/auth/login", json=login).raise_for_status()
             notes = client.get(f"/api/tasks/{job_id}").json()["notes"]  # the job page's
