@@ -97,7 +97,8 @@ def confirmed_fields(
         fields["seed"] = body.seed
     if body.seed_data is not None:
         expected = seed_token(secret, username, body.seed_data.cid)
-        if not hmac.compare_digest(expected, body.seed_data.token):
+        given = body.seed_data.token.encode("utf-8", "replace")  # any text, not only ASCII
+        if not hmac.compare_digest(expected.encode(), given):
             raise BadRequest("seedData: not a seed file you uploaded (cid and token differ)")
         try:
             rows = seeds.load_rows(services.r1fs, body.seed_data.cid, secret=services.r1fs_secret)

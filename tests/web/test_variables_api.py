@@ -111,6 +111,7 @@ def test_a_confirm_naming_a_file_the_user_did_not_upload_is_refused(live: LiveAp
         {"cid": uploaded["cid"], "token": uploaded["token"]},  # bob's token: not alice's
         {"cid": uploaded["cid"], "token": "0" * 40},
         {"cid": "QmNothingHere", "token": "0" * 40},
+        {"cid": "\u00e3", "token": "\u00e3\u00e9"},  # non-ASCII (fuzz): 400, not 500
     ):
         answer = alice.post(
             "/api/tasks/confirm",
