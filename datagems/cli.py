@@ -27,6 +27,12 @@ COMMANDS = {
         "draft, confirm and run a dataset job from the terminal, then download it",
     ),
     "jobs": ("datagems.client.jobs", "list your jobs on a replica"),
+    "login": ("datagems.client.login", "sign in once; the other commands use the stored token"),
+    "logout": ("datagems.client.logout", "end the stored session and forget it"),
+    "status": ("datagems.client.status", "show a job: state, counts, failure reasons, its page"),
+    "export": ("datagems.client.export", "download a job's dataset (csv, json or jsonl)"),
+    "retry": ("datagems.client.retry", "call a finished job's failed records again, once"),
+    "cancel": ("datagems.client.cancel", "stop a running job on every peer"),
 }
 # commands whose module needs an optional extra (``pip install 'datagems[<extra>]'``)
 EXTRAS = {"bench": "bench"}

@@ -250,6 +250,8 @@ class JobDetails(WireModel):
     schema_duration_ms: Millis = 0
     schema_refreshes: int = 0
     meta: dict[str, Any] | None = None
+    # near-duplicate threshold of this job (ours; absent: DATAGEN_NEAR_DUPLICATE_THRESHOLD)
+    near_duplicate_threshold: float | None = None
     # The schema again, as JSON text: R1FS stores objects with sorted keys, and text keeps
     # the author's field order (the order of the prompt, the records and the CSV columns).
     # The original app reads ``schema`` and ignores this.
@@ -325,6 +327,26 @@ class InferenceProfile(WireModel):
     path: str | None = None  # absent: "/chat/completions" (the original leaves it out too)
     model: str | None = None
     api_key: str | None = None
+    # what the provider charges, per million tokens (ours: the quality report's cost)
+    price_in_per_million: float | None = None
+    price_out_per_million: float | None = None
+    # ours (issue 16): the record calls' defaults; a job's own inferenceParams win
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+    def record_parameters(self, given: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A job's ``inferenceParams`` over this profile's defaults (the job's own win,
+        in either spelling of max tokens)."""
+        merged: dict[str, Any] = {}
+        if self.temperature is not None:
+            merged["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            merged["max_tokens"] = self.max_tokens
+        given = dict(given or {})
+        if "maxTokens" in given or "max_tokens" in given:
+            merged.pop("max_tokens", None)
+        merged.update(given)
+        return merged or None
 
 
 class UserSettings(WireModel):
@@ -341,8 +363,10 @@ class JobCommand(WireModel):
 
     id: str
     job_id: str
-    kind: str  # "retry" | "extend"
+    kind: str  # "retry" | "extend" | "resample"
     additional: int = 0  # records to add (extend)
+    indices: list[int] = Field(default_factory=list)  # resample: near-duplicates to call again
+    max_records: int = 0  # resample: the request's budget (at most the setting's)
     requested_by: str
     exempt: bool = False  # the caller is exempt from the per-user caps (an admin)
     requested_at: str
@@ -361,8 +385,18 @@ class CommandDecision(WireModel):
     retry_round: int | None = None
     records: int | None = None  # the failed records a retry round calls again
     total_records: int | None = None
+    indices: list[int] | None = None  # the records a resample round calls again
     decided_at: str
     decided_by: str
+
+
+class ResampleRound(WireModel):
+    """A retry round that calls again ok records found near-duplicates (ours): only
+    ``indices``, each once, with the round's fresh call seed; no failed record."""
+
+    round: int
+    indices: list[int] = Field(default_factory=list)
+    requested_at: str | None = None
 
 
 class JobCommands(WireModel):
@@ -378,6 +412,8 @@ class JobCommands(WireModel):
     retry_round: int = 0
     retry_requested_at: str | None = None
     extensions: list[Range] = Field(default_factory=list)
+    # retry rounds that resample near-duplicates (``datagems.quality.resample``)
+    resamples: list[ResampleRound] = Field(default_factory=list)
     updated_at: str | None = None
     decisions: dict[str, CommandDecision] = Field(default_factory=dict)
     owner: str | None = None  # the replica that wrote it last

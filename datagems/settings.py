@@ -193,6 +193,14 @@ def parse_peer_list(name: str, value: str) -> list[str]:
     return peers
 
 
+def _threshold(env: _Env) -> float:
+    """``DATAGEN_NEAR_DUPLICATE_THRESHOLD``: a similarity in (0, 1]."""
+    value = env.float("DATAGEN_NEAR_DUPLICATE_THRESHOLD", default=0.8, minimum=0.0)
+    if not 0.0 < value <= 1.0:
+        raise SettingsError(f"DATAGEN_NEAR_DUPLICATE_THRESHOLD={value} must be in (0, 1]")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     # storage
@@ -267,6 +275,9 @@ class Settings:
     command_poll_seconds: float = 0.5
     command_wait_seconds: float = 10.0
     shutdown_grace_seconds: float = 10.0
+    # quality (issue 17): near-duplicates and their resampling
+    near_duplicate_threshold: float = 0.8  # estimated Jaccard of two records' text shingles
+    resample_max_records: int = 50  # records one "resample near-duplicates" may call again
     log_level: str = "INFO"
 
     @property
@@ -480,6 +491,10 @@ class Settings:
             ),
             shutdown_grace_seconds=env.float(
                 "DATAGEN_SHUTDOWN_GRACE_SECONDS", default=10.0, minimum=0.0
+            ),
+            near_duplicate_threshold=_threshold(env),
+            resample_max_records=env.int(
+                "DATAGEN_RESAMPLE_MAX_RECORDS", default=50, minimum=1, maximum=100_000
             ),
             log_level=level,
         )

@@ -74,6 +74,17 @@ def _refuse(message: str) -> BadRequest:
     return BadRequest(f"URL refused: {message}")
 
 
+class UnresolvedHost(BadRequest):
+    """The host name does not resolve now (a typo, an offline resolver, a name that
+    exists only on another network). ``url`` is the URL as it would have been returned:
+    a caller that only stores it (a profile) may keep it with a warning; it is checked
+    again, with its addresses, before every request."""
+
+    def __init__(self, message: str, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+
+
 # -- addresses ---------------------------------------------------------------------------
 def classify(ip: IPAddress) -> tuple[str, str]:
     """(``PUBLIC`` | ``LOCAL`` | ``FORBIDDEN``, what the address is)."""
@@ -191,9 +202,11 @@ def _resolved(host: str, resolve: Resolver | None) -> list[IPAddress]:
     try:
         answers = (resolve or _system_resolve)(host)
     except (OSError, UnicodeError) as exc:
-        raise _refuse(f"cannot resolve {host} ({exc.__class__.__name__})") from None
+        raise UnresolvedHost(
+            f"URL refused: cannot resolve {host} ({exc.__class__.__name__})"
+        ) from None
     if not answers:
-        raise _refuse(f"{host} resolves to no address")
+        raise UnresolvedHost(f"URL refused: {host} resolves to no address")
     addresses: list[IPAddress] = []
     for answer in answers:
         text, _, zone = str(answer).partition("%")
@@ -263,7 +276,13 @@ def check_public_url(
             raise _refuse(f"{host} is a cloud metadata name")
         if (host in LOOPBACK_NAMES or host.endswith(".localhost")) and not allow_private:
             raise _refuse(f"{host} is a loopback name; only public addresses are allowed")
-        for ip in _resolved(host, resolve):
+        netloc = f"{host}:{port}" if port is not None else host
+        try:
+            addresses = _resolved(host, resolve)
+        except UnresolvedHost as exc:
+            normalized = urlunsplit((scheme, netloc, parts.path, parts.query, ""))
+            raise UnresolvedHost(exc.message, normalized) from None
+        for ip in addresses:
             _check_address(host, ip, allow_private)
         netloc_host = host
 

@@ -14,10 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 
+from datagems.bench.procs import (
+    clean_env,
+    datagems_command,
+    devnode_command,
+    free_port,
+    replica_settings,
+)
 from datagems.store.http import HttpCStore, HttpR1FS
-from tests.servers import ServerProcess, base_env, datagems_command, free_port
+from tests.servers import ServerProcess
 
 # Generated per run, as the README tells operators to (a replica refuses short or
 # placeholder secrets at start); the pepper keeps a non-ASCII character on purpose.
@@ -73,15 +79,7 @@ class Fleet:
         self.llm_url = f"http://127.0.0.1:{self.llm_port}"
         self.devnode = ServerProcess(
             "devnode",
-            datagems_command(
-                "devnode",
-                "--cstore-port",
-                str(self.cstore_port),
-                "--r1fs-port",
-                str(self.r1fs_port),
-                "--data-dir",
-                str(self.root / "devnode"),
-            ),
+            devnode_command(self.cstore_port, self.r1fs_port, self.root / "devnode"),
             ready_url=f"{self.cstore_url}/get_status",
         )
         self.mock_llm = ServerProcess(
@@ -95,25 +93,27 @@ class Fleet:
         self.r1fs = HttpR1FS(self.r1fs_url, timeout=10)
 
     def env_for(self, peer: str) -> dict[str, str]:
-        settings: dict[str, Any] = {
-            "R1EN_HOST_ADDR": peer,
-            "R1EN_CHAINSTORE_PEERS": orjson.dumps(self.peers).decode(),
-            "EE_CHAINSTORE_API_URL": self.cstore_url,
-            "EE_R1FS_API_URL": self.r1fs_url,
-            "DATAGEN_INFERENCE_BASE_URL": self.llm_url,
-            "DATAGEN_DATA_DIR": str(self.root / f"replica-{peer}"),
-            "DATAGEN_APP_PORT": free_port(),
-            "DATAGEN_SESSION_SECRET": SESSION_SECRET,
-            "R1EN_CSTORE_AUTH_SECRET": AUTH_PEPPER,
-            "R1EN_CSTORE_AUTH_BOOTSTRAP_ADMIN_PWD": ADMIN_PASSWORD,
-            "DATAGEN_JOB_POLL_SECONDS": "0.2",
-            "DATAGEN_PROGRESS_FLUSH_SECONDS": "0.2",
-            "DATAGEN_ALLOW_PRIVATE_URLS": "true",
-            "DATAGEN_MAX_RECORDS_PER_JOB": "100000",
-            "DATAGEN_SHUTDOWN_GRACE_SECONDS": "3",
-        }
+        settings = replica_settings(
+            peer,
+            self.peers,
+            cstore_url=self.cstore_url,
+            r1fs_url=self.r1fs_url,
+            gateway=self.llm_url,
+            data_dir=self.root / f"replica-{peer}",
+            session_secret=SESSION_SECRET,
+            auth_pepper=AUTH_PEPPER,
+            admin_password=ADMIN_PASSWORD,
+        )
+        settings.update(
+            {
+                "DATAGEN_PROGRESS_FLUSH_SECONDS": "0.2",
+                "DATAGEN_ALLOW_PRIVATE_URLS": "true",
+                "DATAGEN_MAX_RECORDS_PER_JOB": "100000",
+                "DATAGEN_SHUTDOWN_GRACE_SECONDS": "3",
+            }
+        )
         settings.update(self.replica_env)
-        return base_env(**settings)
+        return clean_env(**settings)
 
     def start(self) -> Fleet:
         self.devnode.start()

@@ -4,9 +4,10 @@ tests: it writes what the original writes, when the recorded run shows it
 
 - **No heartbeat**, ever; it writes only its own peer state, the job base, the owner's
   summary and ``datagen:metrics`` (read-modify-write, as the original).
-- Confirm (``confirm``): details (``add_json``, the original's key order, boolean
-  ``datasetMode``, ``inference.baseUrl`` and ``path``), the base ``queued``, the summary,
-  every peer's state, the metrics.
+- Confirm (``confirm``, written by ``datagems.bench.original``, as the benchmark does):
+  details (``add_json``, the original's key order, boolean ``datasetMode``,
+  ``inference.baseUrl`` and ``path``), the base ``queued``, the summary, every peer's
+  state, the metrics.
 - Worker: every ``poll`` seconds it looks for a job (oldest first) whose base is not
   ``succeeded``/``failed`` and whose state of this peer has no ``resultCid``, and works it
   alone (**one job at a time**): ``startedAt`` (no ``lastUpdateAt``), the base ``running``
@@ -25,7 +26,6 @@ from its local file.
 
 from __future__ import annotations
 
-import secrets
 import threading
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 import orjson
 
+from datagems.bench.original import confirm_as_original
 from datagems.models import now_iso, parse_iso
 from datagems.store.http import HttpCStore, HttpR1FS
 
@@ -168,64 +169,22 @@ class OriginalPeer:
         description: str = "A used bicycle listed for sale",
         instructions: str = "brand, model, year, price in EUR, condition",
     ) -> str:
-        """``POST /api/tasks/confirm`` of the original, on this peer: returns the job id."""
-        created = now_iso()
-        millis = int(parse_iso(created).timestamp() * 1000)  # type: ignore[union-attr]
-        job_id = f"job_{millis}_{secrets.token_hex(3)}"
-        details = {
-            "id": job_id,
-            "owner": owner,
-            "description": description,
-            "instructions": instructions,
-            "schema": schema,
-            "inference": {
-                "useExternalApi": False,
-                "baseUrl": self.gateway_url,
-                "path": "/create_chat_completion",
-            },
-            "datasetMode": dataset_mode,
-            "createdAt": created,
-            "schemaGeneratedAt": created,
-            "schemaDurationMs": 3,
-            "schemaRefreshes": 0,
-        }
-        cid = self.r1fs.add_json(details, filename=f"{job_id}_details.json")
-        base = {
-            "id": job_id,
-            "owner": owner,
-            "title": title,
-            "status": "queued",
-            "totalRecords": total,
-            "datasetMode": dataset_mode,
-            "peers": self.peers,
-            "peerCount": len(self.peers),
-            "totalGenerated": 0,
-            "totalOk": 0,
-            "totalFailed": 0,
-            "jobDetailsCid": cid,
-            "createdAt": created,
-            "schemaGeneratedAt": created,
-            "schemaDurationMs": 3,
-            "schemaRefreshes": 0,
-            "updatedAt": created,
-        }
-        self._hset(JOBS, job_id, base)
-        self._summary(base)
-        size, extra = divmod(total, len(self.peers))
-        start = 0
-        for position, peer in enumerate(self.peers):
-            end = start + size + (1 if position < extra else 0)
-            state = {
-                "peerId": peer,
-                "assigned": end - start,
-                "range": {"start": start, "end": end},
-                "generatedOk": 0,
-                "generatedFailed": 0,
-            }
-            self._hset(f"datagen:job:{job_id}:peers", peer, state)
-            start = end
-        self._metrics(totalJobs=1, totalRecordsRequested=total, lastJobAt=created)
-        return job_id
+        """``POST /api/tasks/confirm`` of the original, on this peer: returns the job id
+        (the original's writes, in its order: ``datagems.bench.original``)."""
+        self._alive()
+        return confirm_as_original(
+            self.cstore,
+            self.r1fs,
+            owner=owner,
+            title=title,
+            total=total,
+            peers=self.peers,
+            schema=schema,
+            gateway_url=self.gateway_url,
+            description=description,
+            instructions=instructions,
+            dataset_mode=dataset_mode,
+        )
 
     # -- the worker ------------------------------------------------------------------------
     def _next_job(self) -> dict[str, Any] | None:

@@ -13,7 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.servers import ROOT, base_env
+from datagems.bench.procs import clean_env
+from tests.servers import ROOT
 
 SCENARIO_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "history", "fleet-size"]
 
@@ -35,7 +36,7 @@ def test_quick_bench_runs_every_scenario_and_writes_its_table(tmp_path: Path) ->
             str(markdown),
         ],
         cwd=ROOT,
-        env=base_env(),
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=360,  # a bound for the smoke run of every scenario on a loaded machine

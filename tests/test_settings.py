@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from datagems.bench.procs import clean_env, datagems_command
 from datagems.errors import SettingsError
 from datagems.settings import Settings, parse_peer_list
-from tests.servers import ROOT, base_env, datagems_command
+from tests.servers import ROOT
 
 LONG_SECRET = "Gq7-uR2pZ0vX8kLm4tYw9sB1nC6dE3fH5jA"
 
@@ -17,7 +18,7 @@ LONG_SECRET = "Gq7-uR2pZ0vX8kLm4tYw9sB1nC6dE3fH5jA"
 def run_replica(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         datagems_command("replica"),
-        env=base_env(DATAGEN_DATA_DIR=str(tmp_path / "data"), **env),
+        env=clean_env(DATAGEN_DATA_DIR=str(tmp_path / "data"), **env),
         cwd=ROOT,
         capture_output=True,
         text=True,

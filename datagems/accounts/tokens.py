@@ -300,6 +300,11 @@ class DraftLedger:
             return
         raise ServiceUnavailable("the store is too slow to confirm a job safely; try again")
 
+    def finish(self, jti: str, job_id: str) -> None:
+        """Mark the draft used for good once its job is written whole: a replay is refused
+        even after the job is deleted (it would otherwise be resumed, made again)."""
+        self.cstore.hset(keys.DRAFTS_USED, jti, {"jobId": job_id, "at": now_iso(), "done": True})
+
     def release(self, jti: str) -> None:
         """Forget a claim, when the job it was for could not be created at all."""
         self.cstore.hset(keys.DRAFTS_USED, jti, None)

@@ -34,16 +34,16 @@ from datagems.actors.messages import (
     PaceChanged,
     RangeFailed,
     RecordDone,
-    RecordOutcome,
     RecordsStarted,
     SliceUploaded,
     Tick,
     WriterRestarted,
 )
-from datagems.actors.pace import LatencyPacer
+from datagems.actors.pace import LatencyPacer, LoopLag
 from datagems.actors.record import CallLoop, RecordJob, run_record
 from datagems.errors import BadRequest, DatagemsError, NotFound, StoreError
 from datagems.inference import Provider
+from datagems.inference.pipeline import RecordOutcome
 from datagems.job.results import ResultFile, ResumeState
 from datagems.job.seen import SeenRecords
 from datagems.job.state import cancel_applies, coverage, peer_ranges
@@ -57,6 +57,7 @@ from datagems.models import (
     Range,
     Takeover,
 )
+from datagems.quality import resample
 from datagems.services import Services
 
 if TYPE_CHECKING:
@@ -138,6 +139,9 @@ class JobActor(Actor):
         self.calls = calls
         self.in_flight: dict[int, concurrent.futures.Future[None]] = {}
         self.pending: list[int] = []  # indices still to start, popped from the end
+        self.retry_due = 0  # the latest round that retries failed records
+        self.retried: set[int] = set()
+        self.resampling: dict[int, int] = {}  # near-duplicates to call again -> their round
         self.seen = SeenRecords()
         # the range's counts: from the local file at (re)open, then one per outcome (a
         # record due for a retry this round counts neither until its new outcome)
@@ -157,6 +161,8 @@ class JobActor(Actor):
         self.conditioning: Conditioning | None = None  # the job's variables and seed rows
         self.pace = LatencyPacer(services.settings.max_in_flight_per_job)  # set at start
         self.pace_shown = -1
+        self.lag = LoopLag()  # the call loop's lag, measured while this job runs
+        self._lag_ticker: concurrent.futures.Future[None] | None = None
         self._ticker: Ticker | None = None
 
     # -- life --------------------------------------------------------------------------
@@ -223,7 +229,10 @@ class JobActor(Actor):
         elif self.takeover and mine is not None and self.owner in mine.takeovers:
             self.seeded_from = mine.takeovers[self.owner].seeded_from
         done = self.results.resume(self.ranges)
-        self.retried = set(done.to_retry(commands.retry_round))
+        self.retry_due = resample.retry_round_of(commands)  # a resample round retries none
+        self.retried = set(done.to_retry(self.retry_due))
+        due = resample.due(commands, self.ranges, done.resampled)
+        self.resampling = {i: r for i, r in due.items() if done.ok.get(i)}  # ok ones only
         return done
 
     def _plan(self, done: ResumeState) -> None:
@@ -231,20 +240,18 @@ class JobActor(Actor):
         retries of failed ones."""
         todo = [i for r in self.ranges for i in range(r.start, r.end) if i not in done.ok]
         todo += self.retried
+        todo += self.resampling  # ok records found near-duplicates, called once again
         self.pending = sorted(set(todo), reverse=True)
 
     def _connect(self, job: JobBase, details: JobDetails) -> DatagemsError | None:
         """The provider (one connection pool) and what every record of the job shares.
         Returns why the work cannot start (its inference profile is gone, its URL refused,
         its schema unusable), if so: no record is started then."""
-        from datagems.inference.constrain import constrained_schema
-        from datagems.inference.generation import sampling_for
+        from datagems.inference.pipeline import record_calls
         from datagems.job.lifecycle import provider_for
-        from datagems.schema.check import field_order
-        from datagems.schema.validate import compile_validator
 
         cannot_start: DatagemsError | None = None
-        validator: Any = None
+        calls: Any = None
         try:
             self.conditioning = self._conditioning(details)
         except ValueError as exc:  # variables this version cannot read: say so, start none
@@ -256,31 +263,26 @@ class JobActor(Actor):
                 job.owner,
                 max_connections=min(self.settings.max_in_flight_per_job, self.slots.capacity),
             )
-            validator = compile_validator(details.json_schema)
+            calls = record_calls(
+                details,
+                self.provider,
+                job_id=self.job_id,
+                total=job.total_records,
+                attempts=self.settings.attempts_per_record,
+                max_tokens=self.settings.record_max_tokens,
+                round_=self.version[1],
+                conditioning=self.conditioning,
+            )
         except (NotFound, BadRequest) as exc:
             cannot_start = exc
         self.pace = self._pacer(details)
         self.work = RecordJob(
-            job_id=self.job_id,
+            calls=calls,  # None: nothing starts
             owner=self.owner,
-            details=details,
-            validator=validator,
-            fields=field_order(details.json_schema),
-            total=job.total_records,
-            attempts=self.settings.attempts_per_record,
-            provider=self.provider,  # type: ignore[arg-type]  # None: nothing starts
             pacer=self.slots,
             job=self.actor_ref,
             writer=self.writer,
-            sampling=sampling_for(
-                details.json_schema,
-                details.inference.parameters,
-                self.settings.record_max_tokens,
-            ),
             pace=self.pace,
-            round=self.version[1],
-            constrained=constrained_schema(details.json_schema),
-            conditioning=self.conditioning,
         )
         logger.info(
             "job %s: working %s, %d to call (%d failed ones again)",
@@ -307,7 +309,7 @@ class JobActor(Actor):
             owner_range=self.owner_range,
             ranges=self.ranges,
             done=done,
-            retry_round=self.version[1],
+            retry_round=self.retry_due,
             seeded_from=self.seeded_from,
         )
         counts: PeerState | Takeover = takeover or state
@@ -344,16 +346,22 @@ class JobActor(Actor):
         from datagems.actors.pace import SLOW_START
 
         cap = self.settings.max_in_flight_per_job
+        if self._lag_ticker is None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing will run
+                self._lag_ticker = self.calls.submit(self.lag.run())
         known = getattr(getattr(self.provider, "negotiation", None), "known_in_flight", None)
         if known:
-            return LatencyPacer(cap, known, why="starting where the last job on it ended")
+            why = "starting where the last job on it ended"
+            return LatencyPacer(cap, known, why=why, lag=self.lag)
         if details.inference.use_external_api:
-            return LatencyPacer(cap, SLOW_START)
-        return LatencyPacer(cap)
+            return LatencyPacer(cap, SLOW_START, lag=self.lag)
+        return LatencyPacer(cap, lag=self.lag)
 
     def cleanup(self) -> None:
         if self._ticker:
             self._ticker.stop()
+        if self._lag_ticker is not None:
+            self._lag_ticker.cancel()
         negotiation = getattr(self.provider, "negotiation", None)
         if negotiation is not None and self.pace.observed:
             negotiation.remember_in_flight(self.pace.allowed)
@@ -479,14 +487,17 @@ class JobActor(Actor):
         entry: dict[str, Any] = {"i": outcome.i, "ok": outcome.ok}
         if self.version[1]:
             entry["round"] = self.version[1]
+        resampled = self.resampling.pop(outcome.i, None)
+        if resampled is not None:  # an ok record called again: it stays counted as ok
+            entry["resampled"] = resampled
         duplicate = False
         if outcome.ok:
             entry["data"] = outcome.data
             duplicate = self.seen.add(outcome.data)
-            self.ok_count += 1
+            self.ok_count += resampled is None
         else:
             entry.update(error=outcome.error, reason=outcome.reason)
-            self.failed_count += 1
+            self.failed_count += resampled is None
         if self.conditioning is not None:  # the values it was given (quality)
             entry.update(self.conditioning.entry(outcome.i))
         if outcome.attempts > 1:
@@ -514,8 +525,9 @@ class JobActor(Actor):
         them again once the cause is fixed. Then the slice is uploaded as usual."""
         message = f"{CANNOT_START}: {error.message}"
         logger.warning("job %s: the range of %s cannot start: %s", self.job_id, self.owner, error)
-        indices = sorted(self.pending)
-        self.pending.clear()
+        indices = sorted(i for i in self.pending if i not in self.resampling)
+        self.pending.clear()  # near-duplicates due for a resample stay as they are
+        self.resampling.clear()
         extra = {"round": self.version[1]} if self.version[1] else {}
         assert self.results is not None
         self.results.append_many(

@@ -7,6 +7,7 @@ from typing import Any, Literal
 import pykka
 from pydantic import BaseModel, ConfigDict
 
+from datagems.inference.pipeline import RecordOutcome
 from datagems.models import PeerState, Range, Takeover
 
 
@@ -63,20 +64,8 @@ class WriterRestarted(Message):
 
 
 # -- job <- record ---------------------------------------------------------------------
-class RecordOutcome(Message):
-    """A record is finished: ok, or failed with a named reason."""
-
-    i: int
-    ok: bool
-    data: Any = None
-    error: str | None = None
-    reason: str | None = None
-    attempts: int = 1
-    tokens_in: int = 0
-    tokens_out: int = 0
-    latency_ms: float = 0.0
-    abandoned: int = 0  # calls given up on timeout (the server may have computed them)
-    tries: tuple[dict[str, Any], ...] = ()  # per attempt: what was done, and why it failed
+# ``RecordOutcome`` (a record is finished: ok, or failed with a named reason) is the
+# record pipeline's answer (``datagems.inference.pipeline``), told as it is.
 
 
 class PaceChanged(Message):

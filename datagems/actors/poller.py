@@ -10,6 +10,11 @@ heartbeats. So a poll costs the open jobs, not history. It rebuilds the index fr
 closes kept too long. It asks the supervisor to start a job actor (the supervisor enforces
 the per-replica cap) and forwards cancel requests. It never waits on another actor.
 
+A job of this peer found finished (every range in, or cancelled) but not finalized on two
+polls in a row is finalized here (``lifecycle.finalize``): the writer of its last slice
+finalizes it at once, so this is for a last range some other app finished (the original)
+or a writer that died in between. The web layer never writes it (reads never write).
+
 Every ``DATAGEN_COMMAND_POLL_SECONDS`` it also decides the job commands waiting in the
 inbox for the jobs this replica owns (``datagems.job.commands``).
 
@@ -39,6 +44,7 @@ from datagems.errors import StoreError
 from datagems.job import index
 from datagems.job.commands import apply_owned
 from datagems.job.lifecycle import (
+    finalize,
     open_jobs,
     still_open,
     stored_metrics,
@@ -46,7 +52,15 @@ from datagems.job.lifecycle import (
     sync_metrics,
 )
 from datagems.job.liveness import Fleet, PeerActivity, needs_taker, taker_for
-from datagems.job.state import Coverage, add_metrics, cancel_applies, coverage, fleet_metrics
+from datagems.job.state import (
+    Coverage,
+    add_metrics,
+    cancel_applies,
+    coverage,
+    fleet_metrics,
+    needs_finalizing,
+    view_of,
+)
 from datagems.models import FleetMetrics, JobBase, OpenJob, parse_iso
 from datagems.services import Services
 
@@ -88,6 +102,7 @@ class Poller(Actor):
         self._stored_metrics: Any = None  # datagen:metrics as read this poll
         self._synced: Any = None  # as it was after the last sync
         self.rebuilds = 0  # rebuilds of the index by this poller
+        self.finishing: set[str] = set()  # jobs found finished but not finalized, last poll
         self._history_open: set[str] = set()  # jobs left out of the finished part
         self._history_closed: dict[str, Any] = {}  # closes the finished part counts
         self._history_rebuilds = -1
@@ -134,6 +149,7 @@ class Poller(Actor):
         fleet: Fleet | None = None
         now = datetime.now(UTC)
         index_raw = services.index.open_raw()
+        finishing: set[str] = set()
         for job_id, stored in index_raw.items():
             entry = services.index.parse_open(job_id, stored)
             job = self._open_job(job_id, entry, now) if entry is not None else None
@@ -151,6 +167,10 @@ class Poller(Actor):
             mine = covered.get(self.peer)
             if mine is not None and unfinished(mine, cancel is not None):
                 self.supervisor.tell(StartJob(job_id=job_id))
+            if needs_finalizing(job, view_of(job, peers, cancel, commands)):
+                finishing.add(job_id)
+                if job_id in self.finishing:  # the writer of its last slice had its turn
+                    finalize(services, job_id)
             if cancel is not None:
                 continue
             if fleet is None:
@@ -159,6 +179,7 @@ class Poller(Actor):
             for owner in needs_taker(job, peers, fleet, commands):
                 if taker_for(owner, job, fleet) == self.peer:
                     self.supervisor.tell(StartJob(job_id=job_id, owner=owner))
+        self.finishing = finishing
         closed_raw = services.index.closed_raw()
         self._see_closed(closed_raw, now)
         self._sync_metrics(index_raw, closed_raw)

@@ -42,13 +42,13 @@ from datagems.actors.messages import (
     PaceChanged,
     RangeFailed,
     RecordDone,
-    RecordOutcome,
     RecordsStarted,
     RecordStateChanged,
     SliceUploaded,
     Tick,
 )
 from datagems.errors import StoreError
+from datagems.inference.pipeline import RecordOutcome
 from datagems.job import lifecycle
 from datagems.models import InFlightRecord, PeerState, RecentRecord, ReplicaBeat, now_iso
 from datagems.services import Services
@@ -376,7 +376,7 @@ class CStoreWriter(Actor):
                 tracked.complete.pop(0)
             if tracked.finalize:
                 tracked.finalize = tracked.refresh_base = False
-                lifecycle.refresh(self.services, job_id)
+                lifecycle.finalize(self.services, job_id)
             elif tracked.refresh_base and time.monotonic() - tracked.base_refreshed >= BASE_SECONDS:
                 tracked.refresh_base, tracked.base_refreshed = False, time.monotonic()
                 lifecycle.refresh_totals(self.services, job_id)

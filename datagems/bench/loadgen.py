@@ -10,6 +10,7 @@ gateway at that latency and that concurrency, measured in the same run as the re
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +19,16 @@ import aiohttp
 import orjson
 
 from datagems.inference import extract_json, prompts
+from datagems.inference.constrain import constrained_schema
+from datagems.inference.generation import record_call, record_question, sampling_for
 from datagems.inference.providers import GatewayProvider
 from datagems.models import JobDetails
+from datagems.settings import Settings
+
+# a replica's default cap of max_tokens (DATAGEN_RECORD_MAX_TOKENS)
+DEFAULT_RECORD_MAX_TOKENS: int = next(
+    f.default for f in dataclasses.fields(Settings) if f.name == "record_max_tokens"
+)
 
 PATH = "/create_chat_completion"
 
@@ -36,19 +45,24 @@ class LoadResult:
         return self.ok / self.seconds if self.seconds > 0 else 0.0
 
 
-def record_bodies(details: JobDetails, total: int) -> list[bytes]:
-    """The request bodies of records ``0..total-1`` of ``details``, as a replica builds them."""
+def record_bodies(
+    details: JobDetails, total: int, *, max_tokens_cap: int = DEFAULT_RECORD_MAX_TOKENS
+) -> list[bytes]:
+    """The request bodies of the first calls of records ``0..total-1`` of ``details``, built
+    by the replica's own code (``record_question``, ``record_call``, the provider's
+    ``bodies``): the same question, constrained schema, seed, sampling and max_tokens."""
+    sampling = sampling_for(details.json_schema, details.inference.parameters, max_tokens_cap)
+    constrained = constrained_schema(details.json_schema)
     provider = GatewayProvider("http://127.0.0.1:1")
     try:
         bodies = []
         for index in range(total):
-            messages = prompts.record_messages(details=details, index=index, total=total)
-            body = provider.body(
-                messages,
-                schema=details.json_schema,
-                seed=prompts.record_seed(details.id, index) + 1,
+            question = record_question(
+                details, job_id=details.id, index=index, total=total, constrained=constrained
             )
-            bodies.append(orjson.dumps(body))
+            seed = prompts.call_seed(question.seed, 1)
+            call = record_call(sampling, question.schema, seed=seed)
+            bodies.append(orjson.dumps(provider.bodies(question.messages, **call)()))
         return bodies
     finally:
         provider.close()

@@ -56,6 +56,7 @@ def confirm_as_original(
     description: str = "A used bicycle listed for sale",
     instructions: str = "Each record is one used bicycle for sale.",
     created_ms: int | None = None,
+    dataset_mode: bool = False,
 ) -> str:
     """Write a confirmed job exactly as the original does; returns its id."""
     ms = created_ms if created_ms is not None else int(time.time() * 1000)
@@ -68,7 +69,7 @@ def confirm_as_original(
         "instructions": instructions,
         "schema": schema,
         "inference": {"useExternalApi": False, "baseUrl": gateway_url, "path": GATEWAY_PATH},
-        "datasetMode": False,
+        "datasetMode": dataset_mode,
         "createdAt": created,
         "schemaGeneratedAt": created,
         "schemaDurationMs": 5,
@@ -81,7 +82,7 @@ def confirm_as_original(
         "title": title,
         "status": "queued",
         "totalRecords": total,
-        "datasetMode": False,
+        "datasetMode": dataset_mode,
         "peers": peers,
         "peerCount": len(peers),
         "totalGenerated": 0,

@@ -1,13 +1,14 @@
-"""Real server processes on 127.0.0.1 for the benchmark: devnode, mock-llm, replicas.
+"""Real server processes on 127.0.0.1: devnode, mock-llm, replicas, started one way for
+the benchmark and the tests (``tests/servers.py``, ``tests/fleet.py`` build on this).
 
-The same approach as ``tests/fleet.py``, inside the package so ``datagems bench`` runs
-from an installed copy: every process is ``python -m datagems ...`` with a clean
-environment, its output goes to a log file under the results folder, it is ready once its
-URL answers 2xx, and it is stopped with SIGTERM (SIGKILL after a bound).
+Every process is ``python -m datagems ...`` with a clean environment, its output goes to a
+log file, it is ready once its URL answers 2xx, and it is stopped with SIGTERM (SIGKILL
+after a bound). It lives in the package so ``datagems bench`` runs from an installed copy.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
@@ -30,8 +31,8 @@ AUTH_PEPPER = "bench-pepper-secret-0123456789"
 ADMIN_PASSWORD = "bench-Admin-Passw0rd"
 
 
-class Timeout(Exception):
-    """A scenario's condition did not hold within its bound."""
+class Timeout(AssertionError):
+    """A condition did not hold within its bound (a test fails on it as on an assert)."""
 
 
 class Deadline:
@@ -49,22 +50,36 @@ class Deadline:
             raise Timeout(f"{what}: over the {self.seconds:.0f} s bound")
 
 
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port on 127.0.0.1, never one handed out before in this process: the OS hands a
+    just-released port out again, and two servers of one fleet then collide."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def wait_until(
     predicate: Callable[[], T],
     *,
-    deadline: Deadline,
+    timeout: float | None = None,
     interval: float = 0.05,
     what: str = "",
-    timeout: float | None = None,
+    deadline: Deadline | None = None,
 ) -> T:
-    """Poll ``predicate`` until truthy; ``Timeout`` at the deadline (or ``timeout``)."""
-    limit = deadline.at if timeout is None else min(deadline.at, time.monotonic() + timeout)
+    """Poll ``predicate`` until truthy; ``Timeout`` after ``timeout`` seconds (30 without a
+    ``deadline``) or at the deadline, whichever comes first."""
+    if timeout is None and deadline is None:
+        timeout = 30.0
+    limit = time.monotonic() + timeout if timeout is not None else math.inf
+    if deadline is not None:
+        limit = min(limit, deadline.at)
     last_error: BaseException | None = None
     while time.monotonic() < limit:
         try:
@@ -77,7 +92,8 @@ def wait_until(
             if value:
                 return value
         time.sleep(interval)
-    raise Timeout(f"waiting for {what or predicate}: {last_error or 'condition not met'}")
+    bound = f"after {timeout}s " if timeout is not None else ""
+    raise Timeout(f"timed out {bound}waiting for {what or predicate}: {last_error}")
 
 
 def clean_env(**overrides: Any) -> dict[str, str]:
@@ -98,7 +114,8 @@ def datagems_command(*args: str) -> list[str]:
 
 
 class Proc:
-    """One child process serving HTTP on loopback."""
+    """One child process serving HTTP on loopback, ready once ``ready_url`` answers 2xx;
+    its output goes to ``logs/{name}-{ms}.log``."""
 
     def __init__(
         self,
@@ -108,11 +125,13 @@ class Proc:
         logs: Path,
         env: Mapping[str, str] | None = None,
         ready_url: str | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.name = name
         self.command = command
         self.env = dict(env) if env is not None else clean_env()
         self.ready_url = ready_url
+        self.cwd = cwd
         logs.mkdir(parents=True, exist_ok=True)
         self.log_path = logs / f"{name}-{int(time.time() * 1000)}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -122,10 +141,14 @@ class Proc:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, deadline: Deadline, timeout: float = 40.0) -> Proc:
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, deadline: Deadline | None = None, timeout: float = 40.0) -> Proc:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd
             )
         if self.ready_url:
             wait_until(
@@ -136,20 +159,80 @@ class Proc:
     def _ready(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-600:]
-            raise RuntimeError(f"{self.name} exited {self.proc.returncode}: {tail}")
+            raise RuntimeError(
+                f"{self.name} exited {self.proc.returncode}: {self.output()[-2000:]}"
+            )
         assert self.ready_url is not None
         return httpx.get(self.ready_url, timeout=1.0).is_success
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM, then wait; SIGKILL if it does not stop in time. Returns the exit code."""
         if self.proc is None or self.proc.poll() is not None:
-            return
+            return self.proc.returncode if self.proc else None
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout)
+            return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            return self.proc.wait(5)
+
+    def kill(self) -> None:
+        """kill -9."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
             self.proc.wait(5)
+
+    def __enter__(self) -> Proc:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def devnode_command(cstore_port: int, r1fs_port: int, data_dir: Path) -> list[str]:
+    """``datagems devnode`` serving CStore and R1FS on these ports, its data in ``data_dir``."""
+    return datagems_command(
+        "devnode",
+        "--cstore-port",
+        str(cstore_port),
+        "--r1fs-port",
+        str(r1fs_port),
+        "--data-dir",
+        str(data_dir),
+    )
+
+
+def replica_settings(
+    peer: str,
+    peers: list[str],
+    *,
+    cstore_url: str,
+    r1fs_url: str,
+    gateway: str,
+    data_dir: Path,
+    session_secret: str = SESSION_SECRET,
+    auth_pepper: str = AUTH_PEPPER,
+    admin_password: str = ADMIN_PASSWORD,
+) -> dict[str, Any]:
+    """The environment of replica ``peer`` of a local fleet (before ``clean_env``): its
+    peer id and the fleet's, the devnode's CStore and R1FS, the gateway, its own data
+    folder and port, the secrets, and a job poll fast enough for short runs."""
+    return {
+        "R1EN_HOST_ADDR": peer,
+        "R1EN_CHAINSTORE_PEERS": orjson.dumps(peers).decode(),
+        "EE_CHAINSTORE_API_URL": cstore_url,
+        "EE_R1FS_API_URL": r1fs_url,
+        "DATAGEN_INFERENCE_BASE_URL": gateway,
+        "DATAGEN_DATA_DIR": str(data_dir),
+        "DATAGEN_APP_PORT": free_port(),
+        "DATAGEN_SESSION_SECRET": session_secret,
+        "R1EN_CSTORE_AUTH_SECRET": auth_pepper,
+        "R1EN_CSTORE_AUTH_BOOTSTRAP_ADMIN_PWD": admin_password,
+        "DATAGEN_JOB_POLL_SECONDS": "0.2",
+    }
 
 
 class Stack:
@@ -172,15 +255,7 @@ class Stack:
         cport, rport = free_port(), free_port()
         self.cstore_url = f"http://127.0.0.1:{cport}"
         self.r1fs_url = f"http://127.0.0.1:{rport}"
-        command = datagems_command(
-            "devnode",
-            "--cstore-port",
-            str(cport),
-            "--r1fs-port",
-            str(rport),
-            "--data-dir",
-            str(self.root / "devnode"),
-        )
+        command = devnode_command(cport, rport, self.root / "devnode")
         self._start(
             Proc("devnode", command, logs=self.logs, ready_url=f"{self.cstore_url}/get_status")
         )
@@ -202,22 +277,21 @@ class Stack:
         return url
 
     def replica_env(self, peer: str, gateway: str, extra: Mapping[str, Any]) -> dict[str, str]:
-        settings: dict[str, Any] = {
-            "R1EN_HOST_ADDR": peer,
-            "R1EN_CHAINSTORE_PEERS": orjson.dumps(self.peers).decode(),
-            "EE_CHAINSTORE_API_URL": self.cstore_url,
-            "EE_R1FS_API_URL": self.r1fs_url,
-            "DATAGEN_INFERENCE_BASE_URL": gateway,
-            "DATAGEN_DATA_DIR": str(self.root / f"replica-{peer}"),
-            "DATAGEN_APP_PORT": free_port(),
-            "DATAGEN_SESSION_SECRET": SESSION_SECRET,
-            "R1EN_CSTORE_AUTH_SECRET": AUTH_PEPPER,
-            "R1EN_CSTORE_AUTH_BOOTSTRAP_ADMIN_PWD": ADMIN_PASSWORD,
-            "DATAGEN_JOB_POLL_SECONDS": "0.2",
-            "DATAGEN_MAX_RECORDS_PER_JOB": "1000000",
-            "DATAGEN_SHUTDOWN_GRACE_SECONDS": "2",
-            "DATAGEN_LOG_LEVEL": "WARNING",
-        }
+        settings = replica_settings(
+            peer,
+            self.peers,
+            cstore_url=self.cstore_url,
+            r1fs_url=self.r1fs_url,
+            gateway=gateway,
+            data_dir=self.root / f"replica-{peer}",
+        )
+        settings.update(
+            {
+                "DATAGEN_MAX_RECORDS_PER_JOB": "1000000",
+                "DATAGEN_SHUTDOWN_GRACE_SECONDS": "2",
+                "DATAGEN_LOG_LEVEL": "WARNING",
+            }
+        )
         settings.update(extra)
         return clean_env(**settings)
 

@@ -39,7 +39,8 @@ from datagems.bench.scenarios.base import OWNER, Context, Scenario
 from datagems.bench.scenarios.probes import open_services, wait_finished
 from datagems.inference import prompts
 from datagems.inference.constrain import constrained_schema
-from datagems.inference.generation import sampling_for
+from datagems.inference.generation import record_call, record_question, sampling_for
+from datagems.inference.providers import OpenAIProvider
 from datagems.job import commands, export, lifecycle
 from datagems.job.state import JobView
 from datagems.models import TERMINAL_STATUSES, InferenceProfile, JobDetails, UserSettings
@@ -217,19 +218,21 @@ def generation_ms(calls: list[Call]) -> list[float]:
 
 
 def _calibrate(proxy: UsageProxy, model: str, details: JobDetails, calls: int) -> list[Call]:
-    """A single record call's time with nothing else in flight (the generation time)."""
+    """A single record call's time with nothing else in flight (the generation time), each
+    call the body a replica sends for that record (its own builders), in the form this
+    server takes (``json_object`` with the schema)."""
     sampling = sampling_for(SCHEMA, None, 1024)
-    schema = constrained_schema(SCHEMA)
-    with httpx.Client(timeout=300) as client:
+    constrained = constrained_schema(SCHEMA)
+    with (
+        OpenAIProvider(f"{proxy.url}/v1", api_key=None, model=model) as provider,
+        httpx.Client(timeout=300) as client,
+    ):
         for index in range(calls):
-            body = {
-                "model": model,
-                "messages": prompts.record_messages(details=details, index=index, total=calls),
-                "temperature": sampling.temperature,
-                "max_tokens": sampling.max_tokens,
-                "seed": index,
-                "response_format": {"type": "json_object", "schema": schema},
-            }
+            question = record_question(
+                details, job_id=details.id, index=index, total=calls, constrained=constrained
+            )
+            call = record_call(sampling, question.schema, seed=prompts.call_seed(question.seed, 1))
+            body = provider.bodies(question.messages, **call)(form="json_object_schema")
             client.post(f"{proxy.url}/v1/chat/completions", json=body).raise_for_status()
     return list(proxy.calls)
 

@@ -9,7 +9,7 @@ token is never part of a message.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,6 +166,8 @@ class ApiClient:
             transport=transport,
             follow_redirects=False,
         )
+        self.account: dict[str, Any] = {}  # ``GET /api/auth/me`` once signed in
+        self.signed_in: dict[str, Any] = {}  # the token answer's other fields (no token)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -220,6 +222,7 @@ class ApiClient:
                 "the server accepted the sign-in but returned no bearer token", EXIT_UNREACHABLE
             )
         self.set_token(token)
+        self.signed_in = {k: v for k, v in answer.items() if k != "token"}
         return token
 
     def me(self) -> dict[str, Any]:
@@ -258,6 +261,17 @@ class ApiClient:
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self._json("POST", f"/api/tasks/{job_id}/cancel")
 
+    def retry_failed(self, job_id: str) -> dict[str, Any]:
+        """``{jobId, retryRound}``: every failed record of a finished job called once more."""
+        return self._json("POST", f"/api/tasks/{job_id}/retry-failed")
+
+    def logout(self) -> None:
+        self._json("POST", "/api/auth/logout")
+
+    def job_url(self, job_id: str) -> str:
+        """The job's page in the dashboard."""
+        return f"{self.base_url}/jobs/{job_id}"
+
     def events(self, job_id: str) -> Iterator[Event]:
         """The job's server-sent events until the server ends the stream.
 
@@ -287,9 +301,9 @@ class ApiClient:
         directory = destination.parent if str(destination.parent) else Path(".")
         params = {"format": fmt, "partial": "true"}
         written = 0
-        handle, temporary = tempfile.mkstemp(
-            prefix=f".{destination.name}.", suffix=".part", dir=directory
-        )
+        # created like any file the user makes (0666 less the umask), not mkstemp's 0600
+        temporary = str(directory / f".{destination.name}.{secrets.token_hex(4)}.part")
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(handle, "wb") as out:
                 try:

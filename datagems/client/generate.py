@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from datagems.client.api import (
     ClientError,
 )
 from datagems.client.follow import ProgressDisplay, follow_job
-from datagems.client.progress import Snapshot, outcome_exit_code, summary_line
+from datagems.client.progress import Snapshot, closing_lines, outcome_exit_code, summary_line
 from datagems.client.schema_view import render_schema
 from datagems.client.session import (
     add_connection_arguments,
@@ -137,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     _check_usage(args)
     user_schema = read_schema_file(args.schema) if args.schema is not None else None
     with signed_in_client(args) as client:
+        check_count(args.count, client.account)
         title = (args.title or default_title(args.description)).strip()
         _err(f"drafting a schema on {client.base_url} ...")
         draft = client.draft_schema(
@@ -166,31 +168,66 @@ def _confirmed(prompt: str) -> bool:
         return False
 
 
-def _run_job(client: ApiClient, job_id: str, out: Path) -> int:
+def check_count(count: int, account: dict[str, Any]) -> None:
+    """``--count`` against the server's limit, before anything is drafted."""
+    limits = account.get("limits") if isinstance(account, dict) else None
+    most = limits.get("maxRecordsPerJob") if isinstance(limits, dict) else None
+    if isinstance(most, int) and count > most:
+        raise ClientError(f"--count must be at most {most} on this server", EXIT_USAGE)
+
+
+def follow_shown(
+    client: ApiClient,
+    job_id: str,
+    done: Callable[[dict[str, Any]], bool] | None = None,
+) -> dict[str, Any]:
+    """Follow the job with the progress display until it ends (or ``done``); its last view.
+
+    ``KeyboardInterrupt`` and ``ClientError`` end the progress line and propagate."""
     display = ProgressDisplay()
-    started = time.monotonic()
 
     def update(payload: dict[str, Any]) -> None:
         display.update(Snapshot.of(payload))
 
     try:
-        final = follow_job(client, job_id, update, note=display.note)
-    except KeyboardInterrupt:
+        final = follow_job(
+            client,
+            job_id,
+            update,
+            note=display.note,
+            on_unreachable=display.unreachable,
+            done=done,
+        )
+    except BaseException:
         display.end_line()
-        return _interrupted(client, job_id)
-    except ClientError:
-        display.end_line()
-        _err(f"job {job_id} is still on the server: `datagems jobs` shows it")
         raise
     display.finish()
+    return final
+
+
+def print_closing(client: ApiClient, job_id: str, final: dict[str, Any]) -> None:
+    for line in closing_lines(final, client.job_url(job_id)):
+        print(line, flush=True)
+
+
+def _run_job(client: ApiClient, job_id: str, out: Path) -> int:
+    started = time.monotonic()
+    try:
+        final = follow_shown(client, job_id)
+    except KeyboardInterrupt:
+        return _interrupted(client, job_id)
+    except ClientError:
+        _err(f"job {job_id} is still on the server: `datagems status {job_id}` shows it")
+        raise
     elapsed = time.monotonic() - started
     snap = Snapshot.of(final)
     size = client.download_export(job_id, export_format(out), out)
-    print(f"{summary_line(snap, job_id, elapsed)} -> {out} ({_size(size)})", flush=True)
+    print(f"{summary_line(snap, job_id, elapsed)} -> {out} ({human_size(size)})", flush=True)
+    print_closing(client, job_id, final)
     return outcome_exit_code(snap)
 
 
-def _size(count: int) -> str:
+def human_size(count: int) -> str:
     if count < 1024:
         return f"{count} B"
     if count < 1024 * 1024:

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from datagems.client.api import EXIT_INTERRUPTED, EXIT_OK, ClientError
+from datagems.client.follow import terminal_columns
 from datagems.client.session import (
     add_connection_arguments,
     describe_exit_codes,
@@ -28,7 +29,8 @@ from datagems.client.session import (
 PROG = "datagems jobs"
 PAGE_SIZE = 50
 MAX_PAGES = 100_000  # a bound on --every (a server that never ends its pages)
-TITLE_WIDTH = 40
+SHORT_ID = 8  # the commands take a job by the start of its id (``job_ref``)
+MIN_TITLE, MAX_TITLE = 10, 60
 COLUMNS = ("id", "title", "status", "ok/failed/total", "created")
 
 
@@ -72,9 +74,9 @@ def job_row(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _cell_title(title: str) -> str:
+def _cell_title(title: str, width: int) -> str:
     title = " ".join(title.split())
-    return title if len(title) <= TITLE_WIDTH else title[: TITLE_WIDTH - 1] + "…"
+    return title if len(title) <= width else title[: width - 1] + "…"
 
 
 def _created(value: Any) -> str:
@@ -84,19 +86,29 @@ def _created(value: Any) -> str:
     return value[:10] + " " + value[11:16]
 
 
-def render_table(rows: list[dict[str, Any]]) -> str:
-    """Aligned columns: id, title, status, ok/failed/total, created (UTC)."""
-    cells = [
+def render_table(rows: list[dict[str, Any]], columns: int = 80) -> str:
+    """Aligned columns within ``columns`` (80 by default): the start of the id (enough for
+    ``datagems status`` and the others; ``--json`` has it whole), the title cut to the
+    room left, status, ok/failed/total, created (UTC)."""
+    header = (*COLUMNS[:-1], "created (UTC)")
+    fixed = [
         (
-            row["id"],
-            _cell_title(row["title"]),
+            row["id"][:SHORT_ID],
             row["status"],
             f"{row['totalOk']}/{row['totalFailed']}/{row['totalRecords']}",
             _created(row["createdAt"]),
         )
         for row in rows
     ]
-    header = (*COLUMNS[:-1], "created (UTC)")
+    others = [
+        max(len(c) for c in col) for col in zip(header[:1] + header[2:], *fixed, strict=False)
+    ]
+    room = columns - 1 - sum(others) - 2 * len(header[1:])
+    title_width = max(MIN_TITLE, min(MAX_TITLE, room))
+    cells = [
+        (short, _cell_title(row["title"], title_width), status, counts, created)
+        for row, (short, status, counts, created) in zip(rows, fixed, strict=True)
+    ]
     widths = [max(len(str(c)) for c in column) for column in zip(header, *cells, strict=False)]
     lines = [
         "  ".join(str(value).ljust(width) for value, width in zip(line, widths, strict=True))
@@ -136,7 +148,7 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif rows:
-        sys.stdout.write(render_table(rows) + "\n")
+        sys.stdout.write(render_table(rows, terminal_columns(sys.stdout)) + "\n")
     else:
         sys.stderr.write("no jobs yet\n" if not args.cursor else "no more jobs\n")
     if cursor is not None and not args.every:

@@ -166,3 +166,23 @@ def outcome_exit_code(snap: Snapshot) -> int:
 def summary_line(snap: Snapshot, job_id: str, elapsed: float | None) -> str:
     took = f" in {format_duration(elapsed)}" if elapsed is not None else ""
     return f"job {job_id} {snap.status}: {snap.ok}/{snap.total} ok, {snap.failed} failed{took}"
+
+
+def failure_reasons(payload: dict[str, Any]) -> dict[str, int]:
+    """Why records failed, summed over the job's peers (``{reason: count}``, most first)."""
+    counts: dict[str, int] = {}
+    for peer in payload.get("peers") or []:
+        reasons = peer.get("failureReasons") if isinstance(peer, dict) else None
+        for reason, count in (reasons or {}).items():
+            counts[str(reason)] = counts.get(str(reason), 0) + _int(count)
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def closing_lines(payload: dict[str, Any], job_url: str) -> list[str]:
+    """What follows the summary line: why records failed (if any did) and where to look."""
+    lines = []
+    reasons = failure_reasons(payload)
+    if reasons:
+        lines.append("failures: " + ", ".join(f"{r} {n}" for r, n in reasons.items()))
+    lines.append(f"view: {job_url}")
+    return lines

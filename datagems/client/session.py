@@ -1,9 +1,10 @@
 """What every client command shares: ``--url``/``--token``/``--username`` and the sign-in.
 
-Credentials come from ``--token``, else ``DATAGEMS_TOKEN``, else a prompt on the terminal
-(username, then the password through ``getpass``: never echoed, printed or logged). The
-token is a session token, as ``POST /api/auth/token`` returns it (the prompt signs in
-there); it is sent as ``Authorization: Bearer``.
+Credentials come from ``--token``, else ``DATAGEMS_TOKEN``, else the token ``datagems login``
+stored for this server (``credentials``), else a prompt on the terminal (username, then
+the password through ``getpass``: never echoed, printed or logged). The token is a session
+token, as ``POST /api/auth/token`` returns it (the prompt signs in there); it is sent as
+``Authorization: Bearer``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import sys
 from typing import NoReturn, TextIO
 
+from datagems.client import credentials
 from datagems.client.api import EXIT_USAGE, ApiClient, ClientError
 
 TOKEN_ENV = "DATAGEMS_TOKEN"
@@ -30,7 +32,8 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--token",
         default=None,
-        help=f"session token (default ${TOKEN_ENV}; else you are asked to sign in)",
+        help=f"session token (default ${TOKEN_ENV}, else the one `datagems login` stored; "
+        "else you are asked to sign in)",
     )
     parser.add_argument(
         "--username", default=None, help="sign in as this user (the password is asked for)"
@@ -61,12 +64,29 @@ def signed_in_client(args: argparse.Namespace) -> ApiClient:
     client = ApiClient(args.url, token)
     try:
         if token:
-            client.me()  # a bad token fails here, clearly, before anything is drafted
+            client.account = client.me()  # a bad token fails here, before anything is drafted
+            return client
+        remembered = credentials.stored(client.base_url)
+        if remembered is not None and args.username not in (None, remembered.get("username")):
+            remembered = None  # --username asks for another account than the stored one
+        if remembered is not None:
+            client.set_token(remembered["token"])
+            try:
+                client.account = client.me()
+            except ClientError as exc:
+                if exc.status != 401:
+                    raise
+                raise ClientError(
+                    f"the sign-in stored for {client.base_url} has expired or was ended: "
+                    f"run  datagems login --url {client.base_url}",
+                    EXIT_USAGE,
+                    401,
+                ) from None
             return client
         if not interactive():
             raise ClientError(
-                f"no credentials: pass --token or set {TOKEN_ENV} "
-                "(stdin is not a terminal, so no sign-in prompt)",
+                f"no credentials: run  datagems login --url {client.base_url}  once, or pass "
+                f"--token / set {TOKEN_ENV} (stdin is not a terminal, so no sign-in prompt)",
                 EXIT_USAGE,
             )
         username = args.username or ask(f"username on {client.base_url}: ")
@@ -77,6 +97,7 @@ def signed_in_client(args: argparse.Namespace) -> ApiClient:
             raise ClientError("no password given", EXIT_USAGE)
         client.login(username, password)
         del password
+        client.account = client.me()
         return client
     except EOFError:
         client.close()

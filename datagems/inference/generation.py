@@ -12,7 +12,11 @@ applied to every record call.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datagems.models import JobDetails
+    from datagems.quality.conditioning import Conditioning
 
 DEFAULT_RECORD_TEMPERATURE = 0.8
 MIN_MAX_TOKENS = 64
@@ -135,3 +139,62 @@ def sampling_for(schema: dict[str, Any], parameters: dict[str, Any] | None, cap:
         params=params,
         max_tokens_from=source,
     )
+
+
+@dataclass(frozen=True)
+class RecordQuestion:
+    """What every call of one record starts from: the question, the record's seed (each
+    attempt's is derived from it) and the schema sent (the constrained form)."""
+
+    messages: list[dict[str, str]]
+    seed: int
+    schema: dict[str, Any]
+
+
+def record_question(
+    details: JobDetails,
+    *,
+    job_id: str,
+    index: int,
+    total: int,
+    round_: int = 0,
+    constrained: dict[str, Any] | None = None,
+    conditioning: Conditioning | None = None,
+) -> RecordQuestion:
+    """Record ``index``'s question, as the replica's records and the load generator ask it
+    (with the record's seed row and variable values when ``conditioning`` is given)."""
+    from datagems.inference import prompts
+
+    return RecordQuestion(
+        messages=prompts.record_messages(
+            details=details,
+            index=index,
+            total=total,
+            round_=round_,
+            conditioning=conditioning,
+        ),
+        seed=prompts.record_seed(job_id, index, round_),
+        schema=constrained if constrained is not None else details.json_schema,
+    )
+
+
+def record_call(
+    sampling: Sampling | None,
+    schema: dict[str, Any],
+    *,
+    seed: int,
+    max_tokens: int | None = None,
+) -> dict[str, Any]:
+    """The keyword arguments of one record call (``Provider.acomplete`` / ``bodies``) besides
+    its messages: the schema sent (the constrained form), the seed, the job's sampling and
+    ``max_tokens`` (the sampling's unless a retry set a longer one). The replica's records
+    and the benchmark's load generator both send what this says."""
+    if max_tokens is None and sampling is not None:
+        max_tokens = sampling.max_tokens
+    return {
+        "schema": schema,
+        "seed": seed,
+        "temperature": sampling.temperature if sampling else None,
+        "max_tokens": max_tokens,
+        "params": sampling.params if sampling else None,
+    }

@@ -38,9 +38,10 @@ A provider's sync client is used by one thread at a time, its async client by on
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -90,7 +91,11 @@ GATEWAY_MIN_TOKENS, GATEWAY_MAX_TOKENS = 16, 4096
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """One answer: its text, token counts when the provider reports them, and latency."""
+    """One answer: its text, token counts when the provider reports them, and latency.
+
+    A server that sent the answer's JSON already parsed (the message content an object)
+    gives it as ``data``, taken as is by ``value()``: never parsed again from ``text``
+    (which is then its serialization, for logs and previews only)."""
 
     text: str
     tokens_in: int | None
@@ -98,6 +103,15 @@ class Completion:
     latency_ms: float
     model: str | None
     finish_reason: str | None = None
+    data: Any = None
+
+    def value(self) -> Any:
+        """The answer's JSON value (``extract_json`` of the text unless sent parsed)."""
+        if self.data is not None:
+            return self.data
+        from datagems.inference.extract import extract_json
+
+        return extract_json(self.text)
 
 
 class Provider(Protocol):
@@ -197,19 +211,20 @@ def _first(value: Any) -> Any:
     return value
 
 
-def _content_text(content: Any) -> str | None:
+def _content_text(content: Any) -> str | dict | None:
+    """The answer's text, or its JSON object when the server parsed it for us."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}]
         parts = [p.get("text") for p in content if isinstance(p, dict)]
         text = "".join(p for p in parts if isinstance(p, str))
         return text or None
-    if isinstance(content, dict):  # a server that parsed the JSON answer for us
-        return orjson.dumps(content).decode()
+    if isinstance(content, dict):  # a server that parsed the JSON answer for us: as is
+        return content
     return None
 
 
-def _chat_text(full: Any) -> str | None:
+def _chat_text(full: Any) -> str | dict | None:
     if not isinstance(full, dict):
         return None
     choices = full.get("choices")
@@ -219,6 +234,13 @@ def _chat_text(full: Any) -> str | None:
     if isinstance(message, dict):
         return _content_text(message.get("content"))
     return _content_text(choices[0].get("text"))
+
+
+def _text_and_data(answer: str | dict) -> tuple[str, Any]:
+    """``Completion``'s text and data: a parsed answer is kept, its text only for display."""
+    if isinstance(answer, dict):
+        return orjson.dumps(answer).decode(), answer
+    return answer, None
 
 
 def _finish_reason(full: Any) -> str | None:
@@ -439,6 +461,28 @@ class _HttpProvider:
     def _answer(self, payload: Any, latency_ms: float) -> Completion:
         raise NotImplementedError
 
+    def bodies(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        schema: dict | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Callable[[str], dict[str, Any]]:
+        """One question's request body in a given structured-output form (``complete``,
+        ``acomplete`` and the benchmark's load generator all send these)."""
+        return functools.partial(
+            self.body,
+            messages,
+            schema=schema,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+            params=params,
+        )
+
     def complete(
         self,
         messages: list[dict[str, str]],
@@ -450,18 +494,17 @@ class _HttpProvider:
         params: Mapping[str, Any] | None = None,
     ) -> Completion:
         """One call; with a schema, in the form the server takes (probed the first time)."""
+        body = self.bodies(
+            messages,
+            schema=schema,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+            params=params,
+        )
 
         def call(form: str) -> Completion:
-            body = self.body(
-                messages,
-                schema=schema,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                seed=seed,
-                params=params,
-                form=form,
-            )
-            return self._answer(*self._post(body))
+            return self._answer(*self._post(body(form=form)))
 
         negotiation = self.negotiation
         if schema is None:
@@ -484,18 +527,17 @@ class _HttpProvider:
     ) -> Completion:
         """``complete`` on the async client: while the form is unknown, one call probes it
         and the others of this provider wait for its answer."""
+        body = self.bodies(
+            messages,
+            schema=schema,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+            params=params,
+        )
 
         async def call(form: str) -> Completion:
-            body = self.body(
-                messages,
-                schema=schema,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                seed=seed,
-                params=params,
-                form=form,
-            )
-            return self._answer(*await self._apost(body))
+            return self._answer(*await self._apost(body(form=form)))
 
         negotiation = self.negotiation
         if schema is None:
@@ -640,8 +682,10 @@ class GatewayProvider(_HttpProvider):
             raise InferenceError("provider_error", "gateway answer carries no text", retryable=True)
         tokens_in, tokens_out = _usage(full)
         model = result.get("MODEL_NAME") or (full.get("model") if isinstance(full, dict) else None)
+        text, data = _text_and_data(text)
         return Completion(
             text=text,
+            data=data,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             latency_ms=latency_ms,
@@ -736,8 +780,10 @@ class OpenAIProvider(_HttpProvider):
             )
         tokens_in, tokens_out = _usage(payload)
         model = payload.get("model")
+        text, data = _text_and_data(text)
         return Completion(
             text=text,
+            data=data,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             latency_ms=latency_ms,

@@ -9,6 +9,10 @@
 - ``liveness``: which peers are alive and who takes over a silent peer's range;
 - ``results``: a range's local result file (the truth every count is derived from);
 - ``seen``: records already produced in a job (duplicates);
-- ``export``: the merged result slices as JSON, JSONL or CSV;
-- ``records``: the dashboard's record list of a job.
+- ``export``: the merged result slices (their merge by index, the CSV cell rule);
+- ``rows``, ``parquet``: the export's one row set in every format (JSON, JSONL, CSV, Parquet);
+- ``records``: the dashboard's record list of a job;
+- ``browse``: the records view's pages (filters, search) and one record's detail;
+- ``honest``: what the job page says of a job's state (completed with failures, a cancel
+  still ending, ranges after extensions, why a job is queued).
 """

@@ -44,7 +44,7 @@ from datagems.errors import (
     RateLimited,
     ServiceUnavailable,
 )
-from datagems.job import caps, index, lifecycle
+from datagems.job import caps, index, lifecycle, removal
 from datagems.job.state import JobView
 from datagems.models import (
     CommandDecision,
@@ -56,10 +56,11 @@ from datagems.models import (
     now_iso,
     parse_iso,
 )
+from datagems.quality import resample
 from datagems.services import Services
 
 logger = logging.getLogger(__name__)
-KINDS = ("retry", "extend")
+KINDS = ("retry", "extend", "delete", "resample")
 DECIDED_GRACE_SECONDS = 2.0  # after the wait (at most half of it): a late decision lands
 DECISIONS_KEPT_SECONDS = 3600.0  # decisions older than this leave the log
 WAIT_POLL_SECONDS = 0.1
@@ -73,6 +74,8 @@ def new_command(
     via: str,
     additional: int = 0,
     exempt: bool = False,
+    indices: list[int] | None = None,
+    max_records: int = 0,
 ) -> JobCommand:
     if kind not in KINDS:
         raise ValueError(f"unknown command {kind!r}")
@@ -81,6 +84,8 @@ def new_command(
         job_id=job_id,
         kind=kind,
         additional=additional,
+        indices=list(indices or []),
+        max_records=max_records,
         requested_by=username,
         exempt=exempt,
         requested_at=now_iso(),
@@ -149,6 +154,9 @@ def _decide(
             me,
             ServiceUnavailable("the job's replicas did not answer in time; nothing was changed"),
         )
+    if command.kind == "delete":  # carried out by ``apply_pending`` (``datagems.job.removal``)
+        refused = removal.refusal(services, view)
+        return _refusal(command, me, refused) if refused else _decision(command, me, 202)
     if command.kind == "retry":
         if job.status not in ("succeeded", "failed"):
             return _refusal(
@@ -170,6 +178,8 @@ def _decide(
         log.retry_requested_at = command.requested_at
         job.status = "running"
         return _decision(command, me, 202, retry_round=log.retry_round, records=records)
+    if command.kind == "resample":
+        return _decide_resample(services, job, log, command, me)
     # extend
     if view.cancel is not None or job.status == "cancelled":
         return _refusal(command, me, Conflict("a cancelled job cannot be extended"))
@@ -208,6 +218,39 @@ def _decide(
     return _decision(command, me, 202, total_records=job.total_records)
 
 
+def _decide_resample(
+    services: Services, job: JobBase, log: JobCommands, command: JobCommand, me: str
+) -> CommandDecision | None:
+    """A resample round (``datagems.quality.resample``): the near-duplicates of the
+    command never resampled before, within the budget, each once."""
+    if job.status not in ("succeeded", "failed"):
+        return _refusal(
+            command,
+            me,
+            Conflict(f"the job is {job.status}: resample near-duplicates once it has finished"),
+        )
+    budget = services.settings.resample_max_records
+    if command.max_records > 0:
+        budget = min(budget, command.max_records)
+    chosen = resample.choose(log, command.indices, job.total_records, budget)
+    if not chosen:
+        return _refusal(
+            command,
+            me,
+            Conflict("no near-duplicate left to resample (each record is resampled once)"),
+        )
+    try:
+        if not command.exempt:
+            caps.check_running(services, job.owner, new_records=len(chosen), job_id=job.id)
+    except caps.Contended:
+        return None
+    except RateLimited as exc:
+        return _refusal(command, me, exc)
+    round_ = resample.open_round(log, chosen, command.requested_at)
+    job.status = "running"
+    return _decision(command, me, 202, retry_round=round_, records=len(chosen), indices=chosen)
+
+
 def _prune(log: JobCommands) -> None:
     now = datetime.now(UTC)
     keep = timedelta(seconds=DECISIONS_KEPT_SECONDS)
@@ -225,11 +268,14 @@ def apply_pending(services: Services, job_id: str, pending: list[JobCommand]) ->
     log = services.commands.get(job_id)
     view = lifecycle.load_job(services, job_id)
     decided = 0
-    applied = False
+    applied = deleted = False
     done: list[JobCommand] = []
     for command in sorted(pending, key=lambda c: (c.requested_at, c.id)):
         if command.id in log.decisions:
             done.append(command)
+            continue
+        if view is None and command.kind == "delete":
+            done.append(command)  # already gone: its request sees it so; no log for it
             continue
         if view is None:
             decision: CommandDecision | None = _refusal(command, me, NotFound("job not found"))
@@ -237,6 +283,8 @@ def apply_pending(services: Services, job_id: str, pending: list[JobCommand]) ->
             decision = _decide(services, view, log, command, me)
         if decision is None:
             break  # this one and the later ones wait for the next turn, in order
+        if decision.applied and command.kind == "delete":
+            deleted, view = True, None  # the later commands find no job
         done.append(command)
         log.decisions[command.id] = decision
         decided += 1
@@ -249,7 +297,9 @@ def apply_pending(services: Services, job_id: str, pending: list[JobCommand]) ->
             "applied" if decision.applied else f"refused {decision.status}",
             decision.error or f"round {log.retry_round}, {len(log.extensions)} extensions",
         )
-    if decided:
+    if deleted:  # its log goes with it: the requests wait for the job to be gone
+        removal.remove(services, job_id)
+    elif decided:
         if applied and view is not None:  # in the open-jobs index before it opens again
             index.open_job(services, view.job)
         _prune(log)

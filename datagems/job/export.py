@@ -35,7 +35,6 @@ from datagems.errors import BadRequest, Conflict, DatagemsError, NotFound
 from datagems.job.lifecycle import load_job
 from datagems.job.state import JobView, result_cids
 from datagems.models import TERMINAL_STATUSES
-from datagems.quality.columns import with_var_columns
 from datagems.schema.check import field_order
 from datagems.services import Services
 
@@ -89,26 +88,20 @@ def merged_entries(services: Services, job_id: str, *, partial: bool = False) ->
 
 
 def export_chunks(
-    services: Services, job_id: str, fmt: str, *, partial: bool = False, with_vars: bool = False
+    services: Services, job_id: str, fmt: str, *, partial: bool = False
 ) -> Iterator[bytes]:
-    """The export in ``fmt``; ``with_vars``: each record with its variables' values as columns
-    (``datagems.quality.columns``)."""
     if fmt not in FORMATS:
         raise BadRequest(f"format must be one of {', '.join(FORMATS)}")
     view = load_job(services, job_id)
     if view is None:
         raise NotFound("job not found")
     total = view.job.total_records
-
-    def entries() -> Iterator[dict]:
-        merged = merged_entries(services, job_id, partial=partial)
-        return with_var_columns(merged, flat=fmt == "csv") if with_vars else merged
-
     if fmt == "json":
-        return _json(entries(), total)
+        return _json(merged_entries(services, job_id, partial=partial), total)
     if fmt == "jsonl":
-        return _jsonl(entries())
-    return _csv(entries(), _csv_header(entries(), _fields(services, view)))
+        return _jsonl(merged_entries(services, job_id, partial=partial))
+    header = _csv_header(merged_entries(services, job_id, partial=partial), _fields(services, view))
+    return _csv(merged_entries(services, job_id, partial=partial), header)
 
 
 def _json(entries: Iterator[dict], total: int) -> Iterator[bytes]:

@@ -5,7 +5,7 @@ it), so reading it costs in proportion to history. The poller and the web layer'
 cache read ``datagen:open-jobs`` instead (job id -> ``OpenJob``): every job whose stored
 status is not final (``queued``, ``running``, or any status an original writer invents;
 not ``succeeded``, ``failed`` or ``cancelled``). A final base is written only once every
-range has its slice uploaded, caught up with the job's commands (``lifecycle.view_of``), so a
+range has its slice uploaded, caught up with the job's commands (``state.needs_finalizing``), so a
 job with a dead peer's range unfinished, a retry or an extension pending, or a cancel not
 yet acted on by every peer is open.
 

@@ -1,8 +1,8 @@
 """A job's life seen from the store: create, read (with derived totals), cancel, finalize.
 
 The stored job base is a cache: every read derives its totals and status from the peer
-states (``state.derive``), and any peer may write the derived base back once the job is
-finished (``refresh``), idempotently. Used by the web layer and the actors alike.
+states (``state.derive``) and writes nothing; the engine writes the derived base back once
+the job is finished (``finalize``), idempotently. Used by the web layer and the actors.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from datagems.job import index
 from datagems.job.state import (
     JobView,
     add_metrics,
-    cancel_applies,
     derive,
     fleet_metrics,
+    needs_finalizing,
     reads_cancel,
-    settled,
     summary_of,
+    view_of,
 )
 from datagems.models import (
     TERMINAL_STATUSES,
@@ -30,7 +30,6 @@ from datagems.models import (
     FleetMetrics,
     InferenceSpec,
     JobBase,
-    JobCommands,
     JobDetails,
     PeerState,
     Takeover,
@@ -98,6 +97,8 @@ def _new_base(services: Services, *, owner: str, draft: dict[str, Any], job_id: 
     peers = list(services.settings.chainstore_peers)
     conditioned = bool(draft.get("variables") or draft.get("seedData"))
     peers, left_out = _peers_for_conditioning(services, peers) if conditioned else (peers, [])
+    inference = recorded_inference(services, draft.get("inference") or {}, owner)
+    mock = services.settings.uses_mock_inference and not inference.use_external_api
     details = JobDetails(
         id=job_id,
         owner=owner,
@@ -105,13 +106,15 @@ def _new_base(services: Services, *, owner: str, draft: dict[str, Any], job_id: 
         description=draft.get("description", ""),
         instructions=draft.get("instructions", ""),
         json_schema=draft["schema"],
-        inference=recorded_inference(services, draft.get("inference") or {}, owner),
+        inference=inference,
         dataset_mode=draft.get("datasetMode"),
         total_records=total,
         created_at=now,
+        meta={"builtinMock": True} if mock else None,  # placeholder records: said on its page
         schema_generated_at=draft.get("schemaGeneratedAt"),
         schema_duration_ms=draft.get("schemaDurationMs") or 0,
         schema_refreshes=draft.get("schemaRefreshes") or 0,
+        near_duplicate_threshold=draft.get("nearDuplicateThreshold"),
         seed=draft.get("seed"),
         variables=draft.get("variables") or None,
         seed_data=draft.get("seedData") or None,
@@ -158,6 +161,7 @@ def recorded_inference(services: Services, given: dict[str, Any], owner: str) ->
             spec.base_url = spec.base_url or profile.base_url
             spec.path = spec.path or profile.path or "/chat/completions"
             spec.model = spec.model or profile.model
+            spec.parameters = profile.record_parameters(spec.parameters)
         return spec
     spec.use_external_api = False
     parts = urlsplit(services.gateway_url)  # no credentials, query or fragment
@@ -170,35 +174,30 @@ def recorded_inference(services: Services, given: dict[str, Any], owner: str) ->
 
 
 def load_job(services: Services, job_id: str) -> JobView | None:
-    """The job as the user sees it; writes the finished base back when it changed."""
+    """The job as the user sees it, derived from its parts. Reads only: finalizing a
+    finished job is the engine's (``finalize``)."""
     job = services.jobs.get(job_id)
     if job is None:
         return None
     peers = services.peers.all(job_id)
     cancel = services.cancels.get(job_id) if reads_cancel(job) else None
     commands = services.commands.get(job_id)
-    return view_of(services, job, peers, cancel, commands)
+    return view_of(job, peers, cancel, commands)
 
 
-def view_of(
-    services: Services,
-    job: JobBase,
-    peers: dict[str, PeerState],
-    cancel: CancelRequest | None,
-    commands: JobCommands | None,
-) -> JobView:
-    """``load_job`` over parts already read (the web layer's read cache reads them itself):
-    the derived view, and the finished base written back when it changed."""
-    if not cancel_applies(cancel, commands):
-        cancel = None
-    derived = derive(job, peers, cancel, commands)
-    if (
-        derived.status in TERMINAL_STATUSES
-        and settled(derived, peers, commands)
-        and (job.status not in TERMINAL_STATUSES or job.total_generated != derived.total_generated)
-    ):
-        write_back(services, derived)
-    return JobView(derived, peers, cancel, commands)
+def finalize(services: Services, job_id: str) -> JobBase | None:
+    """Write a finished job's derived base (and its owner's summary) back, closing its
+    open-jobs entry, once every range is in or it was cancelled. Idempotent: nothing is
+    written while the job still runs or when the stored base already says it. The engine's
+    one way to finalize: the writer after a slice upload, the poller for a job whose last
+    range some other app finished. Returns the derived job (``None``: absent)."""
+    view = load_job(services, job_id)
+    if view is None:
+        return None
+    stored = services.jobs.get(job_id)
+    if stored is not None and needs_finalizing(stored, view):
+        write_back(services, view.job)
+    return view.job
 
 
 def write_back(services: Services, job: JobBase) -> None:
@@ -233,7 +232,7 @@ def refresh_totals(services: Services, job_id: str) -> bool:
     cancel = services.cancels.get(job_id)
     job = derive(stored, peers, cancel, services.commands.get(job_id))
     if job.status in TERMINAL_STATUSES:
-        return False  # finalizing is the upload's (``refresh``)
+        return False  # finalizing is the engine's (``finalize``)
     shown = ("status", "total_ok", "total_failed", "total_records", "job_started_at")
     if all(getattr(job, name) == getattr(stored, name) for name in shown):
         return False
@@ -270,12 +269,6 @@ def complete_for_owner(
         "job %s: the state of %s now shows its range finished by %s", job_id, state.peer_id, taker
     )
     return True
-
-
-def refresh(services: Services, job_id: str) -> JobBase | None:
-    """Finalize the job if every peer is done (or it was cancelled)."""
-    view = load_job(services, job_id)
-    return view.job if view else None
 
 
 def still_open(services: Services, job_id: str) -> JobBase | None:

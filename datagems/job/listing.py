@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import heapq
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ MAX_PAGE_SIZE = 200
 HEAD_ROWS = 500  # rows a head keeps: ten default pages
 MAX_TEXT = 200  # the longest title filter
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+SORTS = ("newest", "oldest", "title")  # newest: the heads' order; the others: ``sorted_page``
 
 Key = tuple[str, str]  # (createdAt or "", job id)
 
@@ -63,6 +65,7 @@ class Query:
     text: str = ""
     limit: int = PAGE_SIZE
     cursor: Key | None = None
+    sort: str = "newest"
 
     @property
     def filters(self) -> tuple[str | None, frozenset[str], str]:
@@ -127,7 +130,10 @@ def parse_query(
         elif str(params.get("all", "")).lower() in ("1", "true"):
             owner = None
     cursor = decode_cursor(params["cursor"]) if params.get("cursor") else None
-    return Query(owner=owner, statuses=statuses, text=text, limit=limit, cursor=cursor)
+    sort = (params.get("sort") or "newest").strip().lower()
+    if sort not in SORTS:
+        raise BadRequest(f"sort must be one of {', '.join(SORTS)}")
+    return Query(owner=owner, statuses=statuses, text=text, limit=limit, cursor=cursor, sort=sort)
 
 
 # --------------------------------------------------------------------------- sources
@@ -227,3 +233,34 @@ def page_below(services: Services, query: Query, count: int) -> tuple[list[Row],
 
 def is_final(status: str) -> bool:
     return status in TERMINAL_STATUSES
+
+
+# --------------------------------------------------------------------------- other orders
+
+
+def sort_key(row: Row, sort: str) -> Key:
+    """A row's place in ``sort`` (ascending): oldest first by ``createdAt`` then id, or by
+    title (any case) then id."""
+    return (row.title.lower(), row.id) if sort == "title" else row.key
+
+
+def sorted_page(
+    services: Services, query: Query, live: list[Row], live_ids: set[str], count: int
+) -> tuple[list[Row], bool]:
+    """The first ``count`` rows in ``query.sort`` order after its cursor: the source's rows
+    (one streamed read, those of ``live_ids`` left out) and the ``live`` ones (the open
+    jobs, as the cache has them); memory bounded by ``count``. Whether there were more."""
+    source = (r for r in source_rows(services, query.owner) if r.id not in live_ids)
+
+    def wanted(rows: Iterable[Row]) -> Iterator[Row]:
+        for row in rows:
+            key = sort_key(row, query.sort)
+            if query.admits(row) and (query.cursor is None or key > query.cursor):
+                yield row
+
+    kept = heapq.nsmallest(
+        count + 1,
+        wanted(itertools.chain(source, live)),
+        key=lambda r: sort_key(r, query.sort),
+    )
+    return kept[:count], len(kept) > count

@@ -31,6 +31,7 @@ class ResumeState:
 
     ok: dict[int, bool] = field(default_factory=dict)
     failed_round: dict[int, int] = field(default_factory=dict)
+    resampled: set[int] = field(default_factory=set)  # lines marked ``"resampled"``
 
     @property
     def ok_count(self) -> int:
@@ -133,6 +134,8 @@ class ResultFile:
                 continue
             ok = bool(entry.get("ok"))
             state.ok[index] = state.ok.get(index, False) or ok
+            if entry.get("resampled"):
+                state.resampled.add(index)
             if not ok:
                 tried = int(entry.get("round", 0) or 0)
                 state.failed_round[index] = max(state.failed_round.get(index, 0), tried)

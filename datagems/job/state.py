@@ -252,3 +252,29 @@ def add_metrics(one: FleetMetrics, other: FleetMetrics) -> FleetMetrics:
         failed_jobs=one.failed_jobs + other.failed_jobs,
         last_job_at=max(stamps, default=None),
     )
+
+
+def view_of(
+    job: JobBase,
+    peers: dict[str, PeerState],
+    cancel: CancelRequest | None,
+    commands: JobCommands | None,
+) -> JobView:
+    """The job as the user sees it over its stored parts: status and totals derived."""
+    if not cancel_applies(cancel, commands):
+        cancel = None
+    return JobView(derive(job, peers, cancel, commands), peers, cancel, commands)
+
+
+def needs_finalizing(stored: JobBase, view: JobView) -> bool:
+    """Is ``view`` finished (every range in, or cancelled) while its stored base does not
+    say so yet (not final, or other totals)?"""
+    derived = view.job
+    return (
+        derived.status in TERMINAL_STATUSES
+        and settled(derived, view.peers, view.commands)
+        and (
+            stored.status not in TERMINAL_STATUSES
+            or stored.total_generated != derived.total_generated
+        )
+    )

@@ -6,6 +6,7 @@ from the words of the prompt (the title, description and instructions the user w
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from typing import Any
@@ -146,8 +147,101 @@ _THEMES: tuple[tuple[tuple[str, ...], tuple[tuple[str, dict[str, Any]], ...]], .
             ),
         ),
     ),
+    # an incident report, a medication and a hospital ward (author helper, issue 16):
+    # "incident reports for a hospital pharmacy" drafted a support ticket
     (
-        ("ticket", "support", "issue", "bug", "incident", "complaint"),
+        (
+            "incident",
+            "accident",
+            "adverse",
+            "mishap",
+            "near",
+            "report",
+            "safety",
+            "severe",
+            "severity",
+        ),
+        (
+            (
+                "incident_type",
+                {
+                    "type": "string",
+                    "enum": [
+                        "medication error",
+                        "dispensing error",
+                        "near miss",
+                        "adverse reaction",
+                        "equipment failure",
+                    ],
+                    "description": "What kind of incident",
+                },
+            ),
+            (
+                "severity",
+                {
+                    "type": "string",
+                    "enum": ["none", "minor", "moderate", "severe", "critical"],
+                    "description": "How severe the harm was",
+                },
+            ),
+            (
+                "occurred_at",
+                {"type": "string", "format": "date-time", "description": "When it happened"},
+            ),
+            (
+                "what_happened",
+                {"type": "string", "minLength": 20, "description": "What happened, in short"},
+            ),
+            ("reported_by", {"type": "string", "description": "Role of the person reporting"}),
+            ("action_taken", {"type": "string", "description": "What was done about it"}),
+        ),
+    ),
+    (
+        (
+            "pharmacy",
+            "pharmacist",
+            "medication",
+            "medicine",
+            "drug",
+            "prescription",
+            "dose",
+            "dispensing",
+        ),
+        (
+            ("medication", {"type": "string", "description": "Medication involved"}),
+            (
+                "dose_mg",
+                {"type": "number", "minimum": 0.1, "maximum": 5000, "description": "Dose in mg"},
+            ),
+            (
+                "route",
+                {
+                    "type": "string",
+                    "enum": ["oral", "intravenous", "intramuscular", "topical", "inhaled"],
+                    "description": "How it is given",
+                },
+            ),
+        ),
+    ),
+    (
+        ("hospital", "clinic", "ward", "nurse", "clinical", "icu"),
+        (
+            (
+                "ward",
+                {
+                    "type": "string",
+                    "enum": ["emergency", "surgery", "pediatrics", "oncology", "icu", "pharmacy"],
+                    "description": "Ward or unit",
+                },
+            ),
+            (
+                "shift",
+                {"type": "string", "enum": ["day", "evening", "night"], "description": "Shift"},
+            ),
+        ),
+    ),
+    (
+        ("ticket", "support", "issue", "bug", "complaint"),
         (
             ("subject", {"type": "string", "description": "Short subject"}),
             ("description", {"type": "string", "minLength": 10, "description": "What happened"}),
@@ -234,6 +328,8 @@ _DEFAULT_PROPS: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 _LABEL_WORDS = ("classification", "labeled", "labelled", '"label"', "label")
+LEAD_FIELDS = 4  # fields of the leading theme before the other themes' first fields
+MAX_THEMES = 3  # themes whose first field a draft always has
 
 _ASKED = re.compile(
     r"^(?:dataset title|one record describes|instructions for the data):\s*(.*)$",
@@ -241,11 +337,67 @@ _ASKED = re.compile(
 )
 
 
+_FEEDBACK = re.compile(r"^feedback on the previous draft:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
+_PREVIOUS = re.compile(r"^the previous draft was:\s*(\{.*\})\s*$", re.IGNORECASE | re.MULTILINE)
+_ADD = re.compile(
+    r"^(?:please\s+)?(?:add|include)\s+(?:an?\s+|the\s+)?([a-z][a-z0-9 _-]{0,40}?)"
+    r"(?:\s+field)?(?:\s+from\s+(-?\d+)\s+to\s+(-?\d+))?$"
+)
+_DROP = re.compile(
+    r"^(?:please\s+)?(?:drop|remove|delete)\s+(?:the\s+)?([a-z][a-z0-9 _-]{0,40}?)(?:\s+field)?$"
+)
+
+
+def _snake(words: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", words.strip().lower()).strip("_")
+
+
+def redraft(text: str) -> dict[str, Any] | None:
+    """The previous draft changed as the user's feedback asks, when the prompt quotes
+    both: "add a severity from 1 to 5; drop the e-mail" adds an integer ``severity``
+    (1-5) and removes ``email``. ``None`` when the prompt is not such a redraft."""
+    feedback, previous = _FEEDBACK.search(text), _PREVIOUS.search(text)
+    if feedback is None or previous is None:
+        return None
+    try:
+        schema = json.loads(previous.group(1))
+    except ValueError:
+        return None
+    if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+        return None
+    properties: dict[str, Any] = dict(schema["properties"])
+    for clause in re.split(r"[;.,\n]|\band\b", feedback.group(1).lower()):
+        clause = clause.strip()
+        if added := _ADD.match(clause):
+            name = _snake(added.group(1))
+            if not name:
+                continue
+            if added.group(2) is not None:
+                low, high = sorted((int(added.group(2)), int(added.group(3))))
+                properties[name] = {"type": "integer", "minimum": low, "maximum": high}
+            else:
+                properties[name] = {"type": "string"}
+            properties[name]["description"] = added.group(1).strip().capitalize()
+        elif dropped := _DROP.match(clause):
+            name = _snake(dropped.group(1))
+            for key in [k for k in properties if _snake(k) in (name, name.replace("_", ""))]:
+                del properties[key]
+    changed = {**schema, "properties": properties}
+    if isinstance(schema.get("required"), list):
+        kept = [n for n in schema["required"] if n in properties]
+        changed["required"] = kept + [n for n in properties if n not in kept]
+    return changed
+
+
 def draft_schema(text: str, rng: random.Random) -> dict[str, Any]:
     """A plausible 2020-12 record schema for a schema-draft prompt (3-6 properties).
 
     The theme comes from what the user wrote (title, description, instructions, when the
-    prompt has those lines), not from the prompt's own wording."""
+    prompt has those lines), not from the prompt's own wording. A redraft with feedback
+    changes the previous draft as asked (``redraft``)."""
+    changed = redraft(text)
+    if changed is not None:
+        return changed
     lowered = text.lower()
     asked = " ".join(_ASKED.findall(text)).lower() or lowered
     words = re.findall(r"[a-z]+", asked)
@@ -262,7 +414,15 @@ def draft_schema(text: str, rng: random.Random) -> dict[str, Any]:
         if hits:
             matched.append((-len(hits), min(hits), props))
     matched.sort(key=lambda item: item[:2])
+    # the description's own nouns: the leading theme's first fields, then the first field
+    # of every other theme it names ("... for a hospital pharmacy": a medication, a ward),
+    # then the rest
     chosen: dict[str, dict[str, Any]] = {}
+    lead = matched[0][2][:LEAD_FIELDS] if matched else ()
+    others = [props[0] for _, _, props in matched[1:MAX_THEMES]]
+    for name, sub in (*lead, *others):
+        chosen.setdefault(name, dict(sub))
+    named = len(chosen)
     for _, _, props in matched:
         for name, sub in props:
             chosen.setdefault(name, dict(sub))
@@ -271,7 +431,7 @@ def draft_schema(text: str, rng: random.Random) -> dict[str, Any]:
             break
         chosen.setdefault(name, dict(sub))
     names = list(chosen)
-    count = min(len(names), rng.randint(3, 6))
+    count = min(len(names), max(rng.randint(3, 6), min(named, 6)))
     properties = {name: chosen[name] for name in names[:count]}
     if any(word in lowered for word in _LABEL_WORDS):
         if len(properties) >= 6:

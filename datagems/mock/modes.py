@@ -17,6 +17,11 @@ faults (``POST /config`` with camelCase names, or ``start_mock(...)`` keywords):
 - ``seededAnswers``: the answer depends only on the request's seed and schema (the same
   seed gets the same answer, as on a real server), faults included;
 - ``hugeAnswerMb``: the answer is a JSON envelope of that many MB, streamed;
+- ``nearDuplicateRate``: the answer is an earlier answer to the same schema, its text
+  the same, one number moved by one within its bounds (or, with no such number, one
+  character of its longest free-text string changed) (a small model repeating itself:
+  10 of 23 records in one city, names echoing the title); ``GET /stats`` lists the
+  planted pairs of record indices (``plantedPairs``);
 - ``paused``: the server stops answering; calls wait, unanswered, until it is unpaused
   (a stalled server; tests use it to keep jobs running while they look);
 - one request at a time is ``maxConcurrency: 1`` (``maxOpen`` in the stats tells how many
@@ -25,8 +30,10 @@ faults (``POST /config`` with camelCase names, or ``start_mock(...)`` keywords):
 
 from __future__ import annotations
 
+import copy
 import random
 import re
+from collections import deque
 from typing import Any
 
 import orjson
@@ -132,3 +139,76 @@ async def huge_answer(request: web.Request, megabytes: float, openai: bool) -> w
     await response.write(tail)
     await response.write_eof()
     return response
+
+
+PLANT_SOURCES_KEPT = 64  # earlier answers per schema a near-duplicate may copy
+PLANTED_KEPT = 1000
+_TEXT_SKIP = ("enum", "const", "format", "pattern")
+
+
+class NearDuplicatePlanter:
+    """``nearDuplicateRate``: answers that nearly copy an earlier one (same schema)."""
+
+    def __init__(self) -> None:
+        self.sources: dict[bytes, deque[tuple[int | None, dict[str, Any]]]] = {}
+        self.planted: list[list[int]] = []
+
+    def remember(self, key: bytes, index: int | None, record: Any) -> None:
+        if isinstance(record, dict):
+            kept = self.sources.setdefault(key, deque(maxlen=PLANT_SOURCES_KEPT))
+            kept.append((index, copy.deepcopy(record)))
+
+    def plant(
+        self, key: bytes, index: int | None, schema: dict[str, Any], rng: random.Random
+    ) -> dict[str, Any] | None:
+        """A near copy of an earlier answer of another record; None when there is none."""
+        choices = [(i, r) for i, r in self.sources.get(key, ()) if i != index or i is None]
+        if not choices:
+            return None
+        source_index, source = rng.choice(choices)
+        record = copy.deepcopy(source)
+        if not _nudge_a_number(record, schema):
+            _nudge_longest_text(record, schema)
+        if source_index is not None and index is not None and len(self.planted) < PLANTED_KEPT:
+            self.planted.append([source_index, index])
+        return record
+
+
+def _nudge_a_number(record: dict[str, Any], schema: dict[str, Any]) -> bool:
+    """Move one integer of the record by one, within its schema's bounds."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    props = props if isinstance(props, dict) else {}
+    for name, value in record.items():
+        spec = props.get(name)
+        if not isinstance(spec, dict) or isinstance(value, bool) or not isinstance(value, int):
+            continue
+        if any(k in spec for k in ("enum", "const", "multipleOf")):
+            continue
+        for moved in (value + 1, value - 1):
+            low, high = spec.get("minimum"), spec.get("maximum")
+            if (low is None or moved >= low) and (high is None or moved <= high):
+                record[name] = moved
+                return True
+    return False
+
+
+def _nudge_longest_text(record: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Change the last character of the record's longest free-text string (a field the
+    schema gives no enum, format or pattern), so it stays valid and is not an exact copy."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    props = props if isinstance(props, dict) else {}
+    best: str | None = None
+    for name, value in record.items():
+        spec = props.get(name)
+        if not isinstance(value, str) or len(value) < 8:
+            continue
+        if isinstance(spec, dict) and any(k in spec for k in _TEXT_SKIP):
+            continue
+        if isinstance(spec, dict) and isinstance(spec.get("maxLength"), int):
+            continue
+        if best is None or len(value) > len(record[best]):
+            best = name
+    if best is not None:
+        text = record[best]
+        last = text[-1]
+        record[best] = text[:-1] + ("!" if last != "!" else "?")

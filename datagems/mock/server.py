@@ -22,8 +22,9 @@ JSON text, so the hot path is parse -> generate -> serialize.
 
 Behaviours of real servers (``refuseJsonSchema``, ``echoSchemaRate``, ``exampleDraft``,
 ``runawayRate`` + ``tokenLatencyMs``, ``copyOnRepair``, ``controlCharsRate``,
-``seededAnswers``, ``hugeAnswerMb``, ``paused``) are modes described in ``modes``; ``GET
-/requests`` lists what the last requests asked (seed, form, ``max_tokens``, parameters).
+``seededAnswers``, ``hugeAnswerMb``, ``paused``, ``nearDuplicateRate``) are modes
+described in ``modes``; ``GET /requests`` lists what the last requests asked (seed,
+form, ``max_tokens``, parameters).
 
 Faults (each an independent probability per request, checked in this order):
 ``rate_limit_rate`` (gateway: 200 ``result.status: rate_limited``; OpenAI: 429),
@@ -96,6 +97,7 @@ class MockConfig:
     control_chars_rate: float = 0.0
     seeded_answers: bool = False
     huge_answer_mb: float = 0.0
+    near_duplicate_rate: float = 0.0
     paused: bool = False  # a server that stops answering: calls wait until it resumes
 
     def check(self) -> None:
@@ -107,6 +109,7 @@ class MockConfig:
             "echo_schema_rate",
             "runaway_rate",
             "control_chars_rate",
+            "near_duplicate_rate",
         ):
             value = getattr(self, name)
             if not 0.0 <= float(value) <= 1.0:
@@ -151,6 +154,7 @@ class MockLLM:
         self.rng = random.Random(base)
         self.counter = 0
         self.factories: dict[bytes, RecordFactory] = {}
+        self.planter = modes.NearDuplicatePlanter()
         self._semaphore = self._make_semaphore()
         self._resumed = asyncio.Event()  # set while not paused
         if not self.config.paused:
@@ -184,6 +188,7 @@ class MockLLM:
             "copied": 0,
             "controlChars": 0,
             "huge": 0,
+            "nearDuplicates": 0,
         }
         self.recent: deque[dict[str, Any]] = deque(maxlen=REQUESTS_KEPT)
         self.tokens_in = 0  # the usage this server reported, summed
@@ -205,6 +210,7 @@ class MockLLM:
             "tokensOut": self.tokens_out,
             "lastAnswerAt": self.last_answer_at,
             "factories": len(self.factories),
+            "plantedPairs": list(self.planter.planted),
             "config": self.config.public(),
         }
 
@@ -264,6 +270,7 @@ class MockLLM:
 
     async def post_reset(self, request: web.Request) -> web.Response:
         self.reset_stats()
+        self.planter = modes.NearDuplicatePlanter()  # its pairs count from here
         return _json(self.stats())
 
     async def post_config(self, request: web.Request) -> web.Response:
@@ -505,7 +512,10 @@ class MockLLM:
                 self.faults["schemaViolation"] += 1
                 record = factory.violate(rng)
             else:
-                record = factory.make(rng)
+                record = (
+                    self._near_duplicate(body, schema, rng) if config.near_duplicate_rate else None
+                )
+                record = record if record is not None else factory.make(rng)
                 if isinstance(record, dict) and "label" in record:
                     _follow_label(record, body, schema)
                 follow_values(record, body["messages"][-1].get("content", ""), schema)
@@ -568,6 +578,23 @@ class MockLLM:
                 **NODE_META,
             }
         )
+
+    def _near_duplicate(
+        self, body: dict[str, Any], schema: dict[str, Any], rng: random.Random
+    ) -> dict[str, Any] | None:
+        """``nearDuplicateRate``: a near copy of an earlier answer, or None (then the
+        fresh record made instead is remembered as a source)."""
+        key = orjson.dumps(schema)
+        match = _INDEX_IN_TEXT.search(str(body["messages"][-1].get("content", "")))
+        index = int(match.group(1)) - 1 if match else None
+        if rng.random() < self.config.near_duplicate_rate:
+            record = self.planter.plant(key, index, schema, rng)
+            if record is not None:
+                self.modes["nearDuplicates"] += 1
+                return record
+        record = self._factory(schema).make(rng)
+        self.planter.remember(key, index, record)
+        return record
 
     def _factory(self, schema: dict[str, Any]) -> RecordFactory:
         key = orjson.dumps(schema)

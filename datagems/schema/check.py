@@ -28,6 +28,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from datagems.errors import SchemaInvalid
+from datagems.schema import explain
 from datagems.schema.sanitize import (
     DATA_KEYWORDS,
     MAX_MESSAGE_CHARS,
@@ -294,11 +295,19 @@ def check_schema(schema: dict[str, Any]) -> None:
         Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER
     )
     for error in sorted(meta.iter_errors(schema), key=lambda e: list(map(str, e.absolute_path))):
-        errors.append({"path": _pointer(list(error.absolute_path)), "message": _short(error)})
+        if error.validator == "format" and error.validator_value == "regex":
+            continue  # said below, with why the pattern does not compile
+        message = _clip(explain.plain(error))  # in plain words, naming the field
+        entry = {"path": _pointer(list(error.absolute_path)), "message": message}
+        if entry not in errors:  # one mistake, said once
+            errors.append(entry)
         if len(errors) >= 50:
             break
+    if not errors:
+        for at, message in explain.contradictions(schema):
+            errors.append({"path": _pointer(at), "message": message})
     if schema.get("type") != "object":
-        errors.append({"path": "/type", "message": 'the root must be "type": "object"'})
+        errors.append({"path": "/type", "message": 'the schema: the root must be "type": "object"'})
     for path, sub in _walk(schema):
         for key in ("$ref", "$dynamicRef"):
             ref = sub.get(key)
@@ -308,28 +317,35 @@ def check_schema(schema: dict[str, Any]) -> None:
                 errors.append(
                     {
                         "path": _pointer([*path, key]),
-                        "message": f"only local references (#/...) are allowed, not {ref[:100]!r}",
+                        "message": f"{explain.where(path)}: only local references (#/...) "
+                        f"are allowed, not {ref[:100]!r}",
                     }
                 )
             elif not _resolve_local(schema, ref):
                 errors.append(
-                    {"path": _pointer([*path, key]), "message": f"{ref[:100]!r} points at nothing"}
+                    {
+                        "path": _pointer([*path, key]),
+                        "message": f"{explain.where(path)}: {ref[:100]!r} points at nothing",
+                    }
                 )
         pattern = sub.get("pattern")
         if isinstance(pattern, str) and (problem := pattern_problem(pattern)):
-            errors.append({"path": _pointer([*path, "pattern"]), "message": problem})
+            who = explain.where(path)
+            errors.append({"path": _pointer([*path, "pattern"]), "message": f"{who}: {problem}"})
         pattern_map = sub.get("patternProperties")
         if isinstance(pattern_map, dict):
             for key in pattern_map:
                 if problem := pattern_problem(key):
                     errors.append(
-                        {"path": _pointer([*path, "patternProperties", key]), "message": problem}
+                        {
+                            "path": _pointer([*path, "patternProperties", key]),
+                            "message": f"{explain.where(path)}: {problem}",
+                        }
                     )
     if not errors and (where := _ref_cycle(schema)):
-        errors.append({"path": where, "message": "recursive reference ($ref cycle)"})
+        errors.append({"path": where, "message": "the schema: recursive reference ($ref cycle)"})
     if errors:
-        first = errors[0]
-        raise SchemaInvalid(f"invalid schema at {first['path']}: {first['message']}", errors)
+        raise SchemaInvalid(errors[0]["message"], errors)
 
 
 def _short(error: ValidationError) -> str:

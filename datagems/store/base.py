@@ -62,6 +62,10 @@ class CStore(ABC):
     def hsync(self, hkey: str) -> None:  # noqa: B027 - optional: only networked stores sync
         """Pull a hash from peers where the backend can; a no-op otherwise."""
 
+    def delete_file(self, cid: str) -> bool:
+        """Remove a file; False when there was none (a second delete is not an error)."""
+        raise NotImplementedError
+
     def close(self) -> None:  # noqa: B027 - optional
         """Release connections."""
 

@@ -246,3 +246,15 @@ class FolderR1FS(R1FS):
             yield chunks()
         finally:
             source.close()
+
+    def delete_file(self, cid: str) -> bool:
+        if not cid or "/" in cid or "\\" in cid or cid.startswith("."):
+            return False
+        path = self.root / cid
+        found = path.is_file()
+        try:
+            path.unlink(missing_ok=True)
+            (self.root / f"{cid}.meta").unlink(missing_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"embedded R1FS: cannot delete {cid}: {exc}") from exc
+        return found

@@ -374,11 +374,12 @@ class HttpR1FS(R1FS):
     def status(self) -> Any:
         return self._http.call("GET", "/get_status")
 
-    def delete_file(self, cid: str) -> Any:
+    def delete_file(self, cid: str) -> bool:
         self._log("delete_file", cid)
-        return self._checked(
+        result = self._checked(
             "/delete_file", self._http.call("POST", "/delete_file", json={"cid": cid})
         )
+        return bool(result.get("success")) if isinstance(result, dict) else bool(result)
 
     def close(self) -> None:
         self._http.close()

@@ -125,8 +125,16 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def me(request: web.Request) -> web.Response:
+    """The signed-in user, and the limits a client checks before asking (ours)."""
     who = caller(request)
-    return web.json_response({"username": who.username, "role": who.role})
+    settings = request.app[SERVICES].settings
+    return web.json_response(
+        {
+            "username": who.username,
+            "role": who.role,
+            "limits": {"maxRecordsPerJob": settings.max_records_per_job},
+        }
+    )
 
 
 async def register(request: web.Request) -> web.Response:

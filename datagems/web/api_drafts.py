@@ -26,14 +26,14 @@ from datagems.accounts.tokens import (
 from datagems.errors import BadRequest, DatagemsError, InferenceError, SchemaInvalid, UpstreamError
 from datagems.inference import prompts
 from datagems.inference.extract import extract_json
+from datagems.inference.pipeline import RecordCalls, RecordOutcome, generate, record_calls
 from datagems.job import caps, lifecycle
 from datagems.models import InferenceSpec, JobDetails, dataset_mode_flag, now_iso
 from datagems.quality.variables import proposed_variables
 from datagems.schema.check import check_schema
 from datagems.schema.sanitize import draft_problem, sanitize_schema
-from datagems.schema.validate import compile_validator
 from datagems.ssrf import check_public_url
-from datagems.web import api_quality, limits
+from datagems.web import api_quality, draft_edits, limits
 from datagems.web.auth import Caller, caller, session_secret
 from datagems.web.bodies import ConfirmBody, InferenceOverrides, PreviewBody, SchemaBody, read_body
 from datagems.web.keys import LIMITERS, READ_CACHE, SERVICES, STATE
@@ -48,7 +48,7 @@ DRAFT_TEMPERATURE = 0.2
 
 DRAFT_MAX_TOKENS = 2048
 
-RECORD_MAX_TOKENS = 1024
+PREVIEW_ATTEMPTS = 1  # a failing sample is shown as it failed (a job would try it again)
 
 CONTENDED_ATTEMPTS = 8  # a confirm counting against others' confirms backs off this often
 
@@ -157,10 +157,12 @@ async def draft_schema(request: web.Request) -> web.Response:
         request, SchemaBody, context={"max_records": services.settings.max_records_per_job}
     )
     refreshes = 0
+    previous_schema = None
     if body.previous_draft_token:
         try:
             previous = _read_draft(request, body.previous_draft_token, who)
             refreshes = int(previous.get("schemaRefreshes") or 0) + 1
+            previous_schema = previous.get("schema")
         except BadRequest:
             refreshes = 0
     spec = await _inference_spec(request, body)
@@ -173,6 +175,7 @@ async def draft_schema(request: web.Request) -> web.Response:
         total_records=body.total_records,
         dataset_mode=dataset_mode,
     )
+    messages = draft_edits.with_feedback(messages, body.feedback, previous_schema)
     started = time.perf_counter()
     failed = 0
     schema: dict[str, Any] | None = None
@@ -238,46 +241,28 @@ async def draft_schema(request: web.Request) -> web.Response:
     return web.json_response(answer)
 
 
-def _preview_one(
-    provider: Any,
-    details: JobDetails,
-    validator: Any,
-    index: int,
-    total: int,
-    conditioning: Any = None,
-) -> dict[str, Any]:
-    from datagems.inference.constrain import constrained_schema
-    from datagems.inference.generation import sampling_for
-
-    messages = prompts.record_messages(
-        details=details, index=index, total=total, conditioning=conditioning
-    )
-    sampling = sampling_for(details.json_schema, details.inference.parameters, RECORD_MAX_TOKENS)
-    started = time.perf_counter()
+async def _previews(calls: RecordCalls) -> list[RecordOutcome]:
     try:
-        completion = provider.complete(
-            messages,
-            schema=constrained_schema(details.json_schema),
-            temperature=sampling.temperature,
-            max_tokens=sampling.max_tokens,
-            params=sampling.params,
-            seed=prompts.record_seed(details.id, index),
-        )
-        data = extract_json(completion.text)
-    except InferenceError as exc:
-        return {"i": index, "ok": False, "reason": exc.reason, "error": exc.message}
-    latency = round((time.perf_counter() - started) * 1000, 1)
-    errors = validator.errors(data)
-    if errors:
-        return {
-            "i": index,
-            "ok": False,
-            "reason": "schema_violation",
-            "error": "; ".join(errors[:3]),
-            "data": data,
-            "latencyMs": latency,
-        }
-    return {"i": index, "ok": True, "data": data, "latencyMs": latency}
+        return list(await asyncio.gather(*(generate(calls, i) for i in range(PREVIEW_RECORDS))))
+    finally:
+        await calls.provider.aclose()
+
+
+def _preview_records(calls: RecordCalls) -> list[RecordOutcome]:
+    """The preview's records through the record pipeline, on a loop of this worker thread
+    (their validation never holds the web's loop)."""
+    return asyncio.run(_previews(calls))
+
+
+def _preview_payload(outcome: RecordOutcome) -> dict[str, Any]:
+    shown: dict[str, Any] = {"i": outcome.i, "ok": outcome.ok}
+    if outcome.ok:
+        shown["data"] = outcome.data
+    else:
+        shown.update(reason=outcome.reason, error=outcome.error)
+    if outcome.latency_ms:
+        shown["latencyMs"] = round(outcome.latency_ms, 1)
+    return shown
 
 
 async def preview(request: web.Request) -> web.Response:
@@ -285,9 +270,17 @@ async def preview(request: web.Request) -> web.Response:
     who = caller(request)
     body = await read_body(request, PreviewBody)
     draft = _read_draft(request, body.draft_token, who)
+    max_records = request.app[SERVICES].settings.max_records_per_job
+    draft = draft_edits.apply_changes(draft, body, max_records)
     schema = _checked(body.json_schema) if body.json_schema is not None else draft["schema"]
     await asyncio.to_thread(request.app[LIMITERS].preview_user.hit, who.username)
-    spec = InferenceSpec.model_validate(draft.get("inference") or {})
+    # as the job would record it: a profile's temperature and max tokens under the job's own
+    spec = await asyncio.to_thread(
+        lifecycle.recorded_inference,
+        request.app[SERVICES],
+        draft.get("inference") or {},
+        who.username,
+    )
     details = JobDetails(
         id="preview",
         owner=who.username,
@@ -299,7 +292,6 @@ async def preview(request: web.Request) -> web.Response:
         dataset_mode=draft.get("datasetMode"),
         total_records=int(draft.get("totalRecords") or PREVIEW_RECORDS),
     )
-    validator = compile_validator(schema)
     conditioning = await asyncio.to_thread(  # the variables' values of the job's first records
         api_quality.preview_conditioning,
         request.app[SERVICES],
@@ -312,17 +304,21 @@ async def preview(request: web.Request) -> web.Response:
     started = time.perf_counter()
     total = max(PREVIEW_RECORDS, details.total_records or 0)
     try:
-        records = await asyncio.gather(
-            *(
-                asyncio.to_thread(
-                    _preview_one, provider, details, validator, i, total, conditioning
-                )
-                for i in range(PREVIEW_RECORDS)
-            )
+        calls = record_calls(
+            details,
+            provider,
+            job_id=details.id,
+            total=total,
+            attempts=PREVIEW_ATTEMPTS,
+            max_tokens=request.app[SERVICES].settings.record_max_tokens,
+            conditioning=conditioning,
         )
-    finally:
+    except BaseException:
         await asyncio.to_thread(provider.close)
-    for record in records if conditioning is not None else ():
+        raise
+    outcomes = await asyncio.to_thread(_preview_records, calls)
+    records = [_preview_payload(outcome) for outcome in outcomes]
+    for record in records if conditioning is not None else ():  # the values each was given
         record.update(conditioning.entry(record["i"]))
     state = request.app[STATE]
     state.preview_calls += 1
@@ -362,8 +358,11 @@ async def confirm(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     body = await read_body(request, ConfirmBody)
     draft = _read_draft(request, body.draft_token, who)
+    draft = draft_edits.apply_changes(draft, body, services.settings.max_records_per_job)
     if body.json_schema is not None:
         draft["schema"] = _checked(body.json_schema)
+    if body.near_duplicate_threshold is not None:
+        draft["nearDuplicateThreshold"] = body.near_duplicate_threshold
     draft["inference"] = (await _inference_spec(request, body, draft.get("inference"))).wire()
     draft.update(
         await asyncio.to_thread(
@@ -384,6 +383,8 @@ async def confirm(request: web.Request) -> web.Response:
     if await asyncio.to_thread(_job_started, services, job_id):
         raise BadRequest(INVALID_DRAFT)  # a replayed draft
     claimed = await asyncio.to_thread(ledger.claimed, jti)
+    if claimed is not None and claimed.get("done"):
+        raise BadRequest(INVALID_DRAFT)  # its job was made (and maybe deleted since)
     if claimed is not None and claimed.get("jobId") not in (None, job_id):
         raise BadRequest(INVALID_DRAFT)
     if claimed is None:  # not resuming: refuse early what the count after would refuse
@@ -416,5 +417,6 @@ async def confirm(request: web.Request) -> web.Response:
         raise
     finally:
         request.app[READ_CACHE].jobs_changed(job_id)
+    await asyncio.to_thread(ledger.finish, jti, job_id)
     logger.info("%s confirmed job %s (%d records)", who.username, job.id, job.total_records)
     return web.json_response({"jobId": job.id})

@@ -13,8 +13,10 @@ import orjson
 from aiohttp import web
 
 from datagems.errors import DatagemsError
+from datagems.job import honest
 from datagems.models import TERMINAL_STATUSES
-from datagems.web.keys import READ_CACHE, STATE
+from datagems.web.cache import CachedView
+from datagems.web.keys import READ_CACHE, SERVICES, STATE
 from datagems.web.presenters import owned_view, view_body
 
 logger = logging.getLogger(__name__)
@@ -22,6 +24,13 @@ logger = logging.getLogger(__name__)
 EVENT_INTERVAL_SECONDS = 0.75
 
 HEARTBEAT_SECONDS = 15.0
+
+
+async def _settled(request: web.Request, cached: CachedView) -> bool:
+    """Will the job's page change no more? (A cancel has ended on every peer of ours.)"""
+    beats = await request.app[READ_CACHE].replicas()
+    originals = [p for p in cached.view.job.peers if p not in beats] if beats else []
+    return honest.settled(cached.view, originals, request.app[SERVICES].settings)
 
 
 def _sse(event: str, data: bytes) -> bytes:
@@ -61,7 +70,7 @@ async def task_events(request: web.Request) -> web.StreamResponse:
                 await response.write(b": keep-alive\n\n")
                 last_write = time.monotonic()
             status = cached.view.job.status
-            if status in TERMINAL_STATUSES:
+            if status in TERMINAL_STATUSES and await _settled(request, cached):
                 await response.write(_sse("end", orjson.dumps({"status": status})))
                 break
             try:

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from datagems.errors import BadRequest, Conflict, StoreUnavailable
-from datagems.job import commands, export, lifecycle, listing
+from datagems.job import commands, lifecycle, listing, rows
 from datagems.job.records import records_page
 from datagems.models import TERMINAL_STATUSES, CommandDecision, JobBase, JobCommand
 from datagems.web import limits
@@ -182,13 +182,6 @@ async def task_records(request: web.Request) -> web.Response:
     return web.json_response(page)
 
 
-CONTENT_TYPES = {
-    "json": "application/json",
-    "jsonl": "application/x-ndjson",
-    "csv": "text/csv; charset=utf-8",
-}
-
-
 async def _within(request: web.Request, seconds: float, fn: Any, *args: Any) -> Any:
     """``fn(*args)`` in an export thread, given ``seconds``: past them ``StoreUnavailable``
     (503 with ``Retry-After``), and the thread is left to end on the store's own timeout
@@ -218,17 +211,10 @@ async def export_task(request: web.Request) -> web.StreamResponse:
     except TimeoutError:
         raise StoreUnavailable(f"the job's view was not read within {stall} s") from None
     view = cached.view
-    fmt = request.query.get("format", "json").lower()
-    if fmt not in export.FORMATS:
-        raise BadRequest(f"format must be one of {', '.join(export.FORMATS)}")
-    partial = request.query.get("partial", "").lower() in ("1", "true", "yes")
-    with_vars = request.query.get("vars", "").lower() in ("1", "true", "yes")
+    options = rows.parse_options(request.query)  # the row set and its columns (job.rows)
+    fmt = options.fmt
     chunks = await _within(
-        request,
-        stall,
-        functools.partial(
-            export.export_chunks, services, view.job.id, fmt, partial=partial, with_vars=with_vars
-        ),
+        request, stall, functools.partial(rows.export_chunks, services, view.job, options)
     )
     stalled = False
     try:
@@ -240,8 +226,8 @@ async def export_task(request: web.Request) -> web.StreamResponse:
             raise
         response = web.StreamResponse(
             headers={
-                "Content-Type": CONTENT_TYPES[fmt],
-                "Content-Disposition": f'attachment; filename="{view.job.id}.{fmt}"',
+                "Content-Type": rows.CONTENT_TYPES[fmt],
+                "Content-Disposition": f'attachment; filename="{rows.file_name(view.job, fmt)}"',
                 "Cache-Control": "no-store",
                 "X-Content-Type-Options": "nosniff",
             }

@@ -13,7 +13,7 @@ from datagems.accounts.removal import delete_account
 from datagems.errors import BadRequest, Conflict, NotFound
 from datagems.inference.providers import list_models
 from datagems.models import InferenceProfile, UserSettings
-from datagems.ssrf import check_public_url
+from datagems.ssrf import UnresolvedHost, check_public_url
 from datagems.web.auth import caller, require_admin
 from datagems.web.bodies import (
     AccountDeleteBody,
@@ -74,6 +74,20 @@ async def _checked_url(request: web.Request, url: str) -> str:
     return await asyncio.to_thread(check_public_url, url, allow_private=allow)
 
 
+async def _saved_url(request: web.Request, url: str) -> tuple[str, str | None]:
+    """A profile's URL as stored, and a warning when its host does not resolve now: the
+    profile is kept (the name may exist only where the records will run, or the resolver
+    is down), and every call checks the URL again, addresses included (``ssrf``)."""
+    try:
+        return await _checked_url(request, url), None
+    except UnresolvedHost as exc:
+        warning = (
+            f"{exc.message.removeprefix('URL refused: ')}: saved anyway; "
+            "calls to it fail until the name resolves to a public address"
+        )
+        return exc.url, warning
+
+
 async def get_settings(request: web.Request) -> web.Response:
     who = caller(request)
     services = request.app[SERVICES]
@@ -95,7 +109,10 @@ async def upsert_settings(request: web.Request) -> web.Response:
         body.set_active
         and profile is not None
         and not any((body.name, body.base_url, body.api_key, body.model, body.path))
+        and not body.model_fields_set
+        & {"temperature", "max_tokens", "price_in_per_million", "price_out_per_million"}
     )
+    warnings: list[str] = []
     if body.id and profile is None:
         raise NotFound("inference profile not found")
     if not only_activate:
@@ -108,7 +125,9 @@ async def upsert_settings(request: web.Request) -> web.Response:
             current.profiles.append(profile)
         new_key = body.api_key if body.api_key and not body.api_key.startswith(MASK) else None
         if body.base_url:
-            base_url = await _checked_url(request, body.base_url)
+            base_url, warning = await _saved_url(request, body.base_url)
+            if warning:
+                warnings.append(warning)
             if profile.api_key and new_key is None and not same_url(base_url, profile.base_url):
                 # the stored key was given for the old address: never send it elsewhere
                 raise BadRequest("enter the API key again to use it with a new baseUrl")
@@ -122,13 +141,23 @@ async def upsert_settings(request: web.Request) -> web.Response:
             profile.path = path if path.startswith("/") else "/" + path
         if new_key is not None:
             profile.api_key = new_key
+        for price in ("price_in_per_million", "price_out_per_million"):  # the report's cost
+            if price in body.model_fields_set:
+                setattr(profile, price, getattr(body, price))
+        if "temperature" in body.model_fields_set:
+            profile.temperature = body.temperature
+        if "max_tokens" in body.model_fields_set:
+            profile.max_tokens = body.max_tokens
         if not profile.name:
             profile.name = profile.base_url
     if body.set_active:
         current.active_profile_id = profile.id
     await asyncio.to_thread(services.user_settings.put, who.username, current)
     logger.info("%s saved inference profile %s", who.username, profile.id)
-    return web.json_response(masked(current, limit))
+    answer = masked(current, limit)
+    if warnings:
+        answer["warnings"] = warnings
+    return web.json_response(answer)
 
 
 async def delete_settings(request: web.Request) -> web.Response:

@@ -20,7 +20,9 @@ from datagems.accounts.mailer import Mailer
 from datagems.accounts.ratelimit import LoginLimits, WindowLimiter
 from datagems.accounts.registration import Registrar
 from datagems.accounts.users import Accounts
+from datagems.job.browse import RecordIndex
 from datagems.services import Services
+from datagems.web.api_report import REPORT_CACHE, ReportCache
 from datagems.web.auth import auth_middleware
 from datagems.web.cache import WebCache
 from datagems.web.keys import (
@@ -29,6 +31,7 @@ from datagems.web.keys import (
     LOGIN_LIMITS,
     MAILER,
     READ_CACHE,
+    RECORD_INDEX,
     REGISTRAR,
     SERVICES,
     STATE,
@@ -108,6 +111,8 @@ def create_app(services: Services) -> web.Application:
         services.cstore, settings.auth_hkey, settings.auth_secret.get_secret_value()
     )
     app[READ_CACHE] = WebCache(services, app[ACCOUNTS])
+    app[REPORT_CACHE] = ReportCache()  # the quality reports (issue 17)
+    app[RECORD_INDEX] = RecordIndex()  # the records view's pages (datagems.job.browse)
     app[LOGIN_LIMITS] = LoginLimits(
         services.cstore,
         peer_id=settings.host_addr,

@@ -144,6 +144,7 @@ class SchemaBody(InferenceOverrides):
     instructions: Instructions
     dataset_mode: bool | OptionalText | None = None  # the original's form sends a boolean
     previous_draft_token: Annotated[str, StringConstraints(max_length=20000)] | None = None
+    feedback: _text(2000, 0, multiline=True) | None = None  # what to change in a redraft
 
     @field_validator("total_records")
     @classmethod
@@ -171,14 +172,27 @@ class Conditioned(Body):
     seed_data: SeedChoice | None = None
 
 
-class PreviewBody(Conditioned):
+class DraftChanges(Body):
+    """The form's fields changed since the draft (author helper): the confirm and the
+    preview use them over the draft's (``datagems.web.draft_edits``)."""
+
+    title: Title | None = None
+    total_records: StrictInt | None = None
+    description: Description | None = None
+    instructions: Instructions | None = None
+    dataset_mode: bool | OptionalText | None = None
+
+
+class PreviewBody(DraftChanges, Conditioned):
     draft_token: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
 
 
-class ConfirmBody(InferenceOverrides, Conditioned):
+class ConfirmBody(InferenceOverrides, DraftChanges, Conditioned):
     draft_token: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    # quality (issue 17): this job's near-duplicate threshold (absent: the setting's)
+    near_duplicate_threshold: float | None = Field(default=None, gt=0.0, le=1.0)
 
 
 class ExtendBody(Body):
@@ -193,6 +207,12 @@ class ProfileBody(Body):
     model: OptionalText | None = None
     path: OptionalText | None = None
     set_active: bool | None = None
+    # quality (issue 17): prices per million tokens (given as null: cleared)
+    price_in_per_million: float | None = Field(default=None, ge=0.0, le=1_000_000.0)
+    price_out_per_million: float | None = Field(default=None, ge=0.0, le=1_000_000.0)
+    # the record calls' defaults (null clears one); a job's inferenceParams override them
+    temperature: float | None = Field(default=None, ge=0, le=2, strict=True)
+    max_tokens: StrictInt | None = Field(default=None, ge=1, le=8192)
 
 
 class ProfileDeleteBody(Body):
@@ -203,6 +223,18 @@ class ModelsBody(Body):
     profile_id: OptionalText | None = None
     base_url: UrlText | None = None
     api_key: KeyText | None = None
+
+
+class AccountCreateBody(Body):
+    """An account an administrator makes (no mail): the password is shown once."""
+
+    email: EmailText
+    name: _text(120)
+    country: _text(120, 0) = ""
+
+
+class PasswordResetBody(Body):
+    username: ShortText
 
 
 class AccountDeleteBody(Body):

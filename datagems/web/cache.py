@@ -68,7 +68,7 @@ from datagems.accounts.users import Account, Accounts
 from datagems.errors import DatagemsError, Unauthorized
 from datagems.job import index, lifecycle, listing
 from datagems.job.listing import Head, Query, Row
-from datagems.job.state import JobView, reads_cancel, settled
+from datagems.job.state import JobView, reads_cancel, settled, view_of
 from datagems.models import TERMINAL_STATUSES, ClosedJob, JobBase, JobDetails, ReplicaBeat
 from datagems.services import Services
 from datagems.store.base import decode_value
@@ -197,8 +197,8 @@ def build_view(
     previous: CachedView | None,
 ) -> CachedView:
     """A job's view from stored texts: ``previous`` itself when no text changed, else
-    derived again (``lifecycle.view_of``, which writes a finished base back), parsing only the
-    texts that changed."""
+    derived again (``state.view_of``: a read writes nothing), parsing only the texts that
+    changed."""
     if (
         previous is not None
         and previous.base_raw == base_raw
@@ -230,7 +230,7 @@ def build_view(
         commands = previous.view.commands
     else:
         commands = services.commands.parse_raw(base.id, commands_raw)
-    view = lifecycle.view_of(services, base, peers, cancel, commands)
+    view = view_of(base, peers, cancel, commands)
     final = (
         base.status in TERMINAL_STATUSES
         and view.job.status in TERMINAL_STATUSES
@@ -466,6 +466,8 @@ class WebCache:
         (or, further down than it reaches, from one streamed read of the source). A job
         whose stored base does not read is listed as ``unreadable``, with why to admins."""
         snapshot = await self._jobs()
+        if query.sort != "newest":
+            return await self._sorted_listing(query, snapshot, admin=admin)
         opened = [
             (row, wire) for row, wire in snapshot.rows if query.admits(row) and query.below(row.key)
         ]
@@ -500,6 +502,29 @@ class WebCache:
             for _, wire in page
         ]
         return orjson.dumps({"jobs": shown, "nextCursor": cursor})
+
+    async def _sorted_listing(self, query: Query, snapshot: JobsSnapshot, *, admin: bool) -> bytes:
+        """A page in another order than newest first (``listing.sorted_page``): one
+        streamed read of the source per page, the open jobs live from the snapshot."""
+        live_wires = {row.id: (row, wire) for row, wire in snapshot.rows}
+        live_ids = {*snapshot.entries, *snapshot.unreadable}
+        rows, more = await asyncio.to_thread(
+            listing.sorted_page,
+            self.services,
+            query,
+            [row for row, _ in snapshot.rows],
+            live_ids,
+            query.limit,
+        )
+        wires = await self._listed_wires([r.id for r in rows if r.id not in live_wires])
+        page: list[dict[str, Any]] = []
+        for row in rows:
+            wire = live_wires[row.id][1] if row.id in live_wires else wires.get(row.id)
+            if wire is None or (query.statuses and wire.get("status") not in query.statuses):
+                continue  # gone, or the summary it was sorted from is behind its base
+            page.append(wire if admin or not wire.get("unreadable") else _without_reason(wire))
+        cursor = listing.encode_cursor(listing.sort_key(rows[-1], query.sort)) if more else None
+        return orjson.dumps({"jobs": page, "nextCursor": cursor})
 
     async def metrics(self) -> dict[str, Any]:
         """The fleet's metrics (``lifecycle.metrics``: one streamed pass over every job), read at
@@ -549,6 +574,10 @@ class WebCache:
         """The replicas of ours that ever wrote a heartbeat (``datagen:replicas``): a job's
         other peers are the original app's. Fresh for the TTL."""
         return await self._get(self._replicas, self.services.replicas.all)
+
+    async def open_views(self) -> list[JobView]:
+        """The open jobs' views as last read (what a queued job's peers are busy with)."""
+        return [entry.view for entry in (await self._jobs()).entries.values()]
 
     def jobs_changed(self, job_id: str | None = None) -> None:
         """This replica's web layer wrote a job (or tried to): nothing read before counts."""

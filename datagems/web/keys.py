@@ -8,6 +8,7 @@ from datagems.accounts.mailer import Mailer
 from datagems.accounts.ratelimit import LoginLimits
 from datagems.accounts.registration import Registrar
 from datagems.accounts.users import Accounts
+from datagems.job.browse import RecordIndex
 from datagems.services import Services
 from datagems.web.cache import WebCache
 from datagems.web.state import Limiters, WebState
@@ -21,3 +22,4 @@ LIMITERS = web.AppKey("limiters", Limiters)
 STATE = web.AppKey("state", WebState)
 READ_CACHE = web.AppKey("read_cache", WebCache)  # what the read routes and auth read
 ROUTE_SPECS = web.AppKey("route_specs", dict)  # (method, path) -> routes.Route
+RECORD_INDEX = web.AppKey("record_index", RecordIndex)  # the records view's pages

@@ -24,6 +24,7 @@ def _boot(request: web.Request, **extra: Any) -> dict[str, Any]:
         "maxRecords": settings.max_records_per_job,
         "showFailures": settings.show_failures,
         "maxProfiles": settings.max_external_api_configs,
+        "builtinMock": settings.uses_mock_inference,  # no gateway set: records are placeholders
         **extra,
     }
 
@@ -55,7 +56,13 @@ def _safe_next(value: str | None) -> str:
 async def login_page(request: web.Request) -> web.StreamResponse:
     if request.get(CALLER):
         raise web.HTTPFound(_safe_next(request.query.get("next")))
-    return _render(request, "login.html", "login", next=_safe_next(request.query.get("next")))
+    return _render(
+        request,
+        "login.html",
+        "login",
+        next=_safe_next(request.query.get("next")),
+        mailReady=request.app[MAILER].configured,
+    )
 
 
 async def register_page(request: web.Request) -> web.StreamResponse:

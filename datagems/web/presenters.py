@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from datagems.errors import NotFound
-from datagems.job import lifecycle
+from datagems.job import honest, lifecycle
 from datagems.job.state import JobView, coverage
 from datagems.models import JobDetails, PeerState
 from datagems.web import api_quality
@@ -51,8 +51,17 @@ async def view_body(request: web.Request, cached: CachedView) -> bytes:
     beats = await request.app[READ_CACHE].replicas()
     # a peer never seen beating is the original app's (none when no replica has ever beaten)
     originals = [p for p in cached.view.job.peers if p not in beats] if beats else []
-    body = orjson.dumps(view_payload(cached.view, details, originals))
-    if details is not None or not cached.view.job.job_details_cid:
+    payload = view_payload(cached.view, details, originals)
+    others = (
+        await request.app[READ_CACHE].open_views() if cached.view.job.status == "queued" else []
+    )
+    settings = request.app[SERVICES].settings
+    payload["state"] = honest.state_of(cached.view, originals, beats, others, settings)
+    body = orjson.dumps(payload)
+    # a queued job's reason follows other jobs and beats; a cancel's end, time (leases)
+    status = cached.view.job.status
+    volatile = status == "queued" or (status == "cancelled" and not payload["state"]["settled"])
+    if (details is not None or not cached.view.job.job_details_cid) and not volatile:
         cached.body = body  # not when the details could not be read: try again next time
     return body
 
@@ -74,6 +83,7 @@ def peer_usage(state: PeerState) -> dict[str, Any]:
         "avgLatencyMs": round(state.latency_ms_total / records, 1) if records else None,
         "retries": state.retries,
         "duplicates": state.duplicates,
+        "abandonedCalls": state.abandoned_calls,
         "failureReasons": dict(state.failure_reasons),
     }
 
@@ -88,11 +98,12 @@ def job_usage(peers: dict[str, PeerState]) -> dict[str, Any]:
         "avgLatencyMs": None,
         "retries": 0,
         "duplicates": 0,
+        "abandonedCalls": 0,
         "failureReasons": {},
     }
     for state in peers.values():
         mine = peer_usage(state)
-        for name in ("records", "tokensIn", "tokensOut", "retries", "duplicates"):
+        for name in ("records", "tokensIn", "tokensOut", "retries", "duplicates", "abandonedCalls"):
             usage[name] += mine[name]
         for reason, count in mine["failureReasons"].items():
             usage["failureReasons"][reason] = usage["failureReasons"].get(reason, 0) + count

@@ -14,24 +14,30 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import BaseModel
 
-from datagems.job.listing import MAX_PAGE_SIZE, PAGE_SIZE, STATUSES
+from datagems.job.listing import MAX_PAGE_SIZE, PAGE_SIZE, SORTS, STATUSES
 from datagems.web import (
+    api_admin,
     api_auth,
     api_drafts,
     api_events,
     api_jobs,
+    api_lifecycle,
     api_misc,
     api_quality,
+    api_records,
+    api_report,
     api_user,
     openapi,
     pages,
 )
 from datagems.web.bodies import (
+    AccountCreateBody,
     AccountDeleteBody,
     ConfirmBody,
     ExtendBody,
     LoginBody,
     ModelsBody,
+    PasswordResetBody,
     PreviewBody,
     ProfileBody,
     ProfileDeleteBody,
@@ -71,8 +77,17 @@ class Route:
 
 
 JOB_ID_ERRORS = (401, 404)
-FORMAT = Param("format", "export format", enum=("json", "jsonl", "csv"))
+FORMAT = Param("format", "export format", enum=("json", "jsonl", "csv", "parquet"))
 PARTIAL = Param("partial", "true: export what is done of a running or cancelled job")
+# the export's row set (datagems.job.rows): the same rows in every format
+EXPORT_META = Param("meta", "comma list of index, status, error: columns _index, _status, _error")
+EXPORT_FAILED = Param(
+    "failed",
+    "include (default: a row per index, empty when failed) or exclude",
+    enum=("include", "exclude"),
+)
+EXPORT_FLATTEN = Param("flatten", "true: nested fields as columns a.b in CSV and Parquet")
+EXPORT_VARS = Param("vars", "true: each record with its variables' values (_vars, _seedRow)")
 
 ROUTES: tuple[Route, ...] = (
     # health and auth
@@ -186,6 +201,7 @@ ROUTES: tuple[Route, ...] = (
             Param("cursor", "nextCursor of the previous page: the page after it"),
             Param("status", f"only these statuses, comma-separated ({', '.join(STATUSES)})"),
             Param("q", "only jobs whose title contains this text (any case)"),
+            Param("sort", "newest (default), oldest or title", enum=SORTS),
             Param("all", "admins: true lists every user's jobs"),
             Param("owner", "admins: list this user's jobs"),
         ),
@@ -227,6 +243,46 @@ ROUTES: tuple[Route, ...] = (
         status=202,
         errors=(400, 401, 404, 409, 429),
     ),
+    # quality (issue 17): the report and resampling near-duplicates
+    Route(
+        "GET",
+        "/api/tasks/{id}/report",
+        api_report.task_report,
+        "The quality report (report.json): fields, variables, near-duplicates, failures, usage",
+        "tasks",
+        query=(
+            Param("threshold", "near-duplicate threshold in (0, 1] (default: the job's)", "number"),
+            Param("download", "true: as an attachment", enum=("true", "false")),
+        ),
+        errors=(400, 401, 404),
+    ),
+    Route(
+        "POST",
+        "/api/tasks/{id}/resample-near-duplicates",
+        api_report.resample_near_duplicates,
+        "Call again, once, the later member of each near-duplicate pair, within a budget",
+        "tasks",
+        body=api_report.ResampleBody,
+        status=202,
+        errors=(400, 401, 404, 409, 429),
+    ),
+    # a dataset's life after its job (author helper)
+    Route(
+        "DELETE",
+        "/api/tasks/{id}",
+        api_lifecycle.delete_task,
+        "Delete a stopped job with its results (CStore keys and R1FS files): {jobId, deleted}",
+        "tasks",
+        errors=(401, 404, 409, 503),
+    ),
+    Route(
+        "POST",
+        "/api/tasks/{id}/clone",
+        api_lifecycle.clone_task,
+        "A new draft with the job's title, records, texts, schema and inference choice",
+        "tasks",
+        errors=(401, 404),
+    ),
     Route(
         "GET",
         "/api/tasks/{id}/records",
@@ -239,17 +295,36 @@ ROUTES: tuple[Route, ...] = (
         ),
         errors=(400, 401, 404),
     ),
+    # the records view (datagems.web.api_records)
+    Route(
+        "GET",
+        "/api/tasks/{id}/rows",
+        api_records.task_rows,
+        "A page of records for the grid, filtered (show) and searched (q), with counts",
+        "tasks",
+        query=(
+            Param("offset", "first record of the page, among those shown", type="integer"),
+            Param("limit", "page size (1-200)", type="integer"),
+            Param("show", "which records", enum=("all", "ok", "failed", "retried", "in_flight")),
+            Param("q", "text the record's data or error holds (case-insensitive)"),
+        ),
+        errors=(400, 401, 404),
+    ),
+    Route(
+        "GET",
+        "/api/tasks/{id}/records/{index}",
+        api_records.task_record,
+        "One record: data or error, its prompt, every attempt (raw answer, error, latency)",
+        "tasks",
+        errors=(400, 401, 404),
+    ),
     Route(
         "GET",
         "/api/tasks/{id}/export",
         api_jobs.export_task,
         "The merged dataset as a download",
         "tasks",
-        query=(
-            FORMAT,
-            PARTIAL,
-            Param("vars", "true: each record with its variables' values (_vars, _seedRow)"),
-        ),
+        query=(FORMAT, PARTIAL, EXPORT_META, EXPORT_FAILED, EXPORT_FLATTEN, EXPORT_VARS),
         kind="file",
         errors=(400, 401, 404, 409),
     ),
@@ -324,6 +399,27 @@ ROUTES: tuple[Route, ...] = (
         "Delete an account (admins)",
         "admin",
         body=AccountDeleteBody,
+        errors=(400, 401, 403, 404),
+    ),
+    Route(
+        "POST",
+        "/api/admin/accounts",
+        api_admin.create_account,
+        "Create a user account without mail (admins): {username, email, password}, "
+        "the password shown once",
+        "admin",
+        body=AccountCreateBody,
+        status=201,
+        errors=(400, 401, 403, 409),
+    ),
+    Route(
+        "POST",
+        "/api/admin/accounts/password",
+        api_admin.reset_account_password,
+        "Give an account a new generated password (admins): {username, password}, shown "
+        "once; its sessions end",
+        "admin",
+        body=PasswordResetBody,
         errors=(400, 401, 403, 404),
     ),
     Route(

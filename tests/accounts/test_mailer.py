@@ -23,9 +23,9 @@ from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 
 from datagems.accounts.mailer import Mailer
+from datagems.bench.procs import free_port
 from datagems.errors import BadRequest, ServiceUnavailable, UpstreamError
 from datagems.settings import Settings
-from tests.servers import free_port
 
 PASSWORD = "Gen3rated-Passw0rd"
 

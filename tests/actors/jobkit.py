@@ -7,12 +7,12 @@ from typing import Any
 
 import orjson
 
+from datagems.bench.procs import wait_until
 from datagems.job import commands, export, lifecycle
 from datagems.models import CommandDecision
 from datagems.services import Services
 from datagems.settings import Settings
 from tests.fleet import Fleet
-from tests.servers import wait_until
 
 PERSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -41,20 +41,26 @@ def fleet_services(fleet: Fleet) -> Services:
     return Services(settings, fleet.cstore, fleet.r1fs, fleet.llm_url)
 
 
-def confirm_job(services: Services, total: int, schema: dict[str, Any] | None = None) -> str:
+def confirm_job(
+    services: Services,
+    total: int,
+    schema: dict[str, Any] | None = None,
+    *,
+    inference: dict[str, Any] | None = None,
+) -> str:
+    """A job of alice's, confirmed through the store layer as the web's confirm does
+    (``inference``: the draft's, e.g. a profile or sampling parameters)."""
+    draft: dict[str, Any] = {
+        "title": "People",
+        "totalRecords": total,
+        "description": "Customers of a software company",
+        "instructions": "Realistic, varied people.",
+        "schema": schema or PERSON_SCHEMA,
+    }
+    if inference is not None:
+        draft["inference"] = inference
     job_id = str(uuid.uuid4())
-    lifecycle.create_job(
-        services,
-        owner="alice",
-        job_id=job_id,
-        draft={
-            "title": "People",
-            "totalRecords": total,
-            "description": "Customers of a software company",
-            "instructions": "Realistic, varied people.",
-            "schema": schema or PERSON_SCHEMA,
-        },
-    )
+    lifecycle.create_job(services, owner="alice", job_id=job_id, draft=draft)
     return job_id
 
 

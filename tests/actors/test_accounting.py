@@ -47,6 +47,7 @@ from hypothesis.stateful import (
 )
 
 from datagems.actors.engine import Engine
+from datagems.bench.procs import wait_until
 from datagems.job import commands, export, lifecycle
 from datagems.job.state import coverage, settled
 from datagems.mock.server import MOCK_KEY, MockLLM, start_mock
@@ -54,7 +55,6 @@ from datagems.models import CommandDecision, JobCommand, parse_iso
 from datagems.services import Services
 from datagems.settings import Settings
 from tests.actors.jobkit import PERSON_SCHEMA
-from tests.servers import wait_until
 
 SOAK = os.environ.get("DATAGEMS_SOAK") == "1"
 EXAMPLES = 60 if SOAK else 8

@@ -16,6 +16,7 @@ from datagems.actors.messages import RecordDone
 from datagems.actors.poller import Poller
 from datagems.actors.supervisor import Supervisor
 from datagems.actors.writer import CStoreWriter
+from datagems.bench.procs import wait_until
 from datagems.job import lifecycle
 from datagems.mock.server import start_mock
 from datagems.models import PeerState
@@ -23,7 +24,6 @@ from datagems.services import Services
 from datagems.settings import Settings
 from datagems.store.repos import PeersRepo
 from tests.actors.jobkit import confirm_job, exported_entries
-from tests.servers import wait_until
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from datagems.bench.procs import wait_until
 from tests.actors.jobkit import all_slice_lines, confirm_job, fleet_services, wait_for_status
 from tests.fleet import ADMIN_PASSWORD, Fleet
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.fleet
 SOAK = os.environ.get("DATAGEMS_SOAK") == "1"

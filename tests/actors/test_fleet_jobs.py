@@ -9,6 +9,7 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
+from datagems.bench.procs import wait_until
 from datagems.job import lifecycle
 from tests.actors.jobkit import (
     PERSON_SCHEMA,
@@ -19,7 +20,6 @@ from tests.actors.jobkit import (
     wait_for_status,
 )
 from tests.fleet import Fleet
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.fleet
 CAP = 16

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from datagems.bench.procs import wait_until
 from datagems.errors import Conflict
 from tests.actors.jobkit import (
     all_slice_lines,
@@ -16,7 +17,6 @@ from tests.actors.jobkit import (
     wait_for_status,
 )
 from tests.fleet import Fleet
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.fleet
 ONE_ATTEMPT = {"DATAGEN_INFERENCE_MAX_ATTEMPTS": "1"}

@@ -13,13 +13,13 @@ import httpx
 import orjson
 import pytest
 
+from datagems.bench.procs import wait_until
 from datagems.job import lifecycle
 from datagems.services import Services
 from tests import capture
 from tests.actors.jobkit import confirm_job, exported_entries, fleet_services
 from tests.fleet import ADMIN_PASSWORD, Fleet
 from tests.original_peer import OriginalPeer
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.fleet
 LABELLED: dict[str, Any] = {

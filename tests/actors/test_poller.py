@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from datagems.bench.original import confirm_as_original
+from datagems.bench.procs import wait_until
 from datagems.job import commands, index, lifecycle
 from datagems.job.liveness import Fleet, PeerActivity, needs_taker
 from datagems.job.liveness import taker_for as ring_taker
@@ -26,7 +27,6 @@ from tests.actors.jobkit import (
     wait_for_status,
 )
 from tests.fleet import Fleet as LocalFleet
-from tests.servers import wait_until
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)

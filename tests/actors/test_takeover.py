@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from datagems.bench.procs import wait_until
 from datagems.models import parse_iso
 from tests.actors.jobkit import confirm_job, exported_entries, fleet_services, wait_for_status
 from tests.fleet import Fleet
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.fleet
 LEASE = 3.0

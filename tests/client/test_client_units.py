@@ -253,8 +253,30 @@ def test_the_jobs_table_aligns_its_columns() -> None:
     lines = render_table(rows).splitlines()
     assert lines[0].startswith("id    title") and lines[0].index("title") == len("j-22") + 2
     assert lines[1].split() == ["j-1", "Products", "succeeded", "11/1/12", "2026-11-22", "02:34"]
-    assert "T" * 39 + "…" in lines[2] and lines[2].rstrip().endswith("-")
+    assert "T" * 10 + "…" in lines[2] and lines[2].rstrip().endswith("-")
     assert lines[1].index("succeeded") == lines[2].index("running")
+    assert max(len(line) for line in lines) < 80  # the title is cut to the room left
+
+
+def test_the_jobs_table_fits_80_columns_with_real_ids_and_long_titles() -> None:
+    rows = [
+        job_row(
+            {
+                "id": "3f2c9a10-5b7e-4c1d-9a8b-0123456789ab",
+                "title": "Incident reports for a hospital pharmacy, with free text " * 3,
+                "status": "cancelled",
+                "totalOk": 99_999,
+                "totalFailed": 12_345,
+                "totalRecords": 100_000,
+                "createdAt": "2026-11-22T02:34:00.314Z",
+            }
+        )
+    ]
+    lines = render_table(rows).splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[1].startswith("3f2c9a10  Incident reports")
+    wide = render_table(rows, columns=200).splitlines()
+    assert "…" in wide[1] and len(wide[1]) > 80  # a wider terminal shows more of the title
 
 
 def test_plain_progress_lines_are_printed_on_change_and_the_last_one_always() -> None:

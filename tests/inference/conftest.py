@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.servers import ServerProcess, datagems_command, free_port
+from datagems.bench.procs import datagems_command, free_port
+from tests.servers import ServerProcess
 
 QUIET = {
     "latencyMs": 0,

@@ -11,6 +11,7 @@ import httpx
 import orjson
 import pytest
 
+from datagems.bench.procs import free_port
 from datagems.errors import InferenceError, UpstreamError
 from datagems.inference import (
     CREATE_CHAT_COMPLETION_PATH,
@@ -22,7 +23,6 @@ from datagems.inference import (
 )
 from datagems.schema.validate import compile_validator
 from tests.inference.conftest import MockLLMProcess
-from tests.servers import free_port
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -230,3 +230,36 @@ def test_an_error_that_does_not_name_the_format_is_not_taken_for_a_refusal():
     ):
         provider.complete(MESSAGES, schema=SCHEMA)
     assert caught.value.reason == "http_400" and len(calls) == 1
+
+
+def test_near_duplicate_mode_repeats_an_earlier_record_with_its_text_unchanged(
+    mock_llm: MockLLMProcess,
+):
+    """A small model repeats itself (issue 17): 10 of 23 records in one city."""
+    httpx.post(f"{mock_llm.url}/stats/reset", timeout=10)
+    mock_llm.config(nearDuplicateRate=0.5, seed=4)
+    provider = openai(mock_llm)
+
+    async def calls() -> list:
+        try:
+            return [
+                await provider.acomplete(
+                    [{"role": "user", "content": f"One person. This is record {i} of 30."}],
+                    schema=SCHEMA,
+                    seed=i,
+                )
+                for i in range(1, 31)
+            ]
+        finally:
+            await provider.aclose()
+
+    records = [extract_json(a.text) for a in asyncio.run(calls())]
+    stats = mock_llm.stats()
+    planted = stats["plantedPairs"]
+    assert planted and stats["modes"]["nearDuplicates"] == len(planted)
+    for source, copy in planted:  # 0-based record indices, from "record N of"
+        first, second = records[source], records[copy]
+        assert first != second  # not an exact copy: the exact-duplicate counter misses it
+        assert (first["full_name"], first["city"]) == (second["full_name"], second["city"])
+        assert abs(first["age"] - second["age"]) == 1
+    mock_llm.config(nearDuplicateRate=0.0)

@@ -231,7 +231,7 @@ def test_the_creation_window_reads_the_recent_jobs_not_history(
     made = [confirm(services), confirm(services)]
     for job_id in made:
         finish(services, job_id)
-        lifecycle.refresh(services, job_id)  # final base written: out of the open-jobs index
+        lifecycle.finalize(services, job_id)  # final base written: out of the open-jobs index
     assert set(index.closed_entries(services)) == set(made)
 
     def no_history(*_args: object) -> None:

@@ -99,7 +99,7 @@ def test_a_job_leaves_the_index_when_its_final_base_is_written_and_the_close_is_
 ) -> None:
     job_id = confirm(services)
     finish(services, job_id)
-    assert lifecycle.refresh(services, job_id).status == "succeeded"
+    assert lifecycle.finalize(services, job_id).status == "succeeded"
     assert job_id not in indexed(services)
     closed = services.index.parse_closed(job_id, services.index.closed_raw()[job_id])
     assert closed is not None and (closed.status, closed.owner) == ("succeeded", "alice")
@@ -109,7 +109,7 @@ def test_a_retried_or_extended_job_is_in_the_index_again(services: Services) -> 
     retried, extended = confirm(services), confirm(services)
     for job_id in (retried, extended):
         finish(services, job_id, failed=1)
-        lifecycle.refresh(services, job_id)
+        lifecycle.finalize(services, job_id)
     assert indexed(services) == set()
     reopen(services, retried, "retry")
     reopen(services, extended, "extend", 2)
@@ -122,7 +122,7 @@ def test_open_jobs_of_a_user_are_read_from_the_index_not_from_every_job(
 ) -> None:
     mine, theirs, done = confirm(services), confirm(services, owner="bob"), confirm(services)
     finish(services, done)
-    lifecycle.refresh(services, done)
+    lifecycle.finalize(services, done)
     services.cstore.hset_raw(keys.JOBS, "not-indexed", orjson.dumps({"status": "queued"}).decode())
     assert [job.id for job in lifecycle.open_jobs(services, "alice")] == [mine]
     assert {job.id for job in lifecycle.open_jobs(services)} == {mine, theirs}
@@ -160,7 +160,7 @@ def test_a_replica_that_died_between_a_final_base_and_its_entry_is_repaired_by_t
 
     monkeypatch.setattr(index, "close_job", die)
     with pytest.raises(KeyboardInterrupt):
-        lifecycle.refresh(services, job_id)
+        lifecycle.finalize(services, job_id)
     monkeypatch.undo()
     assert services.jobs.get(job_id).status == "succeeded" and job_id in indexed(services)
     index.rebuild(services)
@@ -182,7 +182,7 @@ def test_jobs_written_straight_into_the_jobs_hash_are_indexed_by_the_rebuild(
     )
     done = confirm(services)
     finish(services, done)
-    lifecycle.refresh(services, done)
+    lifecycle.finalize(services, done)
     services.cstore.hset_raw(keys.OPEN_JOBS, original, None)  # as if no index existed
     assert original not in indexed(services)
     index.rebuild(services, "test")
@@ -237,7 +237,7 @@ def test_the_originals_per_record_metrics_writes_do_not_move_its_mark(services: 
 def test_old_closes_are_forgotten(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     job_id = confirm(services)
     finish(services, job_id)
-    lifecycle.refresh(services, job_id)
+    lifecycle.finalize(services, job_id)
     assert index.forget_old_closes(services) == 0
     monkeypatch.setattr(index, "CLOSED_KEPT_SECONDS", 0.0)
     # kept while the owner's creation window still counts the job (caps.check_window)

@@ -16,7 +16,8 @@ import time
 import aiohttp
 import orjson
 
-from tests.servers import ServerProcess, datagems_command, free_port
+from datagems.bench.procs import datagems_command, free_port
+from tests.servers import ServerProcess
 
 SCHEMA = {
     "type": "object",

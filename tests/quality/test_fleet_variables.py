@@ -14,7 +14,9 @@ import httpx
 import orjson
 import pytest
 
-from datagems.job import export, lifecycle
+from datagems.bench.procs import wait_until
+from datagems.job import export, lifecycle, rows
+from datagems.job.rows import ExportOptions
 from datagems.quality import seeds
 from datagems.quality import variables as v
 from datagems.services import Services
@@ -24,7 +26,6 @@ from tests.actors.jobkit import (
     wait_for_status,
 )
 from tests.fleet import ADMIN_PASSWORD, Fleet
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.fleet
 SHOP_SCHEMA: dict[str, Any] = {
@@ -88,9 +89,11 @@ def test_weights_50_30_20_over_3000_records_are_met_within_3_points(
     job_id = confirm(services, 3000, variables=[WEIGHTED])
     wait_for_status(services, job_id, {"succeeded"}, timeout=300)
 
+    view = lifecycle.load_job(services, job_id)
+    assert view is not None
     exported = [
         orjson.loads(line)
-        for chunk in export.export_chunks(services, job_id, "jsonl", with_vars=True)
+        for chunk in rows.export_chunks(services, view.job, ExportOptions("jsonl", vars=True))
         for line in chunk.splitlines()
         if line.strip()
     ]

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import ServerProcess, base_env, datagems_command, free_port, wait_until
+from datagems.bench.procs import clean_env, devnode_command, free_port, wait_until
+from tests.servers import ServerProcess
 
 
 @dataclass
@@ -36,16 +37,8 @@ def start_devnode(data_dir: Path) -> DevNode:
     cstore_port, r1fs_port = free_port(), free_port()
     process = ServerProcess(
         "devnode",
-        datagems_command(
-            "devnode",
-            "--cstore-port",
-            str(cstore_port),
-            "--r1fs-port",
-            str(r1fs_port),
-            "--data-dir",
-            str(data_dir),
-        ),
-        env=base_env(),
+        devnode_command(cstore_port, r1fs_port, data_dir),
+        env=clean_env(),
         ready_url=f"http://127.0.0.1:{cstore_port}/get_status",
     )
     process.start()

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from datagems.bench.procs import clean_env
 from datagems.store.base import CStore
 from datagems.store.embedded import SqliteCStore
 from datagems.store.http import HttpCStore
-from tests.servers import ROOT, base_env
+from tests.servers import ROOT
 from tests.store.conftest import DevNode
 
 FIELDS_PER_WRITER = 1000
@@ -43,7 +44,7 @@ def run_writers(kind: str, target: str) -> None:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=base_env(),
+            env=clean_env(),
             cwd=ROOT,
             text=True,
         )

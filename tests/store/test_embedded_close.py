@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from datagems.bench.procs import wait_until
 from datagems.errors import StoreUnavailable
 from datagems.store.embedded import SqliteCStore
-from tests.servers import wait_until
 
 THREADS = 4
 WRITES = 300

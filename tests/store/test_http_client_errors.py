@@ -9,9 +9,9 @@ import httpx
 import orjson
 import pytest
 
+from datagems.bench.procs import free_port
 from datagems.errors import StoreRejected, StoreUnavailable, WriteNotConfirmed
 from datagems.store.http import HttpCStore, HttpR1FS
-from tests.servers import free_port
 from tests.store.conftest import DevNode
 
 ENVELOPE = {"server_node_addr": "0xai_mock", "ee_node_alias": "mock"}

@@ -18,12 +18,12 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from datagems.accounts.users import Accounts
+from datagems.bench.procs import free_port
 from datagems.mock.server import start_mock
 from datagems.services import Services
 from datagems.settings import Settings
 from datagems.web.app import create_app
 from tests.fleet import ADMIN_PASSWORD, AUTH_PEPPER, SESSION_SECRET
-from tests.servers import free_port
 
 T = TypeVar("T")
 USER_PASSWORD = "user-Passw0rd-for-tests"
@@ -134,7 +134,7 @@ def draft(client: httpx.Client, **changes: Any) -> dict[str, Any]:
 
 
 def eventually(check: Callable[[], T], what: str, timeout: float = 30) -> T:
-    from tests.servers import wait_until
+    from datagems.bench.procs import wait_until
 
     return wait_until(check, timeout=timeout, what=what)
 

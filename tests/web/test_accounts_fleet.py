@@ -16,10 +16,10 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from datagems.accounts.users import Accounts
+from datagems.bench.procs import free_port, wait_until
 from datagems.store import keys
 from datagems.store.repos import UsersRepo
 from tests.fleet import ADMIN_PASSWORD, AUTH_PEPPER, TEST_SECRETS, Fleet
-from tests.servers import free_port, wait_until
 
 pytestmark = pytest.mark.fleet
 PEERS = ["a", "b", "c"]
@@ -134,6 +134,44 @@ def test_registrations_at_the_same_instant_on_three_replicas_make_one_account_pe
         # the last write of the account is the password that works: one of those mailed
         works = [p for _, p in mailed if login(fleet, "c", username, p).status_code == 200]
         assert works, f"no mailed password of {address} signs in"
+
+
+def test_an_admin_and_visitors_making_one_address_on_three_replicas_make_one_account(
+    fleet: Fleet,
+) -> None:
+    """Issue 16: an account an admin makes goes through the same claim-then-verify as a
+    sign-up, so the two racing on several replicas still leave one account per address."""
+    token = httpx.post(
+        f"{url(fleet, 'a')}/api/auth/token",
+        json={"username": "admin", "password": ADMIN_PASSWORD},
+        timeout=30,
+    ).json()["token"]
+    addresses = [f"kim@race{n}.example" for n in range(3)]
+    requests = [(kind, address) for address in addresses for kind in ("admin", "visitor") * 2]
+
+    def make(item: tuple[int, tuple[str, str]]) -> httpx.Response:
+        number, (kind, address) = item
+        base = url(fleet, PEERS[number % 3])
+        if kind == "admin":
+            return httpx.post(
+                f"{base}/api/admin/accounts",
+                json={"name": "Kim", "email": address},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=60,
+            )
+        return httpx.post(
+            f"{base}/api/auth/register", json={"name": "Kim", "email": address}, timeout=60
+        )
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        answers = list(pool.map(make, enumerate(requests)))
+    assert {a.status_code for a in answers} <= {201, 409}, [a.text for a in answers]
+    accounts = Accounts(fleet.cstore, HKEY, AUTH_PEPPER)
+    for address in addresses:
+        named = {a.json()["username"] for a in answers if a.status_code == 201 and
+                 a.json()["email"] == address}  # fmt: skip
+        live = [a for a in accounts.all() if a.metadata.get("email") == address]
+        assert len(live) == 1 and named == {live[0].username}, (address, named, live)
 
 
 def test_an_index_entry_written_as_json_text_is_repaired_at_start_and_still_found(

@@ -11,10 +11,10 @@ import orjson
 import pytest
 
 from datagems.accounts.tokens import issue_draft, issue_session
+from datagems.bench.procs import wait_until
 from datagems.web.keys import READ_CACHE
 from datagems.web.routes import ROUTES
 from tests.fleet import ADMIN_PASSWORD, SESSION_SECRET
-from tests.servers import wait_until
 from tests.web.harness import (
     USER_PASSWORD,
     LiveApp,
@@ -28,7 +28,7 @@ JOB = "00000000-0000-5000-8000-000000000000"
 
 
 def concrete(path: str) -> str:
-    return path.replace("{id}", JOB)
+    return path.replace("{id}", JOB).replace("{index}", "0")
 
 
 # --------------------------------------------------------------------------- sessions
@@ -63,7 +63,9 @@ def test_login_sets_an_httponly_lax_cookie_and_me_returns_the_user(live: LiveApp
         cookie = answer.headers["Set-Cookie"]
         assert "datagen_session=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
         assert "Path=/" in cookie and "Max-Age=604800" in cookie
-        assert client.get("/api/auth/me").json() == {"username": "alice", "role": "user"}
+        me = client.get("/api/auth/me").json()
+        assert (me["username"], me["role"]) == ("alice", "user")  # the original's shape
+        assert me["limits"] == {"maxRecordsPerJob": live.services.settings.max_records_per_job}
         client.post("/api/auth/logout")
         assert client.get("/api/auth/me").status_code == 401
 
@@ -387,17 +389,20 @@ def test_exports_merge_json_jsonl_and_csv_with_formula_cells_neutralised(live: L
     finish_job(live, job_id, rows)
     as_json = client.get(f"/api/tasks/{job_id}/export?format=json")
     assert as_json.headers["Content-Type"].startswith("application/json")
-    assert f'filename="{job_id}.json"' in as_json.headers["Content-Disposition"]
+    assert (
+        f'filename="Support-tickets-{job_id[-6:]}.json"' in as_json.headers["Content-Disposition"]
+    )
     assert as_json.json() == [rows[0], None, rows[2], rows[3], rows[4], rows[5]]
     jsonl = client.get(f"/api/tasks/{job_id}/export?format=jsonl").text.splitlines()
-    assert [orjson.loads(line) for line in jsonl] == [r for r in rows if r is not None]
+    assert [orjson.loads(line) for line in jsonl] == rows  # the same rows: null where failed
     body = client.get(f"/api/tasks/{job_id}/export?format=csv")
     assert body.headers["Content-Type"].startswith("text/csv")
     table = list(csv.reader(io.StringIO(body.text)))
     assert table[0] == ["name", "note", "tags", "age"]
     assert table[1] == ["Ann", '\'=HYPERLINK("x")', "", ""]
-    assert table[2] == ['Bo "B", c', "", '["a","b"]', ""]
-    assert [row[0] for row in table[3:]] == ["'+1", "'@me", "'-x"]
+    assert table[2] == ["", "", "", ""]  # the failed record's row
+    assert table[3] == ['Bo "B", c', "", '["a","b"]', ""]
+    assert [row[0] for row in table[4:]] == ["'+1", "'@me", "'-x"]
     assert "\r\n" in body.text
     assert client.get(f"/api/tasks/{job_id}/export?format=xml").status_code == 400
 

@@ -115,7 +115,7 @@ def test_a_finished_job_reopened_by_another_replica_shows_within_the_ttl(live: L
     alice = live.login("alice")
     job_id = confirm(alice, totalRecords=3)
     finish_job(live, job_id, [GOOD, None, GOOD])
-    lifecycle.refresh(live.services, job_id)  # the peer finalizes the stored base
+    lifecycle.finalize(live.services, job_id)  # the peer finalizes the stored base
     assert live.services.jobs.get(job_id).status == "succeeded"
     assert viewed(alice, job_id)["job"]["status"] == "succeeded"  # finished: kept as it is
     retry = commands.new_command("retry", job_id, "alice", via="b")  # taken by replica b
@@ -139,7 +139,7 @@ def test_a_finished_job_rewritten_elsewhere_and_still_finished_shows_within_the_
     alice = live.login("alice")
     job_id = confirm(alice, totalRecords=2, title="Before")
     finish_job(live, job_id, [GOOD, GOOD])
-    lifecycle.refresh(live.services, job_id)
+    lifecycle.finalize(live.services, job_id)
     assert viewed(alice, job_id)["job"]["title"] == "Before"  # finished: kept as it is
     job = live.services.jobs.get(job_id)
     job.title = "After"  # another writer (the original DataGems) rewrites the base

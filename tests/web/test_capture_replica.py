@@ -84,8 +84,11 @@ def test_every_finished_job_exports_the_records_the_original_exports(seeded) -> 
             ours = admin.get(f"/api/tasks/{job_id}/export", params={"format": "json"})
             assert ours.status_code == 200
             assert orjson.loads(ours.content) == their_json, job_id
-            ours_csv = admin.get(f"/api/tasks/{job_id}/export", params={"format": "csv"}).text
-            assert rows(ours_csv) == rows(their_csv), job_id
+            ours_csv = rows(admin.get(f"/api/tasks/{job_id}/export", params={"format": "csv"}).text)
+            # the original writes a blank line (no record to a reader) per failed index; ours
+            # a row of empty cells, so the CSV has the JSON's rows: the rest is the same
+            assert len(ours_csv) == len(their_json), job_id
+            assert [r for r in ours_csv if any(r.values())] == rows(their_csv), job_id
 
 
 def test_the_metrics_agree_with_the_captured_jobs_on_both_dashboards(seeded) -> None:
@@ -103,7 +106,7 @@ def test_the_metrics_agree_with_the_captured_jobs_on_both_dashboards(seeded) -> 
     }
     with login(fleet, "admin", capture.ADMIN_PASSWORD) as admin:
         assert admin.get("/api/metrics").json()["metrics"] == expected
-    from tests.servers import wait_until
+    from datagems.bench.procs import wait_until
 
     wait_until(lambda: fleet.cstore.get("datagen:metrics") == expected, timeout=30)
 

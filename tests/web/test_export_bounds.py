@@ -15,8 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from datagems.bench.procs import devnode_command, free_port
 from tests.fleet import ADMIN_PASSWORD
-from tests.servers import ServerProcess, datagems_command, free_port
+from tests.servers import ServerProcess
 from tests.web.harness import LiveApp, confirm, finish_job
 
 pytestmark = pytest.mark.fleet
@@ -28,15 +29,7 @@ def devnode(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
     cstore_port, r1fs_port = free_port(), free_port()
     node = ServerProcess(
         "devnode-export",
-        datagems_command(
-            "devnode",
-            "--cstore-port",
-            str(cstore_port),
-            "--r1fs-port",
-            str(r1fs_port),
-            "--data-dir",
-            str(root),
-        ),
+        devnode_command(cstore_port, r1fs_port, root),
         ready_url=f"http://127.0.0.1:{cstore_port}/get_status",
     )
     node.start()
@@ -68,8 +61,13 @@ def test_a_csv_of_a_job_without_one_ok_record_has_the_schemas_header(app: LiveAp
     answer = alice.get(f"/api/tasks/{job_id}/export", params={"format": "csv"})
     assert answer.status_code == 200, answer.text
     rows = list(csv.reader(io.StringIO(answer.text)))
-    assert rows == [fields]
+    # a row per index, empty when failed: as the JSON's nulls (and the original's CSV)
+    assert rows == [fields] + [[""] * len(fields)] * 3
     assert alice.get(f"/api/tasks/{job_id}/export").json() == [None, None, None]
+    only_ok = alice.get(
+        f"/api/tasks/{job_id}/export", params={"format": "csv", "failed": "exclude"}
+    )
+    assert list(csv.reader(io.StringIO(only_ok.text))) == [fields]
 
 
 def test_an_export_whose_store_reads_hang_answers_503_with_retry_after(
@@ -85,7 +83,7 @@ def test_an_export_whose_store_reads_hang_answers_503_with_retry_after(
     assert devnode.proc is not None
     os.kill(devnode.proc.pid, signal.SIGSTOP)
     try:
-        for fmt in ("csv", "json"):
+        for fmt in ("csv", "json", "parquet"):
             answer = alice.get(
                 f"/api/tasks/{job_id}/export", params={"format": fmt}, timeout=httpx.Timeout(60)
             )

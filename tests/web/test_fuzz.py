@@ -212,7 +212,11 @@ def test_fuzz_every_operation(fuzz_app: LiveApp) -> None:
             except Unsatisfiable:  # nothing to make invalid (no parameters, no body)
                 pass
             except Exception as exc:  # generation trouble must not hide the other operations
-                failures.append(f"{label} ({mode.value}): {type(exc).__name__}: {exc}"[:600])
+                causes = getattr(exc, "exceptions", ())  # a FlakyFailure names what it saw
+                seen = "; ".join(f"{type(c).__name__}: {c}" for c in causes)
+                failures.append(
+                    f"{label} ({mode.value}): {type(exc).__name__}: {exc} [{seen}]"[:1200]
+                )
         per_operation[label] = count
         timings[label] = round(time.monotonic() - op_started, 2)
 

@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from datagems.accounts.users import Accounts
+from datagems.bench.procs import wait_until
 from datagems.store import keys
 from tests.fleet import AUTH_PEPPER, Fleet
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.fleet
 PEERS = ("a", "b", "c")

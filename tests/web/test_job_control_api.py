@@ -112,7 +112,7 @@ def test_the_job_view_has_usage_per_job_and_per_peer(live: LiveApp) -> None:
     services = live.services
     state = services.peers.get(job_id, services.settings.host_addr)
     state.tokens_in, state.tokens_out, state.latency_ms_total = 400, 120, 1000.0
-    state.retries, state.duplicates = 3, 1
+    state.retries, state.duplicates, state.abandoned_calls = 3, 1, 2
     services.peers.put(job_id, state)
 
     view = job_view(alice, job_id)
@@ -123,6 +123,7 @@ def test_the_job_view_has_usage_per_job_and_per_peer(live: LiveApp) -> None:
         "avgLatencyMs": 250.0,
         "retries": 3,
         "duplicates": 1,
+        "abandonedCalls": 2,  # given up on timeout: the server may have billed them
         "failureReasons": {"schema_violation": 1},
     }
     assert view["usage"] == expected

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from datagems.accounts.users import Accounts
+from datagems.bench.procs import wait_until
 from tests.fleet import AUTH_PEPPER, Fleet
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.fleet
 TASKS_PER_WINDOW = 3

@@ -46,7 +46,7 @@ def finish(live: LiveApp, job_id: str) -> None:
     state.started_at = state.finished_at = state.last_update_at = "2026-11-30T10:00:00.000Z"
     state.result_cid = services.r1fs.add_file(b"", f"{job_id}.jsonl")
     services.peers.put(job_id, state)
-    lifecycle.refresh(services, job_id)
+    lifecycle.finalize(services, job_id)
 
 
 def page(client: httpx.Client, **params: str | int) -> dict:

@@ -15,10 +15,10 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
+from datagems.bench.procs import free_port, wait_until
 from datagems.models import InferenceProfile, UserSettings
 from datagems.store import keys
 from tests.fleet import ADMIN_PASSWORD
-from tests.servers import free_port, wait_until
 from tests.web.harness import LiveApp, confirm
 
 PUBLIC_URL = "https://gems.example.org"
@@ -352,4 +352,7 @@ def test_registration_without_mail_is_503_with_a_clear_message(live: LiveApp) ->
     assert answer.status_code == 503
     assert "e-mail delivery is not configured" in answer.json()["error"]
     page = httpx.get(f"{live.url}/register")
-    assert "Sign-up is unavailable here" in page.text
+    assert "Sign-up is off on this server" in page.text
+    assert 'id="register-form"' not in page.text  # no form that can only fail
+    login = httpx.get(f"{live.url}/login")
+    assert 'href="/register"' not in login.text and "Ask an administrator" in login.text

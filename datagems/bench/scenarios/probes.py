@@ -122,6 +122,7 @@ class GatewayWatcher:
         self._thread = threading.Thread(target=self._run, daemon=True, name="gateway-watcher")
         self._client = httpx.Client(timeout=5)
         self._base = 0
+        self.in_flight: list[int] = []  # calls open at the gateway, every poll while calling
 
     def _stats(self) -> list[dict[str, Any]]:
         return [self._client.get(f"{url}/stats").json() for url in self.urls]
@@ -140,6 +141,8 @@ class GatewayWatcher:
             requests -= self._base
             if self.first is None and requests > 0:
                 self.first = now - self.interval / 2
+            if self.first is not None:
+                self.in_flight.append(in_flight)
             if self.done is None and requests >= self.total and in_flight == 0:
                 self.done = now - self.interval / 2
                 return
@@ -155,6 +158,19 @@ class GatewayWatcher:
     def rate(self) -> float | None:
         seconds = self.seconds
         return self.total / seconds if seconds else None
+
+    def pacing(self, view: Any) -> str:
+        """The calls open at the gateway while calling, and each peer's last pace."""
+        seen = sorted(self.in_flight) or [0]
+        paces = "; ".join(
+            f"{peer}: level {p['level']} of {p['cap']}, trials {p.get('trials')}, {p['reason']}"
+            for peer, state in view.peers.items()
+            if (p := state.pace)
+        )
+        return (
+            f"calls open at the gateway: median {seen[len(seen) // 2]}, mean "
+            f"{sum(seen) / len(seen):.1f} over {len(seen)} polls; last pace: {paces or '-'}"
+        )
 
     def phases(self, view: JobView) -> str:
         """``start -> first call``, ``calls``, ``last answer -> finished`` in seconds."""
@@ -288,7 +304,7 @@ def seed_finished_job(services: Services, total: int, seed: int = 7) -> str:
                 result_cid=cid,
             ),
         )
-    lifecycle.refresh(services, job_id)
+    lifecycle.finalize(services, job_id)
     return job_id
 
 

@@ -46,7 +46,6 @@ from datagems.inference.providers import GatewayProvider
 from datagems.job import lifecycle
 from datagems.job.state import JobView
 from datagems.models import JobDetails
-from datagems.schema.check import field_order
 from datagems.schema.validate import compile_validator
 from datagems.services import Services
 from datagems.settings import Settings
@@ -334,23 +333,30 @@ def _setting_default(name: str) -> Any:
 
 
 def probe_stages(gateway: str, schema: dict[str, Any], n: int, timeout: float) -> Probe:
-    """``generate`` (``datagems/actors/record.py``: prompt, call, parse, validate) for ``n``
+    """``generate`` (``datagems/inference/pipeline.py``: prompt, call, parse, validate) for ``n``
     records with ``IN_FLIGHT`` at once on one asyncio loop, as a replica's call loop runs
     them (its ``RecordJob`` built as a job actor builds it), with no actor, writer or store
     around it. Each stage's functions are wrapped with
     a thread-CPU clock; the call is the loop's CPU that no other stage took (the transport,
     the body's serialization, the loop itself)."""
-    from datagems import inference
     from datagems.actors.pace import LatencyPacer
-    from datagems.actors.record import RecordJob, generate
+    from datagems.actors.record import RecordJob
     from datagems.inference import prompts
-    from datagems.inference.constrain import constrained_schema
-    from datagems.inference.generation import sampling_for
+    from datagems.inference.pipeline import generate, record_calls
+    from datagems.inference.providers import Completion
 
     clock = StageClock()
     details = details_for(schema)
-    validator = compile_validator(schema)
     provider = GatewayProvider(gateway, max_connections=IN_FLIGHT)
+    calls = record_calls(
+        details,
+        provider,
+        job_id=details.id,
+        total=n,
+        attempts=3,
+        max_tokens=_setting_default("record_max_tokens"),
+    )
+    validator = calls.validator
     kept: list[Any] = []
     check = validator.errors
 
@@ -365,20 +371,12 @@ def probe_stages(gateway: str, schema: dict[str, Any], n: int, timeout: float) -
     provider._answer = clock.wrap("parse", provider._answer)  # type: ignore[method-assign]
     stub: Any = _Stub()
     work = RecordJob(
-        job_id=details.id,
+        calls=calls,
         owner="a",
-        details=details,
-        validator=validator,
-        fields=field_order(schema),
-        total=n,
-        attempts=3,
-        provider=provider,
         pacer=Slots(IN_FLIGHT),
         job=stub,
         writer=stub,
-        sampling=sampling_for(schema, None, _setting_default("record_max_tokens")),
         pace=LatencyPacer(IN_FLIGHT),
-        constrained=constrained_schema(schema),
     )
     ok = 0
 
@@ -389,7 +387,7 @@ def probe_stages(gateway: str, schema: dict[str, Any], n: int, timeout: float) -
         async def worker() -> None:
             nonlocal ok
             while pending:
-                outcome = await generate(work, pending.pop())
+                outcome = await generate(work.calls, pending.pop(), work)
                 ok += outcome.ok
 
         cpu, wall = time.thread_time(), time.perf_counter()
@@ -403,7 +401,7 @@ def probe_stages(gateway: str, schema: dict[str, Any], n: int, timeout: float) -
         mock.patch.object(
             prompts, "record_messages", clock.wrap("prompt", prompts.record_messages)
         ),
-        mock.patch.object(inference, "extract_json", clock.wrap("parse", inference.extract_json)),
+        mock.patch.object(Completion, "value", clock.wrap("parse", Completion.value)),
     ):
         cpu, wall = asyncio.run(asyncio.wait_for(drive(), timeout))
     per = {stage: clock.seconds[stage] / n * 1000 for stage in ("prompt", "parse", "validate")}
@@ -555,3 +553,8 @@ def schema_set(ctx: Context, deadline: Deadline) -> Scenario:
         finally:
             services.close()
     return sc
+
+
+# fifteen runs of N records (three schemas: limit, replica, limit, replica, limit) and a probe
+# each: five minutes on a quiet machine is close, a shared one needs more
+schema_set.bound_for = lambda quick: 60 if quick else 900  # type: ignore[attr-defined]

@@ -66,4 +66,5 @@ def throughput(ctx: Context, deadline: Deadline) -> Scenario:
         f"{seconds:.2f} s (confirm to finished as seen by polling: {wall:.2f} s); limit run "
         f"{limit.ok}/{limit.requests} ok in {limit.seconds:.2f} s; {calls.phases(view)}"
     )
+    sc.notes.append(calls.pacing(view))
     return sc

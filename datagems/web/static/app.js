@@ -101,8 +101,30 @@ function statusBadge(status) {
 }
 const ACTIVE = (status) => status === "queued" || status === "running";
 
+/* honest states (records helper): the job view's state says what is true of the job */
+function settled(view) { return !view.state || view.state.settled !== false; }
+function stateBadge(status, state) {
+  const badge = statusBadge(status);
+  if (!state) return badge;
+  badge.textContent = state.label;
+  badge.classList.add("tone-" + state.tone);
+  badge.dataset.status = status;
+  return badge;
+}
+function listedBadge(job) {
+  // a finished job with failed records is "Completed — N failed", not a green "succeeded"
+  const failed = job.totalFailed || 0;
+  if (job.status !== "succeeded") return statusBadge(job.status);
+  return stateBadge(job.status, failed ? { label: `Completed — ${num(failed)} failed`, tone: "warn" } : { label: "Completed", tone: "ok" });
+}
+function rangesText(view, peer) {
+  const mine = view.state && view.state.ranges ? view.state.ranges[peer.peerId] : null;
+  if (mine && mine.ranges.length) return mine.ranges.map(([start, end]) => `${start} – ${end}`).join(", ");
+  return `${peer.range ? peer.range.start : 0} – ${peer.range ? peer.range.end : 0}`;
+}
+
 function progressBar(ok, failed, total) {
-  const bar = el("div", { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": total, "aria-valuenow": ok + failed });
+  const bar = el("div", { class: "progress", role: "progressbar", "aria-label": "Records done", "aria-valuemin": 0, "aria-valuemax": total, "aria-valuenow": ok + failed });
   const pct = (n) => (total > 0 ? Math.min(100, (100 * n) / total) : 0) + "%";
   const okBar = el("span", { class: "bar-ok" }); okBar.style.width = pct(ok);
   const failedBar = el("span", { class: "bar-failed" }); failedBar.style.width = pct(failed);
@@ -169,6 +191,7 @@ function initLogin() {
 
 function initRegister() {
   const form = $("#register-form");
+  if (!form) return; // sign-up is off on this server
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     showError($("#register-error"), "");
@@ -241,20 +264,23 @@ function unreadableCard(job) {
     el("div", {}, el("span", { class: "status status-failed", text: "unreadable" })));
 }
 
-function jobCard(job) {
+function jobCard(job, options) {
   if (job.unreadable) return unreadableCard(job);
+  const opts = options || {};
   const ok = job.totalOk || 0, failed = job.totalFailed || 0, total = job.totalRecords || 0;
   const r = rate(job);
   const meta = [el("span", { text: `Created ${fmtAgo(job.createdAt)}` })];
-  if (BOOT.user && BOOT.user.role === "admin" && job.owner !== BOOT.user.username) meta.push(el("span", { text: `by ${job.owner}` }));
+  if (BOOT.user && BOOT.user.role === "admin" && (opts.everyone || job.owner !== BOOT.user.username)) meta.push(el("span", { class: "owner", text: `by ${job.owner}` }));
   if (job.recordsDurationMs) meta.push(el("span", { text: `took ${fmtDuration(job.recordsDurationMs)}` }));
   if (r && ACTIVE(job.status)) meta.push(el("span", { text: `${r.toFixed(1)} rec/s` }));
   const numbers = `${num(ok + failed)} / ${num(total)} records` + (BOOT.showFailures || failed ? ` · ${num(ok)} ok · ${num(failed)} failed` : "");
-  return el("a", { class: "job-card", href: "/jobs/" + encodeURIComponent(job.id) },
-    el("div", {}, el("h3", { text: job.title || job.id }), el("div", { class: "meta" }, meta)),
-    el("div", {}, statusBadge(job.status)),
+  return el("div", { class: "job-card", "data-job": job.id },
+    el("div", {}, el("h3", {}, el("a", { class: "card-link", href: "/jobs/" + encodeURIComponent(job.id), text: job.title || job.id })),
+      el("div", { class: "meta" }, meta)),
+    el("div", {}, listedBadge(job)),
     progressBar(ok, failed, total),
-    el("div", { class: "numbers", text: numbers }));
+    el("div", { class: "numbers", text: numbers }),
+    typeof cardActions === "function" ? cardActions(job, opts.onDeleted) : null);
 }
 
 function initJobs() {
@@ -272,7 +298,7 @@ function initJobs() {
   const query = (extra) => {
     const params = new URLSearchParams();
     const data = new FormData(form);
-    for (const name of ["q", "status", "owner"]) {
+    for (const name of ["q", "status", "owner", "sort"]) {
       const value = String(data.get(name) || "").trim();
       if (value && !(name === "owner" && (!all || !all.checked))) params.set(name, value);
     }
@@ -293,7 +319,9 @@ function initJobs() {
         el("p", { class: "muted", text: "Describe one record and DataGems drafts the schema for you." }),
         el("a", { class: "btn btn-primary", href: "/new", text: "Create your first dataset" })));
     }
-    for (const job of shown) list.append(jobCard(job));
+    const everyone = !!(all && all.checked);
+    const onDeleted = (gone) => { first = first.filter((j) => j.id !== gone.id); older = older.filter((j) => j.id !== gone.id); render(); };
+    for (const job of shown) list.append(jobCard(job, { everyone, onDeleted }));
     more.hidden = !cursor;
   };
   const start = () => {
@@ -322,173 +350,13 @@ function initJobs() {
   start();
 }
 
-/* ---------- new dataset ---------- */
-function initNew() {
-  const form = $("#describe-form");
-  const preset = BOOT.preset || {};
-  for (const [key, value] of Object.entries(preset)) {
-    const field = form.elements.namedItem(key);
-    if (field && value !== null && value !== undefined) field.value = String(value);
-  }
-  for (const counter of document.querySelectorAll(".counter")) {
-    const field = form.elements.namedItem(counter.dataset.for);
-    const update = () => { counter.textContent = `${field.value.length} / ${field.maxLength}`; };
-    field.addEventListener("input", update); update();
-  }
-  const select = $("#inference-select");
-  api("GET", "/api/user/settings").then((settings) => {
-    for (const profile of settings.profiles) {
-      select.append(el("option", { value: profile.id, text: `${profile.name || profile.baseUrl}${profile.model ? " · " + profile.model : ""}` }));
-    }
-    if (settings.activeProfileId) select.value = settings.activeProfileId;
-  }).catch(() => {});
-
-  let draft = null;   // the last answer of /api/tasks/schema
-  const editor = $("#schema-editor");
-  const steps = (current) => {
-    for (const li of document.querySelectorAll("#steps li")) {
-      const n = Number(li.dataset.step);
-      li.classList.toggle("current", n === current);
-      li.classList.toggle("done", n < current);
-    }
-  };
-
-  function describeBody() {
-    const data = Object.fromEntries(new FormData(form));
-    const body = {
-      title: data.title, totalRecords: Number(data.totalRecords), description: data.description,
-      instructions: data.instructions, datasetMode: data.datasetMode || null,
-    };
-    if (data.inference) { body.useExternalApi = true; body.profileId = data.inference; }
-    return body;
-  }
-
-  function editedSchema() {
-    const errors = $("#schema-errors");
-    clear(errors); errors.hidden = true;
-    try {
-      const parsed = JSON.parse(editor.value);
-      if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("the schema must be a JSON object");
-      return parsed;
-    } catch (err) {
-      errors.append(el("li", {}, el("code", { text: "/" }), `Not valid JSON: ${err.message}`));
-      errors.hidden = false;
-      return null;
-    }
-  }
-
-  function showSchemaErrors(err) {
-    const errors = $("#schema-errors");
-    clear(errors);
-    if (err.errors && err.errors.length) {
-      for (const item of err.errors) errors.append(el("li", {}, el("code", { text: item.path || "/" }), item.message || ""));
-      errors.hidden = false;
-      showError($("#schema-error"), err.message);
-    } else {
-      errors.hidden = true;
-      showError($("#schema-error"), err.message);
-    }
-  }
-
-  function renderSchema() {
-    editor.value = JSON.stringify(draft.schema, null, 2);
-    clear($("#schema-fields")).append(schemaTable(draft.schema));
-    const meta = [`drafted in ${fmtDuration(draft.schemaDurationMs)}`];
-    if (draft.failedAttempts) meta.push(`${draft.failedAttempts} failed attempt${draft.failedAttempts > 1 ? "s" : ""}`);
-    if (draft.schemaRefreshes) meta.push(`redrafted ${draft.schemaRefreshes}×`);
-    // what the model answered that was not a schema, and what the sanitizer had to type or drop
-    for (const refused of draft.refusedDrafts || []) meta.push(refused);
-    for (const warning of draft.warnings || []) meta.push(`check: ${warning}`);
-    $("#schema-meta").textContent = meta.join(" · ");
-    $("#schema-step").hidden = false;
-    $("#confirm-btn").textContent = `Confirm · generate ${num(describeBody().totalRecords)} records`;
-    showError($("#schema-error"), "");
-    clear($("#schema-errors")).hidden = true;
-  }
-
-  async function requestDraft(button, previous) {
-    showError($("#describe-error"), "");
-    form.querySelectorAll("[aria-invalid]").forEach((node) => node.removeAttribute("aria-invalid"));
-    const body = describeBody();
-    if (previous) body.previousDraftToken = previous;
-    await busy(button, async () => {
-      try {
-        draft = await api("POST", "/api/tasks/schema", body);
-        renderSchema(); steps(2);
-        document.dispatchEvent(new CustomEvent("datagems:draft", { detail: draft }));  // variables.js
-        $("#preview-step").hidden = true;
-        $("#schema-step").scrollIntoView({ behavior: "smooth", block: "start" });
-      } catch (err) {
-        const message = describeMessage(err.message);
-        showError($("#describe-error"), message);
-        if (previous) showError($("#schema-error"), message);
-      }
-    });
-  }
-
-  // "totalRecords must be at most 200" -> "Records must be at most 200" (the field's label
-  // on the page), and the field is marked and focused
-  function describeMessage(message) {
-    const text = message || "";
-    const field = Array.from(form.elements).find((node) => node.name && text.startsWith(`${node.name} `));
-    if (!field) return text;
-    field.setAttribute("aria-invalid", "true"); field.focus();
-    const label = field.closest("label");
-    const shown = label && label.firstChild ? label.firstChild.textContent.trim() : field.name;
-    return shown + text.slice(field.name.length);
-  }
-
-  form.addEventListener("submit", (event) => { event.preventDefault(); requestDraft($("#draft-btn"), null); });
-  $("#redraft-btn").addEventListener("click", () => requestDraft($("#redraft-btn"), draft && draft.draftToken));
-  editor.addEventListener("input", () => {
-    const parsed = (() => { try { return JSON.parse(editor.value); } catch (err) { return null; } })();
-    if (parsed) clear($("#schema-fields")).append(schemaTable(parsed));
-  });
-
-  $("#preview-btn").addEventListener("click", async (event) => {
-    const schema = editedSchema(); if (!schema || !draft) return;
-    showError($("#schema-error"), "");
-    await busy(event.currentTarget, async () => {
-      try {
-        const extra = window.DatagemsVariables ? window.DatagemsVariables.confirmFields() : {};  // variables.js
-        const answer = await api("POST", "/api/tasks/preview", { draftToken: draft.draftToken, schema, ...extra });
-        const box = clear($("#preview-records"));
-        for (const record of answer.records) {
-          box.append(el("div", { class: "preview" },
-            el("div", { class: "card-head" }, el("strong", { text: `Sample ${record.i + 1}` }),
-              el("span", { class: "state state-" + (record.ok ? "ok" : "failed"), text: record.ok ? "valid" : (record.reason || "failed") })),
-            record.error ? el("p", { class: "small form-error", text: record.error }) : null,
-            record.vars ? el("p", { class: "small muted preview-vars", text: "given: " + Object.entries(record.vars).map(([k, v]) => `${k} = ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ") }) : null,
-            record.data !== undefined ? el("pre", { class: "code", text: JSON.stringify(record.data, null, 2) }) : null));
-        }
-        $("#preview-meta").textContent = `made in ${fmtDuration(answer.durationMs)}`;
-        $("#preview-step").hidden = false; steps(3);
-        $("#preview-step").scrollIntoView({ behavior: "smooth", block: "start" });
-      } catch (err) { showSchemaErrors(err); }
-    });
-  });
-
-  $("#confirm-btn").addEventListener("click", async (event) => {
-    const schema = editedSchema(); if (!schema || !draft) return;
-    showError($("#schema-error"), "");
-    await busy(event.currentTarget, async () => {
-      try {
-        steps(4);
-        const extra = window.DatagemsVariables ? window.DatagemsVariables.confirmFields() : {};  // variables.js
-        const answer = await api("POST", "/api/tasks/confirm", { draftToken: draft.draftToken, schema, ...extra });
-        location.href = "/jobs/" + encodeURIComponent(answer.jobId);
-      } catch (err) { showSchemaErrors(err); steps(3); }
-    });
-  });
-}
+/* ---------- new dataset: static/new-dataset.js (initNewDataset) ---------- */
 
 /* ---------- one job, live ---------- */
 function initJob() {
   const jobId = BOOT.jobId;
   const base = "/api/tasks/" + encodeURIComponent(jobId);
-  let latest = null, recordsOffset = 0, recordsBusy = false, recordsAgain = false;
-  const PAGE = 50;
-  $("#job-id-label").textContent = jobId;
+  let latest = null;
 
   function stat(name, value) { return el("div", {}, el("dt", { text: name }), el("dd", { text: value })); }
 
@@ -498,12 +366,15 @@ function initJob() {
     const ok = job.totalOk || 0, failed = job.totalFailed || 0, total = job.totalRecords || 0;
     const done = ok + failed;
     document.title = `${job.title || job.id} · DataGems`;
+    if (typeof jobPageActions === "function") jobPageActions(view);
     $("#job-title").textContent = job.title || job.id;
     const sub = [`Created ${fmtTime(job.createdAt)}`, `${job.peerCount || (job.peers || []).length} peer(s)`];
     if (BOOT.user && job.owner !== BOOT.user.username) sub.push(`owner ${job.owner}`);
     if (job.datasetMode) sub.push("dataset mode (labelled)");
     $("#job-sub").textContent = sub.join(" · ");
-    clear($("#job-status-wrap")).append(statusBadge(job.status));
+    clear($("#job-status-wrap")).append(stateBadge(job.status, view.state));
+    $("#job-why").textContent = (view.state && view.state.why) || "";
+    $("#job-why").hidden = !(view.state && view.state.why);
     $("#progress-text").textContent = `${num(done)} / ${num(total)} records · ${total ? Math.floor((100 * done) / total) : 0}%`;
     const pct = (n) => (total > 0 ? Math.min(100, (100 * n) / total) : 0) + "%";
     $("#bar-ok").style.width = pct(ok);
@@ -536,24 +407,20 @@ function initJob() {
       stat("Tokens out", num(usage.tokensOut)),
       stat("Latency / record", usage.avgLatencyMs === null || usage.avgLatencyMs === undefined ? "—" : fmtDuration(usage.avgLatencyMs)),
       stat("Retries", num(usage.retries)),
-      stat("Duplicates", num(usage.duplicates)));
+      stat("Duplicates", num(usage.duplicates)),
+      // calls given up on timeout: the server may have computed (and billed) them unseen
+      stat("Abandoned calls", num(usage.abandonedCalls || 0)));
     renderControl(view);
 
     const cancel = $("#cancel-btn");
     cancel.hidden = !ACTIVE(job.status) || !!view.cancel;
-    if (view.cancel && ACTIVE(job.status)) $("#progress-text").textContent += " · cancelling…";
+    if (view.cancel && !settled(view)) $("#progress-text").textContent += " · cancelling…";
 
     const uploaded = (view.peers || []).some((p) => p.resultCid);
     const finished = !ACTIVE(job.status);
     const downloads = $("#downloads");
     downloads.hidden = !(uploaded && (finished || done > 0));
-    const partial = finished && job.status !== "cancelled" ? "" : "&partial=true";
-    for (const fmt of ["json", "jsonl", "csv"]) {
-      const link = $("#dl-" + fmt);
-      link.href = `${base}/export?format=${fmt}${partial}`;
-      link.setAttribute("download", `${job.id}.${fmt}`);
-    }
-    $("#dl-note").textContent = partial ? "partial: the slices uploaded so far" : "";
+    window.DGRecords.exports(view); // the links, with the export options (records.js)
 
     // in flight, from the peer states
     const flying = [];
@@ -592,7 +459,7 @@ function initJob() {
       if (peer.kind === "original") who.append(" ", el("span", { class: "tag small", title: "a peer of the original DataGems app", text: "original app" }));
       tbody.append(el("tr", { "data-kind": peer.kind || "datagems" },
         who,
-        el("td", { class: "nowrap", title: "global indices, end excluded", text: `${peer.range ? peer.range.start : 0} – ${peer.range ? peer.range.end : 0}` }),
+        el("td", { class: "nowrap", title: "global indices, end excluded", text: rangesText(view, peer) }),
         el("td", { class: "num", text: `${num(pdone)} / ${num(cover ? cover.assigned : peer.assigned)}` }),
         el("td", { class: "num", text: num(peer.generatedOk) }),
         el("td", { class: "num", text: num(peer.generatedFailed) }),
@@ -619,7 +486,7 @@ function initJob() {
       clear($("#job-schema-fields")).append(schemaTable(details.schema));
       $("#job-schema").textContent = JSON.stringify(details.schema, null, 2);
     }
-    loadRecords();
+    window.DGRecords.update(view); // the records grid (records.js)
   }
 
   function renderControl(view) {
@@ -681,38 +548,6 @@ function initJob() {
     await refresh();
   });
 
-  async function loadRecords() {
-    if (recordsBusy) { recordsAgain = true; return; }
-    recordsBusy = true;
-    try {
-      const page = await api("GET", `${base}/records?offset=${recordsOffset}&limit=${PAGE}`);
-      const tbody = clear($("#records-table tbody"));
-      for (const rec of page.records) {
-        let detail = "";
-        if (rec.data !== undefined) detail = JSON.stringify(rec.data);
-        else if (rec.message || rec.reason) detail = [rec.reason, rec.message].filter(Boolean).join(": ");
-        tbody.append(el("tr", { "data-index": rec.i, "data-state": rec.state },
-          el("td", { class: "mono", text: rec.i }),
-          el("td", {}, el("span", { class: "state state-" + rec.state, text: rec.state })),
-          el("td", { class: "num", text: rec.attempt || 1 }),
-          el("td", {}, el("code", { text: rec.peer || "" })),
-          el("td", { class: "data" }, detail
-            ? el("span", { class: "data-text", title: detail.slice(0, 2000), text: detail })
-            : el("span", { class: "pending", text: rec.state === "ok" ? "data shown once the peer uploads its slice" : "" }))));
-      }
-      $("#records-empty").hidden = page.records.length > 0;
-      const last = Math.min(page.total, recordsOffset + PAGE);
-      $("#rec-range").textContent = page.total ? `${recordsOffset}–${Math.max(recordsOffset, last - 1)} of ${num(page.total)}` : "";
-      $("#rec-prev").disabled = recordsOffset === 0;
-      $("#rec-next").disabled = recordsOffset + PAGE >= page.total;
-    } catch (err) { /* the next update retries */ }
-    finally {
-      recordsBusy = false;
-      if (recordsAgain) { recordsAgain = false; setTimeout(loadRecords, 300); }
-    }
-  }
-  $("#rec-prev").addEventListener("click", () => { recordsOffset = Math.max(0, recordsOffset - PAGE); loadRecords(); });
-  $("#rec-next").addEventListener("click", () => { recordsOffset += PAGE; loadRecords(); });
 
   $("#cancel-btn").addEventListener("click", async (event) => {
     if (!confirm("Cancel this job? Records already made are kept.")) return;
@@ -726,7 +561,7 @@ function initJob() {
   function setLive(mode, text) { live.className = "live-dot " + mode; live.textContent = text; }
 
   function fallbackToPolling() {
-    livePoll(() => api("GET", base), render, (view) => ACTIVE(view.job.status),
+    livePoll(() => api("GET", base), render, (view) => ACTIVE(view.job.status) || !settled(view),
       (seconds) => setLive("polling", `polling every ${seconds}s`));
   }
 
@@ -777,6 +612,9 @@ function initSettings() {
       form.elements.model.value = profile.model || "";
       form.elements.apiKey.placeholder = profile.apiKeyMasked ? `${profile.apiKeyMasked} (unchanged)` : "sk-…";
       form.elements.setActive.checked = !!profile.active;
+      for (const price of ["priceInPerMillion", "priceOutPerMillion"]) form.elements[price].value = profile[price] ?? "";
+      form.elements.temperature.value = profile.temperature ?? "";
+      form.elements.maxTokens.value = profile.maxTokens ?? "";
     }
     $("#profile-form-title").textContent = profile ? `Edit “${profile.name || profile.baseUrl}”` : "Add a profile";
   }
@@ -786,7 +624,9 @@ function initSettings() {
       tbody.append(el("tr", {},
         el("td", {}, el("strong", { text: profile.name || "—" }), profile.active ? el("span", { class: "badge", text: "active" }) : null),
         el("td", { class: "mono small", text: (profile.baseUrl || "") + (profile.path || "") }),
-        el("td", { text: profile.model || "—" }),
+        el("td", {}, profile.model || "—",
+          profile.temperature != null ? el("div", { class: "small muted", text: `temperature ${profile.temperature}` }) : null,
+          profile.maxTokens != null ? el("div", { class: "small muted", text: `max ${profile.maxTokens} tokens` }) : null),
         el("td", { class: "mono", text: profile.apiKeyMasked || "none" }),
         el("td", { class: "small", "data-structured-output": profile.structuredOutput || "",
           text: profile.structuredOutput ? `structured output: ${profile.structuredOutput}` : "learned at first use" }),
@@ -800,7 +640,15 @@ function initSettings() {
   }
   async function load() { try { render(await api("GET", "/api/user/settings")); } catch (err) { toast(err.message, true); } }
   async function save(body) {
-    try { render(await api("POST", "/api/user/settings", body)); toast("Saved"); fill(null); return true; }
+    const warning = $("#profile-warning");
+    try {
+      const answer = await api("POST", "/api/user/settings", body);
+      render(answer);
+      fill(null);
+      showError(warning, (answer.warnings || []).join(" "));
+      toast(answer.warnings ? "Saved, with a warning" : "Saved");
+      return true;
+    }
     catch (err) { showError($("#profile-error"), err.message); return false; }
   }
   async function remove(profile) {
@@ -815,6 +663,10 @@ function initSettings() {
     const body = { name: data.name, baseUrl: data.baseUrl, path: data.path || null, model: data.model, setActive: !!data.setActive };
     if (data.id) body.id = data.id;
     if (data.apiKey) body.apiKey = data.apiKey;
+    for (const price of ["priceInPerMillion", "priceOutPerMillion"]) body[price] = data[price] === "" ? null : Number(data[price]);
+    body.temperature = data.temperature === "" ? null : Number(data.temperature);
+    body.maxTokens = data.maxTokens === "" ? null : Number(data.maxTokens);
+    showError($("#profile-warning"), "");
     await busy(form.querySelector("button[type=submit]"), () => save(body));
   });
   $("#profile-reset").addEventListener("click", () => fill(null));
@@ -850,6 +702,17 @@ function initAdmin() {
         el("td", { class: "small", text: fmtTime(account.createdAt) }),
         el("td", { class: "num" }, self ? null : el("span", { class: "row-actions" },
           el("button", {
+            class: "btn btn-sm", type: "button", text: "Reset password",
+            title: "A new password, shown here once; its sessions end",
+            onclick: async () => {
+              if (!confirm(`Give “${account.username}” a new password? Its current password and sessions stop working.`)) return;
+              try {
+                const done = await api("POST", "/api/admin/accounts/password", { username: account.username });
+                showSecret(`New password of “${done.username}” (shown once):`, done.password);
+              } catch (err) { toast(err.message, true); }
+            },
+          }),
+          el("button", {
             class: "btn btn-sm btn-danger", type: "button", text: "Delete",
             title: "No one signs in as it again; its datasets and settings are kept, its name and address stay taken",
             onclick: async () => {
@@ -872,9 +735,37 @@ function initAdmin() {
           })))));
     }
   }
+  function showSecret(text, password) {
+    $("#account-secret-text").textContent = text;
+    $("#account-secret-password").textContent = password;
+    $("#account-secret").hidden = false;
+    $("#account-secret-copy").focus();
+  }
+  $("#account-secret-copy").addEventListener("click", async () => {
+    try { await navigator.clipboard.writeText($("#account-secret-password").textContent); toast("Copied"); }
+    catch (err) { toast("Select the password and copy it", true); }
+  });
+  $("#account-secret-hide").addEventListener("click", () => {
+    $("#account-secret").hidden = true;
+    $("#account-secret-password").textContent = "";
+  });
+  const create = $("#create-account-form");
+  create.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError($("#create-account-error"), "");
+    const data = Object.fromEntries(new FormData(create));
+    await busy(create.querySelector("button[type=submit]"), async () => {
+      try {
+        const made = await api("POST", "/api/admin/accounts", data);
+        create.reset();
+        showSecret(`Account “${made.username}” created for ${made.email}. Its password (shown once):`, made.password);
+        load();
+      } catch (err) { showError($("#create-account-error"), err.message); }
+    });
+  });
   load().catch((err) => toast(err.message, true));
 }
 
-const PAGES = { login: initLogin, register: initRegister, reset: initReset, jobs: initJobs, new: initNew, job: initJob, stats: initStats, settings: initSettings, admin: initAdmin };
+const PAGES = { login: initLogin, register: initRegister, reset: initReset, jobs: initJobs, new: () => initNewDataset(), job: initJob, stats: initStats, settings: initSettings, admin: initAdmin };
 initCommon();
 if (PAGES[BOOT.page]) PAGES[BOOT.page]();
