@@ -3,6 +3,10 @@ the valid ones (400 naming a bad one), a seed file is checked line by line at up
 
 from __future__ import annotations
 
+import csv
+import io
+from typing import Any
+
 import orjson
 
 from tests.web.harness import LiveApp, draft
@@ -145,3 +149,63 @@ def test_a_preview_shows_the_values_the_jobs_first_records_will_get(live: LiveAp
     assert [s["vars"] for s in samples] == [{"city": v.draw(city, seed, i)} for i in range(3)]
     # a drafted city field (the mock drafts one for most bike-shop drafts) follows its value
     assert all(s["data"]["city"] == s["vars"]["city"] for s in samples if "city" in s["data"])
+
+
+def test_an_export_with_vars_gives_each_record_its_values_nested_or_as_columns(
+    live: LiveApp,
+) -> None:
+    from datagems.models import now_iso
+
+    client = live.login("alice")
+    drafted = draft(client, **BIKES, totalRecords=3)
+    confirmed = client.post(
+        "/api/tasks/confirm", json={"draftToken": drafted["draftToken"], "variables": [CITY]}
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    job_id = confirmed.json()["jobId"]
+    services = live.services
+    assert services is not None
+    lines = [  # as the replicas write them: the values each record was given under vars
+        {"i": 0, "ok": True, "data": {"name": "Ada"}, "vars": {"city": "Lyon"}},
+        {"i": 1, "ok": True, "data": {"name": "Bo"}, "vars": {"city": "Pune"}},
+        {"i": 2, "ok": False, "error": "bad", "reason": "invalid_json", "vars": {"city": "Lyon"}},
+    ]
+    state = services.peers.get(job_id, services.settings.host_addr)
+    state.generated_ok, state.generated_failed = 2, 1
+    state.started_at = state.finished_at = now_iso()
+    body = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+    state.result_cid = services.r1fs.add_file(body, f"{job_id}_a.jsonl")
+    services.peers.put(job_id, state)
+
+    def export(**query: str) -> Any:
+        answer = client.get(f"/api/tasks/{job_id}/export", params=query)
+        assert answer.status_code == 200, answer.text
+        return answer
+
+    nested = export(format="json", vars="true").json()
+    assert nested == [
+        {"name": "Ada", "_vars": {"city": "Lyon"}},
+        {"name": "Bo", "_vars": {"city": "Pune"}},
+        None,  # a failed record stays an empty row
+    ]
+    table = list(csv.reader(io.StringIO(export(format="csv", vars="true").text)))
+    assert table[0] == ["name", "_vars.city"]
+    assert table[1:3] == [["Ada", "Lyon"], ["Bo", "Pune"]]
+    assert export(format="json").json()[0] == {"name": "Ada"}  # without vars: the records only
+
+
+def test_a_clone_offers_the_jobs_variables_and_confirms_with_what_is_sent(live: LiveApp) -> None:
+    client = live.login("alice")
+    drafted = draft(client, **BIKES)
+    confirmed = client.post(
+        "/api/tasks/confirm", json={"draftToken": drafted["draftToken"], "variables": [CITY]}
+    )
+    job_id = confirmed.json()["jobId"]
+    clone = client.post(f"/api/tasks/{job_id}/clone")
+    assert clone.status_code == 200, clone.text
+    assert clone.json()["variables"] == [CITY]  # the editor shows them
+    # the draft token does not carry them: a user who removed them gets none
+    bare = client.post("/api/tasks/confirm", json={"draftToken": clone.json()["draftToken"]})
+    assert bare.status_code == 200, bare.text
+    details = client.get(f"/api/tasks/{bare.json()['jobId']}").json()["details"]
+    assert details.get("variables") is None
