@@ -173,7 +173,7 @@ function initVariablesView() {
     for (const record of page.records || []) {
       if (!record.vars && record.seedRow === undefined) continue;
       body.append(el("tr", { "data-index": record.i },
-        el("td", { class: "num", text: record.i }),
+        el("td", { class: "num", text: record.i + 1 }),  // as the records view numbers them
         declared.map((v) => el("td", { "data-var": v.name, text: shownValue((record.vars || {})[v.name]) })),
         details.seedData ? el("td", { class: "num", text: record.seedRow ?? "" }) : null));
     }
