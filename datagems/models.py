@@ -256,6 +256,14 @@ class JobDetails(WireModel):
     # the author's field order (the order of the prompt, the records and the CSV columns).
     # The original app reads ``schema`` and ignores this.
     schema_text: str | None = None
+    # per-record variables and seed data (ours, ``datagems.quality``): the draws' seed
+    # (absent: derived from the id), the declared variables, the seed file's reference.
+    # The original app ignores them: such a job is split over DataGems replicas only, and
+    # ``originalPeersLeftOut`` names the configured peers of the original it was kept from.
+    seed: int | None = None
+    variables: list[dict[str, Any]] | None = None
+    seed_data: dict[str, Any] | None = None
+    original_peers_left_out: list[str] | None = None
 
     @model_validator(mode="after")
     def _keep_field_order(self) -> JobDetails:

@@ -232,6 +232,7 @@ class Settings:
     ui_test_preset: dict[str, Any] | None = None
     allow_private_urls: bool = False
     max_body_bytes: int = 1_048_576
+    seed_max_bytes: int = 2_097_152  # an uploaded seed file (CSV / JSONL) over this is 413
     register_window_seconds: int = 900
     register_max_per_ip: int = 10
     register_max_per_email: int = 3
@@ -403,6 +404,9 @@ class Settings:
             ui_test_preset=preset,
             allow_private_urls=env.bool("DATAGEN_ALLOW_PRIVATE_URLS", default=False),
             max_body_bytes=env.int("DATAGEN_MAX_BODY_BYTES", default=1_048_576, minimum=1024),
+            seed_max_bytes=env.int(
+                "DATAGEN_SEED_MAX_BYTES", default=2_097_152, minimum=1024, maximum=256 * 2**20
+            ),
             register_window_seconds=env.int(
                 "DATAGEN_REGISTER_RATE_WINDOW_SECONDS", default=900, minimum=1
             ),

@@ -63,6 +63,7 @@ from datagems.services import Services
 if TYPE_CHECKING:
     from datagems.actors.supervisor import Supervisor
     from datagems.actors.writer import CStoreWriter
+    from datagems.quality.conditioning import Conditioning
 
 logger = logging.getLogger(__name__)
 TICK_SECONDS = 0.2
@@ -157,6 +158,7 @@ class JobActor(Actor):
         self.stored: PeerState | None = None  # this peer's state as read at (re)open
         self.seeded_from: str | None = None  # the owner's upload this range started from
         self.work: RecordJob | None = None
+        self.conditioning: Conditioning | None = None  # the job's variables and seed rows
         self.pace = LatencyPacer(services.settings.max_in_flight_per_job)  # set at start
         self.pace_shown = -1
         self.lag = LoopLag()  # the call loop's lag, measured while this job runs
@@ -251,6 +253,10 @@ class JobActor(Actor):
         cannot_start: DatagemsError | None = None
         calls: Any = None
         try:
+            self.conditioning = self._conditioning(details)
+        except ValueError as exc:  # variables this version cannot read: say so, start none
+            cannot_start = BadRequest(f"the job's variables or seed data: {exc}")
+        try:
             self.provider = provider_for(
                 self.services,
                 details.inference,
@@ -265,6 +271,7 @@ class JobActor(Actor):
                 attempts=self.settings.attempts_per_record,
                 max_tokens=self.settings.record_max_tokens,
                 round_=self.version[1],
+                conditioning=self.conditioning,
             )
         except (NotFound, BadRequest) as exc:
             cannot_start = exc
@@ -285,6 +292,13 @@ class JobActor(Actor):
             len(self.retried),
         )
         return cannot_start
+
+    def _conditioning(self, details: JobDetails) -> Conditioning | None:
+        """The job's variables and seed rows (``datagems.quality``); a failed R1FS read of
+        the rows raises (the supervisor starts the job again later)."""
+        from datagems.quality import conditioning
+
+        return conditioning.load(details, self.services.r1fs, self.services.r1fs_secret)
 
     def _announce(self, stored: PeerState | None, done: ResumeState) -> None:
         """Tell the writer the range is open, its counts from the file."""
@@ -484,6 +498,8 @@ class JobActor(Actor):
         else:
             entry.update(error=outcome.error, reason=outcome.reason)
             self.failed_count += resampled is None
+        if self.conditioning is not None:  # the values it was given (quality)
+            entry.update(self.conditioning.entry(outcome.i))
         if outcome.attempts > 1:
             entry["attempts"] = outcome.attempts
         if outcome.tries and (not outcome.ok or outcome.attempts > 1):
@@ -516,7 +532,14 @@ class JobActor(Actor):
         assert self.results is not None
         self.results.append_many(
             [
-                {"i": i, "ok": False, "error": message, "reason": CANNOT_START, **extra}
+                {
+                    "i": i,
+                    "ok": False,
+                    "error": message,
+                    "reason": CANNOT_START,
+                    **extra,
+                    **(self.conditioning.entry(i) if self.conditioning else {}),
+                }
                 for i in indices
             ]
         )

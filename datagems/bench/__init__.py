@@ -24,15 +24,21 @@ from typing import Any
 import orjson
 import psutil
 
-from datagems.bench import real_model
+from datagems.bench import real_model, real_model_vars
 from datagems.bench.procs import Deadline, Timeout
 from datagems.bench.report import machine, markdown, text_table, write_section
 from datagems.bench.scenarios import SCENARIOS
 from datagems.bench.scenarios.base import Context, Scenario, Sizes
 
 # Scenarios run only when named with --only (they need more than this package: a model).
-OPT_IN = {real_model.KEY: (real_model.NAME, real_model.run)}
-BOUNDS = {real_model.NAME: real_model.BOUND_SECONDS}
+OPT_IN = {
+    real_model.KEY: (real_model.NAME, real_model.run),
+    real_model_vars.KEY: (real_model_vars.NAME, real_model_vars.run),
+}
+BOUNDS = {
+    real_model.NAME: real_model.BOUND_SECONDS,
+    real_model_vars.NAME: real_model_vars.BOUND_SECONDS,
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

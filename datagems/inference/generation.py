@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from datagems.models import JobDetails
+    from datagems.quality.conditioning import Conditioning
 
 DEFAULT_RECORD_TEMPERATURE = 0.8
 MIN_MAX_TOKENS = 64
@@ -158,12 +159,20 @@ def record_question(
     total: int,
     round_: int = 0,
     constrained: dict[str, Any] | None = None,
+    conditioning: Conditioning | None = None,
 ) -> RecordQuestion:
-    """Record ``index``'s question, as the replica's records and the load generator ask it."""
+    """Record ``index``'s question, as the replica's records and the load generator ask it
+    (with the record's seed row and variable values when ``conditioning`` is given)."""
     from datagems.inference import prompts
 
     return RecordQuestion(
-        messages=prompts.record_messages(details=details, index=index, total=total, round_=round_),
+        messages=prompts.record_messages(
+            details=details,
+            index=index,
+            total=total,
+            round_=round_,
+            conditioning=conditioning,
+        ),
         seed=prompts.record_seed(job_id, index, round_),
         schema=constrained if constrained is not None else details.json_schema,
     )

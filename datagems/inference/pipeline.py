@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from datagems.inference.generation import Sampling
     from datagems.inference.providers import Completion
     from datagems.models import JobDetails
+    from datagems.quality.conditioning import Conditioning
     from datagems.schema.validate import RecordValidator
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class RecordCalls:
     sampling: Sampling | None = None  # max_tokens, temperature, the job's other params
     round: int = 0  # the job's retry round: fresh seeds in each
     constrained: dict[str, Any] | None = None  # the schema sent for constrained decoding
+    conditioning: Conditioning | None = None  # the job's variables and seed rows (quality)
 
 
 def record_calls(
@@ -92,10 +94,12 @@ def record_calls(
     attempts: int,
     max_tokens: int,
     round_: int = 0,
+    conditioning: Conditioning | None = None,
 ) -> RecordCalls:
     """What the records of ``details`` need: its schema checked and compiled once, its
-    field order, the sampling of its calls (``max_tokens`` caps the schema's estimate)
-    and the schema sent for constrained decoding. ``SchemaInvalid`` when unusable."""
+    field order, the sampling of its calls (``max_tokens`` caps the schema's estimate),
+    the schema sent for constrained decoding and the job's variables and seed rows
+    (``conditioning``, ``datagems.quality``). ``SchemaInvalid`` when unusable."""
     from datagems.inference.constrain import constrained_schema
     from datagems.inference.generation import sampling_for
     from datagems.schema.check import field_order
@@ -113,6 +117,7 @@ def record_calls(
         sampling=sampling_for(schema, details.inference.parameters, max_tokens),
         round=round_,
         constrained=constrained_schema(schema),
+        conditioning=conditioning,
     )
 
 
@@ -196,6 +201,7 @@ async def generate(work: RecordCalls, index: int, watch: CallWatcher = UNWATCHED
         total=work.total,
         round_=work.round,
         constrained=work.constrained,
+        conditioning=work.conditioning,
     )
     messages = base = question.messages
     record_seed, schema = question.seed, question.schema

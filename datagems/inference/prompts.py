@@ -22,8 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from datagems.quality.proposals import DRAFT_ASK
+
 if TYPE_CHECKING:
     from datagems.models import JobDetails
+    from datagems.quality.conditioning import Conditioning
 
 LABEL_MODES = frozenset({"classification", "labeled", "labelled"})
 MAX_ANSWER_ECHO = 8000
@@ -137,7 +140,7 @@ def schema_draft_messages(
         lines.append(f"Dataset mode: {dataset_mode}.")
     lines.append("Answer with the JSON Schema of ONE record only.")
     return [
-        {"role": "system", "content": DRAFT_SYSTEM},
+        {"role": "system", "content": f"{DRAFT_SYSTEM} {DRAFT_ASK}"},
         {"role": "user", "content": "\n".join(lines)},
     ]
 
@@ -169,16 +172,24 @@ def record_head(details: JobDetails) -> str:
 
 
 def record_messages(
-    *, details: JobDetails, index: int, total: int, round_: int = 0
+    *,
+    details: JobDetails,
+    index: int,
+    total: int,
+    round_: int = 0,
+    conditioning: Conditioning | None = None,
 ) -> list[dict[str, str]]:
     """The call for record ``index`` (0-based global index) of ``total`` (in retry round
-    ``round_``: another seed and hint)."""
+    ``round_``: another seed and hint), with the record's seed row and variable values
+    (``conditioning``: the same in every round) when the job declares them."""
     seed = record_seed(details.id, index, round_)
     schema = details.json_schema or {}
     lines = [record_head(details)]
     lines.append(f"This is record {index + 1} of {total}. Variation seed: {seed}.")
     lines.append(f"Diversity hint: make this record {diversity_hint(details.id, index, round_)}.")
     lines.append("Do not copy earlier records; every record should be distinct.")
+    if conditioning is not None:
+        lines += conditioning.prompt_lines(index)
     if is_label_mode(details.dataset_mode):
         labels = _label_values(schema)
         lines.append(

@@ -95,6 +95,8 @@ def _new_base(services: Services, *, owner: str, draft: dict[str, Any], job_id: 
     now = now_iso()
     total = int(draft["totalRecords"])
     peers = list(services.settings.chainstore_peers)
+    conditioned = bool(draft.get("variables") or draft.get("seedData"))
+    peers, left_out = _peers_for_conditioning(services, peers) if conditioned else (peers, [])
     inference = recorded_inference(services, draft.get("inference") or {}, owner)
     mock = services.settings.uses_mock_inference and not inference.use_external_api
     details = JobDetails(
@@ -113,6 +115,10 @@ def _new_base(services: Services, *, owner: str, draft: dict[str, Any], job_id: 
         schema_duration_ms=draft.get("schemaDurationMs") or 0,
         schema_refreshes=draft.get("schemaRefreshes") or 0,
         near_duplicate_threshold=draft.get("nearDuplicateThreshold"),
+        seed=draft.get("seed"),
+        variables=draft.get("variables") or None,
+        seed_data=draft.get("seedData") or None,
+        original_peers_left_out=left_out or None,
     )
     cid = services.details.put(details)
     return JobBase(
@@ -131,6 +137,17 @@ def _new_base(services: Services, *, owner: str, draft: dict[str, Any], job_id: 
         schema_refreshes=details.schema_refreshes,
         updated_at=now,
     )
+
+
+def _peers_for_conditioning(services: Services, peers: list[str]) -> tuple[list[str], list[str]]:
+    """A job with per-record variables or seed data goes to the replicas of ours only (those
+    seen in ``datagen:replicas``; the original app would ignore both), when it has any:
+    the peers kept, and those of the original left out (the job page names them)."""
+    beats = services.replicas.all()
+    ours = [p for p in peers if p in beats]
+    if not ours or ours == peers:
+        return peers, []
+    return ours, [p for p in peers if p not in ours]
 
 
 def recorded_inference(services: Services, given: dict[str, Any], owner: str) -> InferenceSpec:

@@ -68,6 +68,7 @@ def records_page(services: Services, job_id: str, *, offset: int, limit: int) ->
                 "reason": entry.get("reason"),
                 "message": entry.get("error"),
                 "data": entry.get("data"),
+                "vars": entry.get("vars"),  # the record's variables (datagems.quality)
                 "peer": peer_of(index),
                 "tries": entry.get("tries"),  # per attempt: what was done, and why it failed
             }

@@ -12,7 +12,9 @@ Options (``ExportOptions``): the columns ``_index`` (the 0-based global index; t
 view shows it as record ``_index + 1``), ``_status`` (``ok``, ``failed``, ``missing``) and
 ``_error``, first in every row; with any of them a failed row is an object of those
 columns (never ``null``). ``flatten``: nested objects become columns ``a.b`` (CSV and
-Parquet; JSON and JSONL keep their nesting), else one column of JSON text.
+Parquet; JSON and JSONL keep their nesting), else one column of JSON text. ``vars``: each
+ok record gains its variables' values and seed row (``datagems.quality.columns``: nested
+``_vars`` in JSON and JSONL, a column ``_vars.<name>`` per variable in CSV and Parquet).
 
 Memory stays flat in N: the slices are merged as streams (``datagems.job.export``); CSV and
 Parquet read them twice (the header, then the rows); Parquet is written in row groups of
@@ -34,6 +36,7 @@ import orjson
 from datagems.errors import BadRequest, DatagemsError
 from datagems.job import export
 from datagems.models import JobBase
+from datagems.quality.columns import with_var_columns
 from datagems.services import Services
 
 logger = logging.getLogger(__name__)
@@ -60,6 +63,7 @@ class ExportOptions:
     include_failed: bool = True
     flatten: bool = False
     partial: bool = False
+    vars: bool = False  # the per-record variables' columns (datagems.quality)
 
     @property
     def columns(self) -> list[str]:
@@ -68,7 +72,7 @@ class ExportOptions:
 
 def parse_options(query: Any) -> ExportOptions:
     """The options of an export request's query (``format``, ``meta``, ``failed``,
-    ``flatten``, ``partial``); ``BadRequest`` naming the one that is wrong."""
+    ``flatten``, ``partial``, ``vars``); ``BadRequest`` naming the one that is wrong."""
     fmt = str(query.get("format", "json")).lower()
     if fmt not in FORMATS:
         raise BadRequest(f"format must be one of {', '.join(FORMATS)}")
@@ -86,6 +90,7 @@ def parse_options(query: Any) -> ExportOptions:
         include_failed=failed == "include",
         flatten=_flag(query.get("flatten")),
         partial=_flag(query.get("partial")),
+        vars=_flag(query.get("vars")),
     )
 
 
@@ -201,6 +206,8 @@ class RowSource:
 
     def __call__(self) -> Iterator[Row]:
         entries = export.merged_entries(self.services, self.job.id, partial=self.options.partial)
+        if self.options.vars:
+            entries = with_var_columns(entries, flat=self.options.fmt in ("csv", "parquet"))
         return rows(entries, self.job.total_records, self.options.include_failed)
 
     def schema(self) -> dict[str, Any] | None:

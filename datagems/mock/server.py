@@ -55,6 +55,7 @@ from aiohttp import web
 from datagems.mock import modes
 from datagems.mock.drafts import draft_schema
 from datagems.mock.records import RecordFactory
+from datagems.quality.proposals import PROPOSALS_KEY, follow_values, mock_proposals
 
 logger = logging.getLogger(__name__)
 
@@ -517,6 +518,7 @@ class MockLLM:
                 record = record if record is not None else factory.make(rng)
                 if isinstance(record, dict) and "label" in record:
                     _follow_label(record, body, schema)
+                follow_values(record, body["messages"][-1].get("content", ""), schema)
             text = orjson.dumps(record).decode()
         else:
             # what the user asked for; the system prompt's own words ("user", "record")
@@ -528,7 +530,10 @@ class MockLLM:
             prompt = "\n".join(asked) or system
             if _LABEL_PROMPT.search(system) and not _LABEL_PROMPT.search(prompt):
                 prompt += "\nDataset mode: classification (a label per record)."
-            text = orjson.dumps(draft_schema(prompt, rng)).decode()
+            drafted = draft_schema(prompt, rng)
+            if PROPOSALS_KEY in system:  # the draft asks for per-record variables too
+                drafted[PROPOSALS_KEY] = mock_proposals(drafted)
+            text = orjson.dumps(drafted).decode()
 
         if config.control_chars_rate and copied is None and roll() < config.control_chars_rate:
             changed = modes.with_raw_newline(text)

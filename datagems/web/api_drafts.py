@@ -29,10 +29,11 @@ from datagems.inference.extract import extract_json
 from datagems.inference.pipeline import RecordCalls, RecordOutcome, generate, record_calls
 from datagems.job import caps, lifecycle
 from datagems.models import InferenceSpec, JobDetails, dataset_mode_flag, now_iso
+from datagems.quality.variables import proposed_variables
 from datagems.schema.check import check_schema
 from datagems.schema.sanitize import draft_problem, sanitize_schema
 from datagems.ssrf import check_public_url
-from datagems.web import draft_edits, limits
+from datagems.web import api_quality, draft_edits, limits
 from datagems.web.auth import Caller, caller, session_secret
 from datagems.web.bodies import ConfirmBody, InferenceOverrides, PreviewBody, SchemaBody, read_body
 from datagems.web.keys import LIMITERS, READ_CACHE, SERVICES, STATE
@@ -107,10 +108,15 @@ class DraftRefused(SchemaInvalid):
 
 
 def _draft_once(
-    provider: Any, messages: list[dict[str, str]], spec: InferenceSpec, warnings: list[str]
+    provider: Any,
+    messages: list[dict[str, str]],
+    spec: InferenceSpec,
+    warnings: list[str],
+    proposed: list[dict[str, Any]] | None = None,
 ) -> dict:
     """One draft call; ``DraftRefused`` when the answer is not a schema (an example record,
-    a bare map, a fragment): it is never turned into one."""
+    a bare map, a fragment): it is never turned into one. The variables it proposes go to
+    ``proposed`` (each invalid one dropped with a warning)."""
     completion = provider.complete(
         messages,
         schema=None,
@@ -118,11 +124,14 @@ def _draft_once(
         max_tokens=DRAFT_MAX_TOKENS,
     )
     raw = extract_json(completion.text)
+    proposals = api_quality.take_proposals(raw)
     problem = draft_problem(raw)
     if problem is not None:
         raise DraftRefused(problem)
     schema = sanitize_schema(raw, warnings)
     check_schema(schema)
+    if proposed is not None:
+        proposed[:] = proposed_variables(proposals, warnings)
     return schema
 
 
@@ -173,12 +182,15 @@ async def draft_schema(request: web.Request) -> web.Response:
     last_error: DatagemsError | None = None
     refused: list[str] = []
     warnings: list[str] = []
+    proposed: list[dict[str, Any]] = []
     question = messages
     try:
         for _attempt in range(DRAFT_ATTEMPTS):
             try:
                 warnings.clear()
-                schema = await asyncio.to_thread(_draft_once, provider, messages, spec, warnings)
+                schema = await asyncio.to_thread(
+                    _draft_once, provider, messages, spec, warnings, proposed
+                )
                 break
             except (InferenceError, SchemaInvalid) as exc:
                 failed += 1
@@ -222,6 +234,8 @@ async def draft_schema(request: web.Request) -> web.Response:
     }
     if refused:  # ours, only when there is something to say
         answer["refusedDrafts"] = refused
+    if proposed:  # ours: per-record variables the user may keep at confirm
+        answer["variables"] = proposed
     if warnings:
         answer["warnings"] = list(warnings)
     return web.json_response(answer)
@@ -278,6 +292,14 @@ async def preview(request: web.Request) -> web.Response:
         dataset_mode=draft.get("datasetMode"),
         total_records=int(draft.get("totalRecords") or PREVIEW_RECORDS),
     )
+    conditioning = await asyncio.to_thread(  # the variables' values of the job's first records
+        api_quality.preview_conditioning,
+        request.app[SERVICES],
+        body,
+        details,
+        job_id_for_draft(str(draft.get("jti", ""))),
+        secret=session_secret(request),
+    )
     provider = await asyncio.to_thread(_provider, request, spec, who.username)
     started = time.perf_counter()
     total = max(PREVIEW_RECORDS, details.total_records or 0)
@@ -289,12 +311,15 @@ async def preview(request: web.Request) -> web.Response:
             total=total,
             attempts=PREVIEW_ATTEMPTS,
             max_tokens=request.app[SERVICES].settings.record_max_tokens,
+            conditioning=conditioning,
         )
     except BaseException:
         await asyncio.to_thread(provider.close)
         raise
     outcomes = await asyncio.to_thread(_preview_records, calls)
     records = [_preview_payload(outcome) for outcome in outcomes]
+    for record in records if conditioning is not None else ():  # the values each was given
+        record.update(conditioning.entry(record["i"]))
     state = request.app[STATE]
     state.preview_calls += 1
     state.preview_records_ok += sum(1 for r in records if r["ok"])
@@ -339,6 +364,17 @@ async def confirm(request: web.Request) -> web.Response:
     if body.near_duplicate_threshold is not None:
         draft["nearDuplicateThreshold"] = body.near_duplicate_threshold
     draft["inference"] = (await _inference_spec(request, body, draft.get("inference"))).wire()
+    draft.update(
+        await asyncio.to_thread(
+            functools.partial(
+                api_quality.confirmed_fields,
+                services,
+                body,
+                username=who.username,
+                secret=session_secret(request),
+            )
+        )
+    )
     jti = draft.get("jti")
     if not jti:
         raise BadRequest(INVALID_DRAFT)

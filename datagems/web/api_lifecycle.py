@@ -114,4 +114,6 @@ async def clone_task(request: web.Request) -> web.Response:
         "draftToken": token,
         "failedAttempts": 0,
     }
+    if details.variables:  # ours (datagems.quality): shown in the editor, sent at confirm
+        answer["variables"] = details.variables
     return web.json_response(answer)

@@ -13,7 +13,7 @@ validation context (``{"max_records": N}``).
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from aiohttp import web
@@ -155,6 +155,23 @@ class SchemaBody(InferenceOverrides):
         return value
 
 
+class SeedChoice(Body):
+    """An uploaded seed file (``POST /api/seeds``) and how records use its rows (ours)."""
+
+    cid: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    token: Annotated[str, StringConstraints(min_length=1, max_length=200)]  # the upload's
+    mode: Literal["in_order", "sampled", "without_replacement"] = "in_order"
+
+
+class Conditioned(Body):
+    """Ours (datagems.quality): the per-record variables kept from the draft's proposals
+    (checked by ``quality.variables``), their draws' seed, and a seed file to condition on."""
+
+    variables: list[Any] | None = Field(default=None, max_length=20)
+    seed: Annotated[StrictInt, Field(ge=0, le=2**53)] | None = None
+    seed_data: SeedChoice | None = None
+
+
 class DraftChanges(Body):
     """The form's fields changed since the draft (author helper): the confirm and the
     preview use them over the draft's (``datagems.web.draft_edits``)."""
@@ -166,12 +183,12 @@ class DraftChanges(Body):
     dataset_mode: bool | OptionalText | None = None
 
 
-class PreviewBody(DraftChanges):
+class PreviewBody(DraftChanges, Conditioned):
     draft_token: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
 
 
-class ConfirmBody(InferenceOverrides, DraftChanges):
+class ConfirmBody(InferenceOverrides, DraftChanges, Conditioned):
     draft_token: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
     # quality (issue 17): this job's near-duplicate threshold (absent: the setting's)

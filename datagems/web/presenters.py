@@ -15,6 +15,7 @@ from datagems.errors import NotFound
 from datagems.job import honest, lifecycle
 from datagems.job.state import JobView, coverage
 from datagems.models import JobDetails, PeerState
+from datagems.web import api_quality
 from datagems.web.auth import caller
 from datagems.web.cache import CachedView
 from datagems.web.keys import READ_CACHE, SERVICES
@@ -178,7 +179,8 @@ def view_payload(
             peers.append({**state.wire(), "usage": peer_usage(state), "kind": kind})
     return {
         "originalPeers": originals,
-        "notes": mixed_fleet_notes(view, originals),
+        "notes": mixed_fleet_notes(view, originals)
+        + api_quality.conditioning_notes(details, originals),
         "job": view.job.wire(),
         "peers": peers,
         "details": details.wire() if details else None,

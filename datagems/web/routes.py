@@ -23,6 +23,7 @@ from datagems.web import (
     api_jobs,
     api_lifecycle,
     api_misc,
+    api_quality,
     api_records,
     api_report,
     api_user,
@@ -86,6 +87,7 @@ EXPORT_FAILED = Param(
     enum=("include", "exclude"),
 )
 EXPORT_FLATTEN = Param("flatten", "true: nested fields as columns a.b in CSV and Parquet")
+EXPORT_VARS = Param("vars", "true: each record with its variables' values (_vars, _seedRow)")
 
 ROUTES: tuple[Route, ...] = (
     # health and auth
@@ -178,6 +180,15 @@ ROUTES: tuple[Route, ...] = (
         "tasks",
         body=ConfirmBody,
         errors=(400, 401, 429),
+    ),
+    Route(
+        "POST",
+        "/api/seeds",
+        api_quality.upload_seed,
+        "Upload a seed file (CSV or JSONL, raw body): its rows go to R1FS; {cid, rows, columns}",
+        "tasks",
+        query=(Param("filename", "the file's name: .csv or .jsonl tells its kind"),),
+        errors=(400, 401, 413),
     ),
     Route(
         "GET",
@@ -313,7 +324,7 @@ ROUTES: tuple[Route, ...] = (
         api_jobs.export_task,
         "The merged dataset as a download",
         "tasks",
-        query=(FORMAT, PARTIAL, EXPORT_META, EXPORT_FAILED, EXPORT_FLATTEN),
+        query=(FORMAT, PARTIAL, EXPORT_META, EXPORT_FAILED, EXPORT_FLATTEN, EXPORT_VARS),
         kind="file",
         errors=(400, 401, 404, 409),
     ),

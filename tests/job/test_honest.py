@@ -18,11 +18,11 @@ from datagems.models import (
 )
 from datagems.settings import Settings
 
-NOW = datetime.now(UTC)
-
 
 def ago(seconds: float) -> str:
-    return (NOW - timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+    """A stamp ``seconds`` before now: the wall clock ``settled`` and ``state_of`` read
+    (a module-level now went stale when the module ran long after its import)."""
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
 
 
 def view(**peers: PeerState) -> JobView:
@@ -42,7 +42,7 @@ def peer(name: str, **fields: object) -> PeerState:
 def test_a_peer_with_calls_in_flight_keeps_the_cancel_going(settings: Settings) -> None:
     busy = peer("a", startedAt=ago(5), lastUpdateAt=ago(1), inFlight=[InFlightRecord(i=1)])
     shown = view(a=busy, b=peer("b", cancelledAt=ago(0.5), startedAt=ago(5), resultCid="Qm1"))
-    assert still_working(shown, [], settings, NOW) == ["a"]
+    assert still_working(shown, [], settings) == ["a"]
     assert not settled(shown, [], settings)
     state = state_of(shown, [], {}, [], settings)
     assert state["label"] == "Cancelling…" and "a still finishing" in state["why"]
@@ -55,7 +55,7 @@ def test_stopped_never_started_or_silent_past_the_lease_is_ended(settings: Setti
     silent = peer("c", startedAt=ago(lease * 3), lastUpdateAt=ago(lease * 2),
                   inFlight=[InFlightRecord(i=2)])  # fmt: skip
     shown = view(a=stopped, b=waiting, c=silent)
-    assert still_working(shown, [], settings, NOW) == []
+    assert still_working(shown, [], settings) == []
     assert state_of(shown, [], {}, [], settings)["label"] == "Cancelled"
 
 
@@ -68,9 +68,9 @@ def test_a_live_peer_still_finishing_a_dead_peers_range_keeps_it_going(settings:
         takeovers={"b": Takeover(peer_id="b", range=Range(start=4, end=8), started_at=ago(3))},
     )
     shown = view(a=taker, b=peer("b", startedAt=ago(600), lastUpdateAt=ago(600)))
-    assert still_working(shown, [], settings, NOW) == ["a"]
+    assert still_working(shown, [], settings) == ["a"]
 
 
 def test_the_original_apps_peers_are_not_waited_for(settings: Settings) -> None:
     original = peer("ts1", startedAt=ago(5), lastUpdateAt=ago(1), inFlight=[InFlightRecord(i=0)])
-    assert still_working(view(ts1=original), ["ts1"], settings, NOW) == []
+    assert still_working(view(ts1=original), ["ts1"], settings) == []

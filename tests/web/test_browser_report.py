@@ -139,3 +139,71 @@ def test_a_finished_job_shows_its_quality_charts_without_any_outside_request(
     assert not outside, outside
     assert not errors, errors
     context.close()
+
+
+EDITOR_RECORDS = 12
+
+
+def test_a_variable_declared_in_the_editor_shows_its_observed_distribution_in_the_report(
+    browser: object,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The whole path of a variable, in the browser on a real replica: declared in the
+    new-dataset editor, drawn per record by the engine, and drawn in the report as
+    requested against observed, the observed shares being those of the records' values."""
+    from playwright.sync_api import expect
+
+    from tests.fleet import ADMIN_PASSWORD, Fleet
+
+    with Fleet(tmp_path, peers=["a"], mock_args=("--latency-ms", "20")) as fleet:
+        fleet.start_replicas()
+        url = fleet.replicas["a"].url
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        sign_in(page, url, "admin", ADMIN_PASSWORD)
+
+        page.goto(f"{url}/new")
+        page.fill("input[name=title]", "Bike shop customers")
+        page.fill("input[name=totalRecords]", str(EDITOR_RECORDS))
+        page.fill(
+            "textarea[name=description]",
+            "A customer of a bike shop: name, city and the bike they bought.",
+        )
+        page.fill("textarea[name=instructions]", "Realistic customers.")
+        page.click("#draft-btn")
+        page.wait_for_selector("#schema-step:not([hidden])")
+        page.wait_for_selector("#variables-editor .var-row")  # the draft's proposals
+        for _ in range(page.locator("#variables-editor .var-row").count()):
+            page.locator("#variables-editor .var-remove").first.click()
+        page.click("#variable-add")
+        row = page.locator("#variables-editor .var-row").first
+        row.locator("[data-key=name]").fill("city")
+        row.locator("[data-key=values]").fill("Lyon, Pune")
+        row.locator("[data-key=weights]").fill("3, 1")
+        page.click("#confirm-btn")
+        page.wait_for_url(f"{url}/jobs/*")
+        job_id = page.url.rsplit("/", 1)[-1]
+
+        expect(page.locator("#report-basis")).to_contain_text(
+            f"{EDITOR_RECORDS} ok, 0 failed of {EDITOR_RECORDS} records", timeout=120_000
+        )
+        chart = page.locator('#report-variables [data-variable="city"]')
+        expect(chart.locator("rect.bar-observed")).to_have_count(2)
+        assert chart.locator("rect.bar-requested").count() == 2
+        records = context.request.get(f"{url}/api/tasks/{job_id}/records?offset=0&limit=50").json()[
+            "records"
+        ]
+        given = [r["vars"]["city"] for r in records]
+        assert len(given) == EDITOR_RECORDS
+        for city in ("Lyon", "Pune"):  # the observed share shown is that of the records
+            share = f"{100 * given.count(city) / EDITOR_RECORDS:.1f}%"
+            title = chart.locator("rect.bar-observed title").filter(has_text=f"{city}:")
+            assert title.text_content() == f"{city}: observed {share}"
+        requested = chart.locator("rect.bar-requested title").all_text_contents()
+        assert requested == ["Lyon: requested 75.0%", "Pune: requested 25.0%"]
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "quality-report-variable.png"), full_page=True)
+        assert not errors, errors
+        context.close()

@@ -138,6 +138,7 @@ function initNewDataset() {
     $("#schema-step").hidden = false;
     showError($("#schema-error"), "");
     showChanges();
+    document.dispatchEvent(new CustomEvent("datagems:draft", { detail: draft }));  // variables.js
   }
 
   async function requestDraft(button, previous) {
@@ -213,9 +214,12 @@ function initNewDataset() {
     location.href = "/new";
   });
 
+  // the per-record variables and seed file of variables.js (vars helper, issue 17)
+  const conditioned = () => (window.DatagemsVariables ? window.DatagemsVariables.confirmFields() : {});
+
   function confirmBody(schema) {
     const { carried } = changes();
-    return { draftToken: draft.draftToken, schema, ...carried, ...inferenceBody() };
+    return { draftToken: draft.draftToken, schema, ...carried, ...inferenceBody(), ...conditioned() };
   }
 
   $("#preview-btn").addEventListener("click", async (event) => {
@@ -224,13 +228,14 @@ function initNewDataset() {
     await busy(event.currentTarget, async () => {
       try {
         const { carried } = changes();
-        const answer = await api("POST", "/api/tasks/preview", { draftToken: draft.draftToken, schema, ...carried });
+        const answer = await api("POST", "/api/tasks/preview", { draftToken: draft.draftToken, schema, ...carried, ...conditioned() });
         const box = clear($("#preview-records"));
         for (const record of answer.records) {
           box.append(el("div", { class: "preview" },
             el("div", { class: "card-head" }, el("strong", { text: `Sample ${record.i + 1}` }),
               el("span", { class: "state state-" + (record.ok ? "ok" : "failed"), text: record.ok ? "valid" : (record.reason || "failed") })),
             record.error ? el("p", { class: "small form-error", text: record.error }) : null,
+            record.vars ? el("p", { class: "small muted preview-vars", text: "given: " + Object.entries(record.vars).map(([k, v]) => `${k} = ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ") }) : null,
             record.data !== undefined ? el("pre", { class: "code", text: JSON.stringify(record.data, null, 2) }) : null));
         }
         $("#preview-meta").textContent = `made in ${fmtDuration(answer.durationMs)}`;
