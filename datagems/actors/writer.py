@@ -358,6 +358,12 @@ class CStoreWriter(Actor):
         if tracked.finished:
             state.recent = [*state.recent, *map(_recent, tracked.finished)][-RECENT_KEPT:]
             tracked.finished.clear()
+        if not tracked.active and self._deleted(job_id):
+            # the last write of a job no actor here works any more, and the job was deleted
+            # meanwhile (a cancelled job's delete): writing would bring its state back
+            self.tracked.pop(job_id, None)
+            logger.info("job %s was deleted: its last progress here is not written", job_id)
+            return
         state.in_flight = sorted(tracked.in_flight.values(), key=lambda r: r.i)
         state.last_update_at = now_iso()
         if self.peer in tracked.active or state.generated_ok or state.generated_failed:
@@ -377,6 +383,12 @@ class CStoreWriter(Actor):
         if not tracked.active:
             self.tracked.pop(job_id, None)
         self._after_write(job_id, tracked)
+
+    def _deleted(self, job_id: str) -> bool:
+        try:
+            return self.services.jobs.get_raw(job_id) is None
+        except StoreError:  # cannot tell: write, as before
+            return False
 
     def _after_write(self, job_id: str, tracked: _Tracked) -> None:
         """What the original app reads besides our state: the owners' states of the ranges

@@ -66,6 +66,9 @@ async def _delete_through_owner(request: web.Request, job_id: str, username: str
     until = commands.give_up_at(services, command)
     while True:
         if await asyncio.to_thread(removal.wait_removed, services, job_id):
+            # the job went by another delete (or this one): a command of ours still in the
+            # inbox has no job, so no owner will ever take it out
+            await asyncio.to_thread(services.inbox.remove, command.id)
             return
         decision = await asyncio.to_thread(commands.decision_of, services, command)
         if decision is not None:
