@@ -358,11 +358,11 @@ class CStoreWriter(Actor):
         if tracked.finished:
             state.recent = [*state.recent, *map(_recent, tracked.finished)][-RECENT_KEPT:]
             tracked.finished.clear()
-        if not tracked.active and self._deleted(job_id):
-            # the last write of a job no actor here works any more, and the job was deleted
-            # meanwhile (a cancelled job's delete): writing would bring its state back
+        if self._deleted(job_id):
+            # the job was deleted meanwhile (a cancelled job's delete while this replica
+            # still had progress of it): writing would bring its peer state back
             self.tracked.pop(job_id, None)
-            logger.info("job %s was deleted: its last progress here is not written", job_id)
+            logger.info("job %s was deleted: its progress here is not written", job_id)
             return
         state.in_flight = sorted(tracked.in_flight.values(), key=lambda r: r.i)
         state.last_update_at = now_iso()
