@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,29 +250,41 @@ def run(ctx: Context, deadline: Deadline) -> Scenario:
         return sc
     n = QUICK_RECORDS if ctx.sizes.quick else RECORDS
     sc.settings = {"N": n, "model": llm_server.MODEL_ALIAS, "server": "llama-cpp-python 0.3.36"}
-    with Stack(ctx.work / "llm", ctx.logs, deadline) as stack:
-        port = free_port()
-        server = Proc(
-            "llama-server",
-            llm_server.command(venv, port=port),
-            logs=ctx.logs,
-            ready_url=f"http://127.0.0.1:{port}/v1/models",
-        )
-        stack.procs.append(server)
-        server.start(deadline, timeout=180)
-        proxy = UsageProxy(f"http://127.0.0.1:{port}").start()
-        try:
-            stack.peers = ["a"]
-            stack.devnode()
-            stack.replica("a", proxy.url, {"DATAGEN_ALLOW_PRIVATE_URLS": "true"})
-            services = open_services(stack)
-            try:
-                _measure(sc, services, proxy, n, deadline)
-            finally:
-                services.close()
-        finally:
-            proxy.stop()
+    with (
+        Stack(ctx.work / "llm", ctx.logs, deadline) as stack,
+        model_replica(ctx, stack, venv, deadline) as (services, proxy),
+    ):
+        _measure(sc, services, proxy, n, deadline)
     return sc
+
+
+@contextlib.contextmanager
+def model_replica(
+    ctx: Context, stack: Stack, venv: Path, deadline: Deadline
+) -> Iterator[tuple[Any, UsageProxy]]:
+    """The real model server, the usage proxy in front of it, a devnode and replica ``a``
+    calling the proxy: (the replica's services, the proxy). Stopped in reverse order."""
+    port = free_port()
+    server = Proc(
+        "llama-server",
+        llm_server.command(venv, port=port),
+        logs=ctx.logs,
+        ready_url=f"http://127.0.0.1:{port}/v1/models",
+    )
+    stack.procs.append(server)
+    server.start(deadline, timeout=180)
+    proxy = UsageProxy(f"http://127.0.0.1:{port}").start()
+    try:
+        stack.peers = ["a"]
+        stack.devnode()
+        stack.replica("a", proxy.url, {"DATAGEN_ALLOW_PRIVATE_URLS": "true"})
+        services = open_services(stack)
+        try:
+            yield services, proxy
+        finally:
+            services.close()
+    finally:
+        proxy.stop()
 
 
 def _measure(sc: Scenario, services: Any, proxy: UsageProxy, n: int, deadline: Deadline) -> None:

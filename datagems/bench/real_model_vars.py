@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from datagems.bench import llm_server
-from datagems.bench.procs import Deadline, Proc, Stack, free_port
-from datagems.bench.real_model import PROFILE_ID, UsageProxy
+from datagems.bench.procs import Deadline, Stack
+from datagems.bench.real_model import PROFILE_ID, UsageProxy, model_replica
 from datagems.bench.scenarios.base import OWNER, Context, Scenario
-from datagems.bench.scenarios.probes import open_services, wait_finished
+from datagems.bench.scenarios.probes import wait_finished
 from datagems.job import export, lifecycle
 from datagems.models import InferenceProfile, UserSettings
 
@@ -73,30 +73,13 @@ def run(ctx: Context, deadline: Deadline) -> Scenario:
             "the job without the variable is the real-model scenario's "
             "(DATAGEMS_BENCH_BASELINE=1 runs it here too, first)"
         )
-    with Stack(ctx.work / "llm-vars", ctx.logs, deadline) as stack:
-        port = free_port()
-        server = Proc(
-            "llama-server",
-            llm_server.command(venv, port=port),
-            logs=ctx.logs,
-            ready_url=f"http://127.0.0.1:{port}/v1/models",
-        )
-        stack.procs.append(server)
-        server.start(deadline, timeout=180)
-        proxy = UsageProxy(f"http://127.0.0.1:{port}").start()
-        try:
-            stack.peers = ["a"]
-            stack.devnode()
-            stack.replica("a", proxy.url, {"DATAGEN_ALLOW_PRIVATE_URLS": "true"})
-            services = open_services(stack)
-            try:
-                _profile(services, proxy)
-                for label, extra in (WITHOUT, WITH) if baseline else (WITH,):
-                    _job(sc, services, n, deadline, label, extra)
-            finally:
-                services.close()
-        finally:
-            proxy.stop()
+    with (
+        Stack(ctx.work / "llm-vars", ctx.logs, deadline) as stack,
+        model_replica(ctx, stack, venv, deadline) as (services, proxy),
+    ):
+        _profile(services, proxy)
+        for label, extra in (WITHOUT, WITH) if baseline else (WITH,):
+            _job(sc, services, n, deadline, label, extra)
     return sc
 
 
